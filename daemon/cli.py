@@ -1,0 +1,126 @@
+"""``gravity-led-daemon``: parse options, set up logging, run the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import ConfigError, add_arguments, load_config
+from .leds import HardwareError, LedPair
+from .security import SecurityError, read_token
+from .server import Daemon, StartupError
+from .systemd import Systemd, SystemdError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "gravity-led-daemon"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Serve one phone at a time over WebSocket and light the right or left LED as it tilts. "
+            "Options come from flags, then GRAVITY_LED_* environment variables, then the TOML file, then defaults. "
+            "Subcommand: 'make-cert' creates a self-signed TLS certificate (see 'make-cert --help')."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--qr", action="store_true", help="print a QR code of the page's URL in the terminal at start")
+    add_arguments(parser)
+    return parser
+
+
+def _setup_logging(level: str, sd: Systemd) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = sd.journal_handler()
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # websockets' own messages are internals (and its DEBUG lines would show
+    # request paths, where a ?token= may be); keep them to real warnings.
+    logging.getLogger("gravity_led.websockets").setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["make-cert"]:
+        from .tls import main as make_cert_main
+
+        return make_cert_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg, path = load_config(args)
+    except ConfigError as e:
+        return _fail(str(e), 2)
+    sd = Systemd()
+    try:
+        sd.check()
+    except SystemdError as e:
+        return _fail(str(e))
+    _setup_logging(cfg.log_level, sd)
+    log = logging.getLogger("gravity_led")
+    log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
+    try:
+        token = read_token(cfg.token_file) if cfg.token_file else None
+        leds = LedPair(
+            right_pin=cfg.right_pin,
+            left_pin=cfg.left_pin,
+            frequency_hz=cfg.frequency_hz,
+            pin_factory=cfg.pin_factory,
+            write_delay_s=cfg.mock_write_delay_us / 1e6,
+        )
+    except (SecurityError, HardwareError) as e:
+        return _fail(str(e))
+
+    def reload_config():
+        return load_config(args, os.environ)[0]
+
+    with leds:
+        daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
+        try:
+            asyncio.run(_run(daemon, qr=args.qr))
+        except StartupError as e:
+            return _fail(str(e))
+        except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set
+            pass
+    if daemon.failed is not None:
+        return 1
+    log.info("stopped")
+    return 0
+
+
+async def _run(daemon: Daemon, *, qr: bool) -> None:
+    async def announce() -> None:
+        try:
+            from .urls import qr_text, urls_to_open
+        except ImportError:
+            return
+        cfg = daemon.cfg
+        urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
+        for url in urls:
+            logging.getLogger("gravity_led").info("open %s on a phone", url)
+        if qr and urls:
+            print(qr_text(urls[0]), file=sys.stderr, flush=True)
+
+    daemon_task = asyncio.ensure_future(daemon.run())
+    # Announce once listening; run() raises StartupError before that if it cannot.
+    while daemon.server is None and not daemon_task.done():
+        await asyncio.sleep(0.01)
+    if not daemon_task.done():
+        await announce()
+    await daemon_task

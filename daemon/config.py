@@ -1,0 +1,235 @@
+"""Daemon configuration: one table of options, read from three places.
+
+Precedence, highest first: command-line flags, ``GRAVITY_LED_*`` environment
+variables, the TOML file (``--config``, else ``/etc/gravity-led/daemon.toml``
+if it exists), built-in defaults.  Each option has the same name everywhere:
+TOML key ``stale_after_s`` = variable ``GRAVITY_LED_STALE_AFTER_S`` = flag
+``--stale-after-s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping as MappingT
+
+from .mapping import AXES, CURVES, Mapping, MappingError
+from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
+
+__all__ = ["Config", "ConfigError", "DEFAULT_CONFIG_PATH", "ENV_PREFIX", "RELOADABLE", "load_config", "add_arguments"]
+
+DEFAULT_CONFIG_PATH = Path("/etc/gravity-led/daemon.toml")
+ENV_PREFIX = "GRAVITY_LED_"
+PIN_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """Bad configuration; ``str(err)`` is one sentence naming the problem."""
+
+
+def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str) -> Any:
+    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices, "group": group})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Every daemon option, with units in the names."""
+
+    host: str = _opt("0.0.0.0", "address to listen on (0.0.0.0 = every IPv4 address, :: = IPv6 too)", metavar="ADDR", group="network")
+    port: int = _opt(DEFAULT_PORT, "TCP port for WebSocket and HTTP (0 = any free port)", metavar="PORT", group="network")
+    certfile: str | None = _opt(None, "TLS certificate (PEM): serve https:// and wss:// instead of http:// and ws://", metavar="PATH", group="network")
+    keyfile: str | None = _opt(None, "TLS private key (PEM) for --certfile", metavar="PATH", group="network")
+    token_file: str | None = _opt(None, "file holding a shared secret that clients must present (Bearer header or ?token=)", metavar="PATH", group="security")
+    allowed_origins: tuple[str, ...] = _opt((), "extra web page origins allowed to connect, comma-separated (the daemon's own page is always allowed)", metavar="URLS", group="security")
+    max_connections: int = _opt(32, "cap on open connections, handshakes included, so a flood cannot exhaust memory", metavar="N", group="security")
+    max_frame_bytes: int = _opt(MAX_FRAME_BYTES, "largest frame accepted; bigger ones close the connection with 1009", metavar="BYTES", group="security")
+    handshake_timeout_s: float = _opt(5.0, "time a new connection has to finish its handshake", metavar="S", group="security")
+    ping_interval_s: float = _opt(5.0, "WebSocket ping interval, to find vanished phones", metavar="S", group="security")
+    ping_timeout_s: float = _opt(5.0, "time to wait for a pong before dropping the client", metavar="S", group="security")
+
+    pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock (default: gpiozero's own choice)", metavar="NAME", choices=PIN_FACTORIES, group="leds")
+    right_pin: str = _opt("GPIO18", "pin of the right LED (BCM number, GPIO18 or BOARD12 form)", metavar="PIN", group="leds")
+    left_pin: str = _opt("GPIO22", "pin of the left LED", metavar="PIN", group="leds")
+    frequency_hz: float = _opt(100.0, "PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
+    update_hz: float = _opt(500.0, "most LED updates per second; newer frames replace older ones in between", metavar="HZ", group="leds")
+    stale_after_s: float = _opt(1.0, "turn the LEDs off when no valid frame arrived for this long", metavar="S", group="leds")
+    mock_write_delay_us: float = _opt(0.0, "with mock pins, make each PWM write cost this much CPU (benchmarks)", metavar="US", group="leds")
+
+    axis: str = _opt("y", "gravity axis that measures the tilt", choices=AXES, group="mapping")
+    invert: bool = _opt(False, "swap left and right", group="mapping")
+    dead_zone_deg: float = _opt(0.0, "tilt below which both LEDs stay dark", metavar="DEG", group="mapping")
+    full_scale_deg: float = _opt(90.0, "tilt that gives full brightness (90 = the article)", metavar="DEG", group="mapping")
+    curve: str = _opt("linear", "response curve: linear (in the sine of the tilt, as the article) or gamma", choices=CURVES, group="mapping")
+    gamma: float = _opt(2.2, "exponent of the gamma curve (2.2 looks even to the eye)", metavar="G", group="mapping")
+    smoothing_s: float = _opt(0.0, "time constant of a low-pass on the duties (0 = off)", metavar="S", group="mapping")
+
+    log_level: str = _opt("info", "log level", choices=LOG_LEVELS, group="logging")
+
+    def mapping(self) -> Mapping:
+        return Mapping(
+            axis=self.axis,
+            invert=self.invert,
+            dead_zone_deg=self.dead_zone_deg,
+            full_scale_deg=self.full_scale_deg,
+            curve=self.curve,
+            gamma=self.gamma,
+        )
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+
+RELOADABLE = frozenset(
+    {"axis", "invert", "dead_zone_deg", "full_scale_deg", "curve", "gamma", "smoothing_s", "stale_after_s", "log_level"}
+)
+"""Options SIGHUP applies live; the others need a restart."""
+
+_FIELDS = {f.name: f for f in fields(Config)}
+_POSITIVE = {"frequency_hz", "update_hz", "stale_after_s", "handshake_timeout_s", "ping_interval_s", "ping_timeout_s", "max_frame_bytes", "max_connections"}
+
+
+def _kind(name: str) -> str:
+    t = _FIELDS[name].type
+    return {"int": "int", "float": "float", "bool": "bool", "tuple[str, ...]": "list"}.get(t, "str")
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """Turn a TOML value or a string from env/CLI into the option's type."""
+    kind = _kind(name)
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "int":
+            if isinstance(value, bool) or isinstance(value, float):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            v = float(value)
+            if not math.isfinite(v):
+                raise ValueError
+            return v
+        if kind == "list":
+            items = value if isinstance(value, list) else str(value).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if name in ("right_pin", "left_pin") and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (TypeError, ValueError):
+        wanted = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "list": "a list of strings"}.get(kind, "a string")
+        raise ConfigError(f"{name} {where} must be {wanted}, not {value!r}") from None
+
+
+def _validate(cfg: Config) -> Config:
+    for name in _POSITIVE:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name} must be greater than 0, not {getattr(cfg, name)}")
+    if not 0 <= cfg.port <= 65535:
+        raise ConfigError(f"port must be between 0 and 65535, not {cfg.port}")
+    if cfg.smoothing_s < 0 or cfg.mock_write_delay_us < 0:
+        raise ConfigError("smoothing_s and mock_write_delay_us must not be negative")
+    for name in ("pin_factory", "axis", "curve", "log_level"):
+        choices = _FIELDS[name].metadata["choices"]
+        value = getattr(cfg, name)
+        if value is not None and value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    if (cfg.certfile is None) != (cfg.keyfile is None):
+        raise ConfigError("certfile and keyfile must be given together")
+    try:
+        cfg.mapping()
+    except MappingError as e:
+        raise ConfigError(str(e)) from None
+    return cfg
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per option, all defaulting to None so we know what was given."""
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"TOML file of options (default: {DEFAULT_CONFIG_PATH} if it exists; env {ENV_PREFIX}CONFIG)",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(Config):
+        meta = f.metadata
+        group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        default = f.default if not isinstance(f.default, tuple) else ",".join(f.default) or "none"
+        help = f"{meta['help']} (default: {default}; env {ENV_PREFIX}{f.name.upper()})"
+        flags = ["--" + f.name.replace("_", "-")]
+        if f.name == "stale_after_s":
+            flags.append("--stale-after")
+        if _kind(f.name) == "bool":
+            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
+        else:
+            group.add_argument(*flags, dest=f.name, metavar=meta["metavar"], choices=meta["choices"], default=None, help=help)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable by this user") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    for key in data:
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown option {key!r} in config file {path}")
+    return data
+
+
+def config_path(args: argparse.Namespace | None, env: MappingT[str, str]) -> Path | None:
+    given = getattr(args, "config", None) or env.get(ENV_PREFIX + "CONFIG")
+    if given:
+        return Path(given)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_config(args: argparse.Namespace | None = None, env: MappingT[str, str] | None = None) -> tuple[Config, Path | None]:
+    """Merge defaults, the TOML file, the environment and flags; validate."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_path(args, env)
+    if path is not None:
+        for key, value in _read_toml(path).items():
+            values[key] = _coerce(key, value, f"in {path}")
+    for name in _FIELDS:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw, f"in ${ENV_PREFIX}{name.upper()}")
+    for name in _FIELDS:
+        raw = getattr(args, name, None) if args is not None else None
+        if raw is not None:
+            values[name] = _coerce(name, raw, f"(--{name.replace('_', '-')})")
+    return _validate(Config(**values)), path
+
+
+def changed_options(old: Config, new: Config) -> set[str]:
+    return {f.name for f in fields(Config) if getattr(old, f.name) != getattr(new, f.name)}
+
+
+def replace(cfg: Config, **changes: Any) -> Config:
+    return _validate(dataclasses.replace(cfg, **changes))

@@ -1,0 +1,220 @@
+"""The gravity-led wire protocol, declared once for the daemon and the client.
+
+Sans-I/O, like the ``websockets`` library's own protocol layer: these are pure
+functions from frames to values and back, with no sockets, clocks or logging,
+so they can be tested exhaustively and shared by both programs.
+
+Client -> daemon
+    * text frame ``"x y z"``: three numbers separated by whitespace and/or one
+      comma, surrounding whitespace allowed, Python/Java float syntax
+      (``0.5``, ``-3``, ``1.0E-5``, ``.25``, ``+7.``).
+    * binary frame: 12 bytes (three float32) or 24 bytes (three float64),
+      little-endian.  A binary frame made only of characters of the text
+      grammar (``0-9 + - . e E , space tab CR LF``) is read as text.
+    * text frame ``{"type": "subscribe", "rate": HZ}``: ask for telemetry;
+      ``{"type": "unsubscribe"}`` stops it.
+
+Daemon -> client (only ever in answer to something the client sent)
+    * ``{"type": "error", "error": CODE, "message": TEXT, "suppressed": N}``
+    * ``{"type": "state", "leds": {"right": R, "left": L}, ...}``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = [
+    "BUSY_CLOSE_CODE",
+    "BUSY_REASON",
+    "DEFAULT_PORT",
+    "FrameError",
+    "MAX_FRAME_BYTES",
+    "MAX_TELEMETRY_HZ",
+    "STANDARD_GRAVITY",
+    "Subscribe",
+    "Vector",
+    "decode_server_message",
+    "encode_binary",
+    "encode_error",
+    "encode_state",
+    "encode_subscribe",
+    "encode_text",
+    "parse_frame",
+    "parse_text",
+]
+
+DEFAULT_PORT = 5678
+"""The article's port."""
+
+MAX_FRAME_BYTES = 1024
+"""Largest frame the daemon accepts by default; bigger ones close with 1009."""
+
+BUSY_CLOSE_CODE = 1013
+"""RFC 6455 "Try Again Later": sent to a second client while the LEDs are held."""
+
+BUSY_REASON = "LEDs in use by another client"
+
+MAX_TELEMETRY_HZ = 20.0
+"""Telemetry rate cap: enough for a live view, cheap on a Pi Zero."""
+
+STANDARD_GRAVITY = 9.81
+"""m/s^2, the length of a resting phone's gravity vector."""
+
+
+class Vector(NamedTuple):
+    """A gravity vector in any unit (only its direction matters)."""
+
+    x: float
+    y: float
+    z: float
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """A request for telemetry at ``rate_hz`` (0 = stop)."""
+
+    rate_hz: float
+
+
+class FrameError(ValueError):
+    """A frame that is not a valid message.
+
+    ``code`` is a short machine-readable reason (sent to the client in the
+    ``error`` field); ``str(err)`` is one human sentence.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# One number: Python's and Java's decimal float syntax without underscores
+# or hex (Java's Float.toString writes e.g. "1.0E-5").
+_NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_SEP = r"(?:\s*,\s*|\s+)"
+_TEXT_RE = re.compile(rf"\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*")
+_NUM_RE = re.compile(_NUM)
+_TOKEN_SPLIT_RE = re.compile(r"\s*,\s*|\s+")
+_NON_FINITE_RE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_TEXT_BYTES = frozenset(b"0123456789+-.eE, \t\r\n")
+_F32 = struct.Struct("<3f")
+_F64 = struct.Struct("<3d")
+
+
+def _checked(x: float, y: float, z: float) -> Vector:
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
+        raise FrameError("not_finite", "NaN and infinite values are not allowed")
+    if x == 0.0 and y == 0.0 and z == 0.0:
+        raise FrameError("zero_vector", "the vector has zero length, so it has no direction")
+    # Squares of huge finite values overflow; the daemon needs the length.
+    if not math.isfinite(math.hypot(x, y, z)):
+        raise FrameError("not_finite", "the vector is too long to normalise")
+    return Vector(x, y, z)
+
+
+def _explain_text(text: str) -> FrameError:
+    """Say precisely why ``text`` is not three numbers (slow path only)."""
+    stripped = text.strip()
+    tokens = [t for t in _TOKEN_SPLIT_RE.split(stripped) if t] if stripped else []
+    for token in tokens:
+        if _NON_FINITE_RE.fullmatch(token):
+            return FrameError("not_finite", "NaN and infinite values are not allowed")
+        if not _NUM_RE.fullmatch(token):
+            shown = token if len(token) <= 20 else token[:20] + "..."
+            return FrameError("not_a_number", f"{shown!r} is not a number")
+    if len(tokens) != 3:
+        return FrameError("wrong_count", f"expected 3 numbers 'x y z', got {len(tokens)}")
+    return FrameError("bad_separator", "numbers must be separated by whitespace and/or one comma")
+
+
+def parse_text(text: str) -> Vector:
+    """Parse ``"x y z"`` into a finite, non-zero :class:`Vector`.
+
+    Raises :class:`FrameError` and nothing else, whatever ``text`` holds.
+    """
+    m = _TEXT_RE.fullmatch(text)
+    if m is None:
+        raise _explain_text(text)
+    # float() of a matched literal cannot fail; it may overflow to inf.
+    return _checked(float(m[1]), float(m[2]), float(m[3]))
+
+
+def _parse_control(text: str) -> Subscribe:
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FrameError("bad_json", "a frame starting with '{' must be a JSON object") from None
+    if not isinstance(msg, dict):
+        raise FrameError("bad_json", "a frame starting with '{' must be a JSON object")
+    kind = msg.get("type")
+    if kind == "unsubscribe":
+        return Subscribe(0.0)
+    if kind != "subscribe":
+        raise FrameError("unknown_type", "the only JSON messages are 'subscribe' and 'unsubscribe'")
+    rate = msg.get("rate", MAX_TELEMETRY_HZ)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+        raise FrameError("bad_rate", "'rate' must be a positive number of messages per second")
+    return Subscribe(min(float(rate), MAX_TELEMETRY_HZ))
+
+
+def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscribe:
+    """Parse one WebSocket message (``str`` = text frame, bytes = binary).
+
+    Raises :class:`FrameError` and nothing else, whatever ``data`` holds.
+    """
+    if isinstance(data, str):
+        if data[:1] == "{":
+            return _parse_control(data)
+        return parse_text(data)
+    data = bytes(data)
+    if data and _TEXT_BYTES.issuperset(data):
+        return parse_text(data.decode("ascii"))
+    n = len(data)
+    if n == 12:
+        return _checked(*_F32.unpack(data))
+    if n == 24:
+        return _checked(*_F64.unpack(data))
+    raise FrameError(
+        "bad_length", f"a binary frame must be 12 bytes (3 x float32) or 24 bytes (3 x float64), got {n}"
+    )
+
+
+def encode_text(v: Vector | tuple[float, float, float]) -> str:
+    """The text frame for ``v``, exact (``repr`` round-trips floats)."""
+    return f"{v[0]!r} {v[1]!r} {v[2]!r}"
+
+
+def encode_binary(v: Vector | tuple[float, float, float], *, double: bool = False) -> bytes:
+    """The binary frame for ``v``: 12 bytes of float32 (24 of float64 if ``double``)."""
+    return (_F64 if double else _F32).pack(*v)
+
+
+def encode_subscribe(rate_hz: float = MAX_TELEMETRY_HZ) -> str:
+    return json.dumps({"type": "subscribe", "rate": rate_hz})
+
+
+def encode_error(err: FrameError, *, suppressed: int = 0) -> str:
+    """The daemon's answer to a rejected frame."""
+    return json.dumps({"type": "error", "error": err.code, "message": err.message, "suppressed": suppressed})
+
+
+def encode_state(state: dict) -> str:
+    """A telemetry message; ``state`` holds at least ``leds``."""
+    return json.dumps({"type": "state", **state}, separators=(",", ":"))
+
+
+def decode_server_message(text: str | bytes) -> dict:
+    """Decode a daemon message; raises :class:`FrameError` if it is not one."""
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FrameError("bad_json", "the daemon sent something that is not JSON") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise FrameError("bad_json", "the daemon sent a JSON value without a 'type'")
+    return msg

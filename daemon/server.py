@@ -1,0 +1,572 @@
+"""The asyncio layer: moves bytes between the network, the pure protocol and
+mapping functions, and the LEDs.  Nothing here parses or maps by itself.
+
+Design (what the article's server got wrong, fixed):
+* a bad frame is answered and counted, never raised: the slot is always freed;
+* receiving and writing are decoupled: the receiver keeps only the newest
+  vector and wakes the writer, which applies it at most once per tick, so a
+  flood or a slow pin backend never queues stale frames;
+* LEDs go dark on disconnect, after ``stale_after_s`` without a frame, and at
+  shutdown; WebSocket pings find phones that vanished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import math
+import mimetypes
+import signal
+import ssl
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from importlib import resources
+from typing import Any, Callable
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from . import __version__
+from .config import RELOADABLE, Config, ConfigError, changed_options, replace
+from .leds import LedPair
+from .mapping import OFF, Duties, Smoother, duties_for
+from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameError, Vector, encode_error, encode_state, parse_frame
+from .security import origin_allowed, request_token, token_matches
+from .systemd import Systemd
+
+__all__ = ["Daemon", "StartupError"]
+
+log = logging.getLogger("gravity_led")
+
+ERRORS_PER_S = 5.0
+"""Error replies per second to one client (a burst of the same size allowed)."""
+LOG_REJECTS_EVERY_S = 5.0
+SEND_BUFFER_LIMIT = 16 * 1024
+"""Skip optional messages (errors, telemetry) to a client that is not reading."""
+STATUS_EVERY_S = 2.0
+
+
+class StartupError(RuntimeError):
+    """The daemon cannot start; ``str(err)`` is one sentence for the user."""
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    if not addr:
+        return "unknown"
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class RateMeter:
+    """Frames per second over the last whole second; O(1) per frame."""
+
+    __slots__ = ("_sec", "_count", "_last")
+
+    def __init__(self) -> None:
+        self._sec = 0
+        self._count = 0
+        self._last = 0
+
+    def tick(self, now: float) -> None:
+        s = int(now)
+        if s != self._sec:
+            self._last = self._count if s == self._sec + 1 else 0
+            self._sec = s
+            self._count = 0
+        self._count += 1
+
+    def rate(self, now: float) -> int:
+        s = int(now)
+        if s == self._sec:
+            return self._last
+        return self._count if s == self._sec + 1 else 0
+
+
+@dataclass(slots=True)
+class Session:
+    """What the daemon knows about the client holding the LEDs."""
+
+    ws: ServerConnection
+    peer: str
+    accepted: int = 0
+    rejected: int = 0
+    error_tokens: float = ERRORS_PER_S
+    error_refill_t: float = 0.0
+    errors_suppressed: int = 0
+    rejects_unlogged: int = 0
+    last_reject_log_t: float = -math.inf
+    telemetry: asyncio.Task | None = None
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str, *, cache: bool = False) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "max-age=300" if cache else "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _text(status: HTTPStatus, text: str) -> Response:
+    return _response(status, (text + "\n").encode(), "text/plain; charset=utf-8")
+
+
+class Daemon:
+    """One phone at a time drives two LEDs."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        leds: LedPair,
+        systemd: Systemd | None = None,
+        token: str | None = None,
+        reload_config: Callable[[], Config] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.leds = leds
+        self.sd = systemd or Systemd()
+        self.token = token
+        self._reload_config = reload_config
+        self.mapping = cfg.mapping()
+        self.smoother = Smoother(tau_s=cfg.smoothing_s)
+        self.session: Session | None = None
+        self.latest: Vector | None = None
+        self.last_frame_t = 0.0
+        self.accepted = 0
+        self.rejected = 0
+        self.busy_refused = 0
+        self.rate = RateMeter()
+        self.started_t = time.monotonic()
+        self.server: Server | None = None
+        self.stopping = False
+        self._wake: asyncio.Future | None = None
+        self._stop = asyncio.Event()
+        self.open_connections = 0
+
+    # ---- frames -----------------------------------------------------------
+
+    def _wake_writer(self) -> None:
+        w = self._wake
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _accept(self, s: Session, v: Vector) -> None:
+        now = time.monotonic()
+        self.latest = v
+        self.last_frame_t = now
+        self.accepted += 1
+        s.accepted += 1
+        self.rate.tick(now)
+        w = self._wake
+        if w is not None and not w.done():
+            w.set_result(None)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("frame %r from %s", v, s.peer)
+
+    def _reject(self, s: Session, err: FrameError) -> None:
+        now = time.monotonic()
+        self.rejected += 1
+        s.rejected += 1
+        s.rejects_unlogged += 1
+        if now - s.last_reject_log_t >= LOG_REJECTS_EVERY_S:
+            more = f" (and {s.rejects_unlogged - 1} more since the last report)" if s.rejects_unlogged > 1 else ""
+            log.info(
+                "rejected a frame from %s: %s%s",
+                s.peer,
+                err.message,
+                more,
+                extra={"CLIENT_ADDRESS": s.peer, "FRAMES_REJECTED": s.rejected},
+            )
+            s.last_reject_log_t = now
+            s.rejects_unlogged = 0
+        # Token bucket: a client that floods bad frames gets a few answers per
+        # second, and none at all if it is not reading them.
+        s.error_tokens = min(ERRORS_PER_S, s.error_tokens + (now - s.error_refill_t) * ERRORS_PER_S)
+        s.error_refill_t = now
+        if s.error_tokens >= 1.0 and self._can_send(s.ws):
+            s.error_tokens -= 1.0
+            msg = encode_error(err, suppressed=s.errors_suppressed)
+            s.errors_suppressed = 0
+            asyncio.ensure_future(self._send_quietly(s.ws, msg))
+        else:
+            s.errors_suppressed += 1
+
+    @staticmethod
+    def _can_send(ws: ServerConnection) -> bool:
+        transport = ws.transport
+        return transport is not None and not transport.is_closing() and transport.get_write_buffer_size() < SEND_BUFFER_LIMIT
+
+    @staticmethod
+    async def _send_quietly(ws: ServerConnection, msg: str) -> None:
+        try:
+            await ws.send(msg)
+        except ConnectionClosed:
+            pass
+
+    # ---- the LED writer ---------------------------------------------------
+
+    def _target(self, now: float) -> Duties:
+        v = self.latest
+        if v is None:
+            return OFF
+        if now - self.last_frame_t >= self.cfg.stale_after_s:
+            self.latest = None
+            log.info(
+                "no valid frame for %.1f s: LEDs off (stale-data failsafe)",
+                self.cfg.stale_after_s,
+                extra={"CLIENT_ADDRESS": self.session.peer if self.session else ""},
+            )
+            return OFF
+        return duties_for(v, self.mapping)
+
+    async def _writer(self) -> None:
+        """Apply the newest vector at most once per tick; sleep when idle."""
+        loop = asyncio.get_running_loop()
+        last_write_t = -math.inf
+        while True:
+            now = time.monotonic()
+            target = self._target(now)
+            duties = self.smoother.step(target, now)
+            self.leds.write(duties)
+            last_write_t = now
+            # Sleep until a frame arrives, the data goes stale, or (while
+            # smoothing) the next tick.
+            timeout: float | None = None
+            if self.latest is not None:
+                timeout = self.last_frame_t + self.cfg.stale_after_s - now
+            if not self.smoother.settled(target):
+                tick = 1.0 / self.cfg.update_hz
+                timeout = tick if timeout is None else min(timeout, tick)
+            elif self.smoother.value != target:
+                self.smoother.reset(target)
+                continue
+            fut = self._wake = loop.create_future()
+            handle = loop.call_later(max(timeout, 0.0), fut.set_result, None) if timeout is not None else None
+            try:
+                await fut
+            finally:
+                self._wake = None
+                if handle is not None:
+                    handle.cancel()
+            # Coalesce: frames that arrive within one tick replace each other.
+            wait = last_write_t + 1.0 / self.cfg.update_hz - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    # ---- connections ------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        if self.session is not None:
+            self.busy_refused += 1
+            log.info("refused %s: the LEDs are in use by %s", _peer(ws), self.session.peer, extra={"CLIENT_ADDRESS": _peer(ws)})
+            await ws.close(BUSY_CLOSE_CODE, BUSY_REASON)
+            return
+        s = self.session = Session(ws, _peer(ws))
+        log.info("client %s connected", s.peer, extra={"CLIENT_ADDRESS": s.peer})
+        status_task = asyncio.ensure_future(self._status_loop(s))
+        reason = "closed the connection"
+        try:
+            async for message in ws:
+                try:
+                    msg = parse_frame(message)
+                except FrameError as err:
+                    self._reject(s, err)
+                    continue
+                if type(msg) is Vector:
+                    self._accept(s, msg)
+                else:
+                    self._set_telemetry(s, msg.rate_hz)
+        except ConnectionClosed as e:
+            reason = f"was disconnected ({e.rcvd.code if e.rcvd else e.sent.code if e.sent else 1006})"
+        finally:
+            status_task.cancel()
+            if s.telemetry is not None:
+                s.telemetry.cancel()
+            self.session = None
+            self.latest = None
+            self._wake_writer()
+            code = ws.close_code
+            if code == 1009:
+                reason = f"sent a frame over {self.cfg.max_frame_bytes} bytes (closed with 1009)"
+            elif code == 1011 and ws.close_reason == "keepalive ping timeout":
+                reason = "stopped answering pings"
+            log.info(
+                "client %s %s after %d frames (%d rejected): LEDs off",
+                s.peer,
+                reason,
+                s.accepted,
+                s.rejected,
+                extra={"CLIENT_ADDRESS": s.peer, "FRAMES_ACCEPTED": s.accepted, "FRAMES_REJECTED": s.rejected},
+            )
+            self.sd.status(self._status_line())
+
+    def _set_telemetry(self, s: Session, rate_hz: float) -> None:
+        if s.telemetry is not None:
+            s.telemetry.cancel()
+            s.telemetry = None
+        if rate_hz > 0:
+            s.telemetry = asyncio.ensure_future(self._telemetry(s, 1.0 / rate_hz))
+
+    async def _telemetry(self, s: Session, interval_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        next_t = loop.time()
+        try:
+            while True:
+                if self._can_send(s.ws):
+                    await s.ws.send(encode_state(self.state()))
+                next_t = max(next_t + interval_s, loop.time())
+                await asyncio.sleep(next_t - loop.time())
+        except ConnectionClosed:
+            pass
+
+    async def _status_loop(self, s: Session) -> None:
+        while True:
+            self.sd.status(self._status_line())
+            await asyncio.sleep(STATUS_EVERY_S)
+
+    def _status_line(self) -> str:
+        if self.stopping:
+            return "stopping"
+        s = self.session
+        if s is None:
+            return f"idle, listening on port {self.port}"
+        return f"client {s.peer} at {self.rate.rate(time.monotonic())} Hz"
+
+    # ---- HTTP -------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """What /status and telemetry report."""
+        d = self.leds.duties
+        now = time.monotonic()
+        return {
+            "leds": {"right": d.right, "left": d.left},
+            "client": self.session.peer if self.session else None,
+            "frames": {"accepted": self.accepted, "rejected": self.rejected},
+            "rate_hz": self.rate.rate(now) if self.session else 0,
+        }
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            **self.state(),
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started_t, 3),
+            "busy_refused": self.busy_refused,
+            "pin_factory": self.leds.factory_name,
+            "pins": {"right": cfg.right_pin, "left": cfg.left_pin, "frequency_hz": cfg.frequency_hz},
+            "mapping": {
+                "axis": cfg.axis,
+                "invert": cfg.invert,
+                "dead_zone_deg": cfg.dead_zone_deg,
+                "full_scale_deg": cfg.full_scale_deg,
+                "curve": cfg.curve,
+                "gamma": cfg.gamma,
+                "smoothing_s": cfg.smoothing_s,
+            },
+            "stale_after_s": cfg.stale_after_s,
+            "pin_writes": self.leds.writes,
+        }
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        headers = request.headers
+        path = request.path.partition("?")[0]
+        upgrade = "websocket" in headers.get("Upgrade", "").lower()
+        if upgrade:
+            # Security first, so a refused page learns nothing else.
+            if not origin_allowed(headers.get("Origin"), headers.get("Host"), tls=self.cfg.tls, allowed=self.cfg.allowed_origins):
+                log.warning("refused a WebSocket from %s: origin %r is not allowed", _peer(ws), headers.get("Origin"))
+                return _text(HTTPStatus.FORBIDDEN, "origin not allowed")
+            if self.token is not None and not token_matches(request_token(headers.get("Authorization"), request.path), self.token):
+                log.warning("refused a WebSocket from %s: missing or wrong token", _peer(ws))
+                return _text(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
+            return None
+        if path == "/healthz":
+            return _text(HTTPStatus.OK, "ok")
+        if path == "/status":
+            if self.token is not None and not token_matches(request_token(headers.get("Authorization"), request.path), self.token):
+                return _text(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
+            return _response(HTTPStatus.OK, json.dumps(self.status()).encode(), "application/json")
+        return self._static(path)
+
+    @staticmethod
+    def _static(path: str) -> Response:
+        name = "index.html" if path == "/" else path.lstrip("/")
+        if "/" in name or name.startswith(".") or not name:
+            return _text(HTTPStatus.NOT_FOUND, "not found")
+        try:
+            body = resources.files(__package__).joinpath("web", name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return _text(HTTPStatus.NOT_FOUND, "not found")
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "image/svg+xml"):
+            ctype += "; charset=utf-8"
+        return _response(HTTPStatus.OK, body, ctype)
+
+    # ---- life cycle -------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self.server is None:
+            return self.cfg.port
+        return self.server.sockets[0].getsockname()[1]
+
+    def _connection_class(self) -> type[ServerConnection]:
+        daemon = self
+
+        class CappedConnection(ServerConnection):
+            """Counts open TCP connections; drops those over the cap at once."""
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                daemon.open_connections += 1
+                super().connection_made(transport)
+                if daemon.open_connections > daemon.cfg.max_connections:
+                    transport.abort()
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                daemon.open_connections -= 1
+                super().connection_lost(exc)
+
+        return CappedConnection
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        cfg = self.cfg
+        if cfg.certfile is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(cfg.certfile, cfg.keyfile)
+        except FileNotFoundError as e:
+            raise StartupError(f"TLS file {e.filename or cfg.certfile} does not exist") from None
+        except PermissionError as e:
+            raise StartupError(f"TLS file {e.filename} is not readable by this user") from None
+        except ssl.SSLError:
+            raise StartupError(f"{cfg.certfile} and {cfg.keyfile} are not a matching PEM certificate and key") from None
+        return ctx
+
+    async def start(self) -> None:
+        """Listen (or take systemd's socket), then tell systemd we are ready."""
+        cfg = self.cfg
+        self.leds.off()
+        kwargs: dict[str, Any] = dict(
+            process_request=self._process_request,
+            compression=None,  # tiny frames gain nothing; and no decompression bombs
+            max_size=cfg.max_frame_bytes,
+            max_queue=16,
+            open_timeout=cfg.handshake_timeout_s,
+            ping_interval=cfg.ping_interval_s,
+            ping_timeout=cfg.ping_timeout_s,
+            close_timeout=1.0,
+            server_header="gravity-led",
+            create_connection=self._connection_class(),
+            ssl=self._ssl_context(),
+            logger=logging.getLogger("gravity_led.websockets"),
+        )
+        sockets = self.sd.listen_sockets()
+        try:
+            if sockets:
+                log.info("using the socket passed by systemd; --host and --port are ignored")
+                self.server = await serve(self._handle, sock=sockets[0], **kwargs)
+            else:
+                self.server = await serve(self._handle, cfg.host, cfg.port, **kwargs)
+        except OSError as e:
+            where = f"{cfg.host}:{cfg.port}"
+            if e.errno == errno.EADDRINUSE:
+                raise StartupError(f"port {cfg.port} is already in use on {cfg.host} (is another gravity-led running? pick another with --port)") from None
+            if e.errno == errno.EACCES:
+                raise StartupError(f"permission denied to listen on {where} (ports below 1024 need privileges)") from None
+            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise StartupError(f"cannot listen on {where}: that address is not on this machine") from None
+            raise StartupError(f"cannot listen on {where}: {e.strerror or e}") from None
+        scheme = "wss" if cfg.tls else "ws"
+        for sock in self.server.sockets:
+            name = sock.getsockname()
+            log.info("listening on %s://%s:%d (pins: right %s, left %s, %s)", scheme, name[0], name[1], cfg.right_pin, cfg.left_pin, self.leds.factory_name)
+        self.sd.ready(self._status_line())
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    failed: BaseException | None = None
+
+    def _writer_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.failed = task.exception()
+            log.error("writing to the LEDs failed: %s", self.failed)
+            self.request_stop()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the configuration; apply what can change live."""
+        if self._reload_config is None:
+            log.warning("reload requested, but no configuration source to re-read")
+            return
+        self.sd.reloading()
+        try:
+            new = self._reload_config()
+        except ConfigError as e:
+            log.error("reload failed, keeping the running configuration: %s", e)
+            self.sd.ready(self._status_line())
+            return
+        changed = changed_options(self.cfg, new)
+        refused = sorted(changed - RELOADABLE)
+        if refused:
+            log.warning("reload: %s cannot change without a restart (systemctl restart gravity-led); keeping the running values", ", ".join(refused))
+        live = sorted(changed & RELOADABLE)
+        if live:
+            self.cfg = replace(self.cfg, **{k: getattr(new, k) for k in live})
+            self.mapping = self.cfg.mapping()
+            self.smoother.tau_s = self.cfg.smoothing_s
+            logging.getLogger().setLevel(self.cfg.log_level.upper())
+            self._wake_writer()
+            log.info("reloaded configuration: %s", ", ".join(f"{k}={getattr(self.cfg, k)!r}" for k in live))
+        elif not refused:
+            log.info("reloaded configuration: nothing changed")
+        self.sd.ready(self._status_line())
+
+    async def _watchdog(self, interval_s: float) -> None:
+        # From the event loop itself: if the loop stalls, systemd restarts us.
+        while True:
+            self.sd.watchdog()
+            await asyncio.sleep(interval_s)
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT; LEDs off and pins released at the end."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
+        writer = asyncio.ensure_future(self._writer())
+        writer.add_done_callback(self._writer_done)
+        tasks = [writer]
+        if self.sd.watchdog_interval_s:
+            tasks.append(asyncio.ensure_future(self._watchdog(self.sd.watchdog_interval_s)))
+        try:
+            await self._stop.wait()
+        finally:
+            self.stopping = True
+            log.info("stopping: LEDs off, closing connections")
+            self.sd.stopping()
+            self.sd.status("stopping")
+            self.leds.off()
+            if self.server is not None:
+                self.server.close()
+                try:
+                    await asyncio.wait_for(self.server.wait_closed(), timeout=0.8)
+                except TimeoutError:
+                    pass
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.leds.off()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
