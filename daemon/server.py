@@ -245,11 +245,15 @@ class Daemon:
             if self.latest is not None:
                 timeout = self.last_frame_t + self.cfg.stale_after_s - now
             if not self.smoother.settled(target):
-                tick = 1.0 / self.cfg.update_hz
+                # Easing: no point updating faster than the PWM period.
+                tick = 1.0 / min(self.cfg.update_hz, self.cfg.frequency_hz)
                 timeout = tick if timeout is None else min(timeout, tick)
-            elif self.smoother.value != target:
+            elif self.smoother.value != target or self.smoother.tau_s:
+                # Settled: snap to the exact target and restart the clock, so
+                # the next change eases from here instead of jumping.
                 self.smoother.reset(target)
-                continue
+                if duties != target:
+                    continue
             fut = self._wake = loop.create_future()
             handle = loop.call_later(max(timeout, 0.0), fut.set_result, None) if timeout is not None else None
             try:
@@ -292,8 +296,11 @@ class Daemon:
             status_task.cancel()
             if s.telemetry is not None:
                 s.telemetry.cancel()
-            self.session = None
+            # Off now, not on the writer's next tick, and without easing.
             self.latest = None
+            self.smoother.reset()
+            self.leds.off()
+            self.session = None
             self._wake_writer()
             code = ws.close_code
             if code == 1009:
@@ -362,6 +369,7 @@ class Daemon:
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started_t, 3),
             "busy_refused": self.busy_refused,
+            "connections": {"open": self.open_connections, "max": cfg.max_connections},
             "pin_factory": self.leds.factory_name,
             "pins": {"right": cfg.right_pin, "left": cfg.left_pin, "frequency_hz": cfg.frequency_hz},
             "mapping": {

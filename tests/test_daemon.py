@@ -1,0 +1,352 @@
+"""End to end: the real daemon process, mock pins, real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from daemon.protocol import BUSY_CLOSE_CODE, BUSY_REASON, encode_binary, encode_subscribe, encode_text
+
+from conftest import ROOT, clean_env, free_port
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def tilt(deg: float, g: float = 9.81) -> tuple[float, float, float]:
+    r = math.radians(deg)
+    return (0.0, g * math.sin(r), g * math.cos(r))
+
+
+def approx_leds(right: float, left: float):
+    return lambda s: abs(s["leds"]["right"] - right) < 1e-6 and abs(s["leds"]["left"] - left) < 1e-6
+
+
+def test_text_and_binary_frames_drive_the_leds(daemon):
+    assert daemon.leds() == (0.0, 0.0)  # off at start
+
+    async def go():
+        async with connect(daemon.url, compression=None) as ws:
+            await ws.send(encode_text(tilt(30)))
+            await asyncio.to_thread(daemon.wait_for, approx_leds(0.5, 0.0))
+            await ws.send(encode_binary(tilt(-90)))  # float32
+            await asyncio.to_thread(daemon.wait_for, approx_leds(0.0, 1.0))
+            await ws.send(encode_binary(tilt(-30), double=True))
+            await asyncio.to_thread(daemon.wait_for, approx_leds(0.0, 0.5))
+            # The article's app: percent of g, Java float syntax.
+            await ws.send("0.0 70.71068 70.71068")
+            s = await asyncio.to_thread(daemon.wait_for, lambda s: s["leds"]["right"] > 0.7)
+            assert s["client"].startswith("127.0.0.1:")
+            assert s["frames"] == {"accepted": 4, "rejected": 0}
+        # Disconnect: LEDs off, slot free.
+        s = await asyncio.to_thread(daemon.wait_for, lambda s: s["client"] is None)
+        assert s["leds"] == {"right": 0.0, "left": 0.0}
+
+    run(go())
+
+
+def test_any_path_is_accepted(daemon):
+    async def go():
+        async with connect(daemon.url + "/any/path?x=1") as ws:
+            await ws.send("0 1 0")
+            await asyncio.to_thread(daemon.wait_for, approx_leds(1.0, 0.0))
+
+    run(go())
+
+
+def test_second_client_is_refused_with_1013_and_first_is_undisturbed(daemon):
+    async def go():
+        async with connect(daemon.url) as first:
+            await first.send("0 1 1")
+            await asyncio.to_thread(daemon.wait_for, lambda s: s["leds"]["right"] > 0.7)
+            async with connect(daemon.url) as second:
+                with pytest.raises(ConnectionClosed):
+                    await second.recv()
+                assert second.close_code == BUSY_CLOSE_CODE
+                assert second.close_reason == BUSY_REASON
+            await first.send("0 -1 0")  # still ours
+            await asyncio.to_thread(daemon.wait_for, approx_leds(0.0, 1.0))
+        # The next client is accepted as soon as the holder leaves.
+        async with connect(daemon.url) as third:
+            await third.send("0 1 0")
+            s = await asyncio.to_thread(daemon.wait_for, approx_leds(1.0, 0.0))
+            assert s["busy_refused"] == 1
+
+    run(go())
+
+
+def test_a_connection_that_never_handshakes_does_not_hold_the_slot(start_daemon):
+    d = start_daemon("--handshake-timeout-s", "0.5")
+    raw = socket.create_connection(("127.0.0.1", d.port))
+    raw.sendall(b"GET / HTTP/1.1\r\n")  # and never finishes
+
+    async def go():
+        async with connect(d.url) as ws:
+            await ws.send("0 1 0")
+            await asyncio.to_thread(d.wait_for, approx_leds(1.0, 0.0))
+
+    run(go())
+    raw.settimeout(5)
+    assert raw.recv(100) == b""  # the daemon dropped it after its handshake timeout
+    raw.close()
+
+
+def test_bad_frames_are_answered_counted_and_change_nothing(daemon):
+    async def go():
+        async with connect(daemon.url) as ws:
+            await ws.send("0 1 1")
+            await asyncio.to_thread(daemon.wait_for, lambda s: s["frames"]["accepted"] == 1)
+            before = daemon.leds()
+            for bad in ["1 2", "a b c", "NaN 1 2", "1e400 1 1", "0 0 0", b"\x00" * 5]:
+                await ws.send(bad)
+            errors = [json.loads(await ws.recv()) for _ in range(5)]  # a burst of 5 is answered
+            assert [e["error"] for e in errors] == ["wrong_count", "not_a_number", "not_finite", "not_finite", "zero_vector"]
+            assert all(e["type"] == "error" and e["message"] for e in errors)
+            s = await asyncio.to_thread(daemon.wait_for, lambda s: s["frames"]["rejected"] == 6)
+            assert (s["leds"]["right"], s["leds"]["left"]) == before
+            await ws.send("0 -1 0")  # the connection is still open and in charge
+            await asyncio.to_thread(daemon.wait_for, approx_leds(0.0, 1.0))
+
+    run(go())
+
+
+def test_error_replies_are_rate_limited(daemon):
+    async def go():
+        async with connect(daemon.url) as ws:
+            for _ in range(200):
+                await ws.send("bad")
+            await asyncio.to_thread(daemon.wait_for, lambda s: s["frames"]["rejected"] == 200)
+            await ws.send('{"type": "subscribe", "rate": 20}')
+            errors = 0
+            while True:
+                msg = json.loads(await ws.recv())
+                if msg["type"] == "state":
+                    break
+                errors += 1
+            assert 1 <= errors <= 10
+
+    run(go())
+
+
+def test_oversize_frame_closes_with_1009_and_daemon_keeps_serving(daemon):
+    async def go():
+        async with connect(daemon.url, max_size=None) as ws:
+            await ws.send("0 1 0" + " " * 2000)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1009
+        async with connect(daemon.url) as ws:
+            await ws.send("0 -1 0")
+            await asyncio.to_thread(daemon.wait_for, approx_leds(0.0, 1.0))
+
+    run(go())
+
+
+def test_stale_data_failsafe_turns_the_leds_off(start_daemon):
+    d = start_daemon("--stale-after", "0.3")
+
+    async def go():
+        async with connect(d.url) as ws:
+            await ws.send("0 1 0")
+            await asyncio.to_thread(d.wait_for, approx_leds(1.0, 0.0))
+            t = time.monotonic()
+            s = await asyncio.to_thread(d.wait_for, approx_leds(0.0, 0.0), 3)
+            assert time.monotonic() - t < 2.0
+            assert s["client"] is not None  # still connected: only the data went stale
+            await ws.send("0 1 0")  # and fresh data lights them again
+            await asyncio.to_thread(d.wait_for, approx_leds(1.0, 0.0))
+
+    run(go())
+
+
+def test_telemetry_is_opt_in(daemon):
+    async def go():
+        async with connect(daemon.url) as ws:
+            await ws.send("0 1 0")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.3)  # nothing unsolicited
+            await ws.send(encode_subscribe(20))
+            msg = json.loads(await ws.recv())
+            assert msg["type"] == "state"
+            assert msg["leds"] == {"right": 1.0, "left": 0.0}
+            assert msg["frames"]["accepted"] == 1
+
+    run(go())
+
+
+def test_latest_value_wins_under_a_flood_with_slow_pins(start_daemon):
+    d = start_daemon("--mock-write-delay-us", "2000", "--stale-after", "30")
+    n = 3000
+
+    async def go():
+        async with connect(d.url) as ws:
+            for i in range(n):
+                await ws.send(encode_text(tilt(-80 + 160 * i / (n - 1))))
+            s = await asyncio.to_thread(d.wait_for, lambda s: s["frames"]["accepted"] == n, 10)
+            last = math.sin(math.radians(80))
+            s = await asyncio.to_thread(d.wait_for, lambda s: abs(s["leds"]["right"] - last) < 1e-9, 1)
+            # Coalesced: far fewer pin writes than frames.
+            assert s["pin_writes"] < n / 2
+
+    run(go())
+
+
+def test_mapping_options(start_daemon):
+    d = start_daemon("--full-scale-deg", "45", "--invert", "--dead-zone-deg", "2")
+
+    async def go():
+        async with connect(d.url) as ws:
+            await ws.send(encode_text(tilt(60)))
+            await asyncio.to_thread(d.wait_for, approx_leds(0.0, 1.0))
+            await ws.send(encode_text(tilt(1)))
+            await asyncio.to_thread(d.wait_for, approx_leds(0.0, 0.0))
+
+    run(go())
+
+
+def test_smoothing_eases_towards_the_target(start_daemon):
+    d = start_daemon("--smoothing-s", "0.2", "--stale-after", "10")
+
+    async def go():
+        async with connect(d.url) as ws:
+            await ws.send("0 1 0")
+            seen = await asyncio.to_thread(d.wait_for, lambda s: 0.05 < s["leds"]["right"] < 0.95)
+            assert seen["leds"]["left"] == 0.0
+            await asyncio.to_thread(d.wait_for, lambda s: s["leds"]["right"] > 0.999)
+
+    run(go())
+
+
+def test_http_status_and_healthz(daemon):
+    code, body = daemon.get("/healthz")
+    assert code == 200
+    s = daemon.status()
+    assert s["leds"] == {"right": 0.0, "left": 0.0} and s["client"] is None
+    assert s["frames"] == {"accepted": 0, "rejected": 0}
+    assert s["pin_factory"] == "mock" and s["uptime_s"] >= 0
+    assert daemon.get("/nope")[0] == 404
+
+
+def test_status_answers_while_a_client_floods(daemon):
+    async def go():
+        async with connect(daemon.url) as ws:
+            stop = asyncio.Event()
+
+            async def flood():
+                i = 0
+                while not stop.is_set():
+                    await ws.send(encode_text(tilt(i % 90)))
+                    i += 1
+                    if i % 50 == 0:
+                        await asyncio.sleep(0)
+
+            task = asyncio.create_task(flood())
+            t = time.monotonic()
+            for _ in range(5):
+                await asyncio.to_thread(daemon.status)
+            stop.set()
+            await task
+            assert time.monotonic() - t < 5
+
+    run(go())
+
+
+def test_sigterm_turns_off_and_exits_zero_within_a_second(daemon):
+    async def go():
+        async with connect(daemon.url) as ws:
+            await ws.send("0 1 0")
+            await asyncio.to_thread(daemon.wait_for, approx_leds(1.0, 0.0))
+            t = time.monotonic()
+            daemon.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1001  # going away
+            rc = await asyncio.to_thread(daemon.proc.wait, 5)
+            assert rc == 0
+            assert time.monotonic() - t < 1.0
+
+    run(go())
+    assert "LEDs off" in daemon.logs()
+
+
+def _daemon_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        cwd=ROOT,
+        env=clean_env(GRAVITY_LED_CONFIG="/dev/null", **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, env, words",
+    [
+        (["--port", "http"], None, "port"),
+        (["--port", "70000"], None, "port"),
+        (["--axis", "w"], None, "axis"),
+        (["--full-scale-deg", "0"], None, "full_scale_deg"),
+        (["--pin-factory", "mock", "--right-pin", "GPIO99"], None, "GPIO99"),
+        ([], {"GRAVITY_LED_STALE_AFTER_S": "soon"}, "GRAVITY_LED_STALE_AFTER_S"),
+        ([], {"GRAVITY_LED_PIN_FACTORY": "nope"}, "pin_factory"),
+        (["--pin-factory", "mock", "--certfile", "/nonexistent.pem", "--keyfile", "/nonexistent.key"], None, "does not exist"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(args, env, words):
+    r = _daemon_cli(*args, env=env)
+    assert r.returncode != 0
+    out = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr
+    assert any(words in line for line in out), r.stderr
+    assert out[-1].startswith("gravity-led-daemon: ")
+
+
+def test_no_gpio_says_how_to_use_mock_pins():
+    r = _daemon_cli()
+    if r.returncode == 0:
+        pytest.skip("this machine has working GPIO")
+    assert "Traceback" not in r.stderr
+    assert "--pin-factory mock" in r.stderr
+
+
+def test_port_in_use_is_one_clear_line(daemon):
+    r = _daemon_cli("--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(daemon.port))
+    assert r.returncode == 1
+    assert "already in use" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_file_and_precedence(tmp_path, start_daemon):
+    toml = tmp_path / "daemon.toml"
+    toml.write_text('axis = "x"\ninvert = true\nstale_after_s = 9\n')
+    # File says invert; the environment overrides the axis; a flag overrides the env.
+    d = start_daemon("--config", str(toml), "--no-invert", env={"GRAVITY_LED_AXIS": "z"})
+    s = d.status()
+    assert s["mapping"]["axis"] == "z" and s["mapping"]["invert"] is False and s["stale_after_s"] == 9
+    bad = tmp_path / "bad.toml"
+    bad.write_text("colour = 'green'\n")
+    r = _daemon_cli("--config", str(bad))
+    assert r.returncode == 2 and "unknown option 'colour'" in r.stderr
+
+
+def test_help_describes_every_option():
+    r = _daemon_cli("--help")
+    assert r.returncode == 0
+    from daemon.config import Config
+    import dataclasses
+
+    flat = "".join(r.stdout.split())  # argparse wraps long help lines
+    for f in dataclasses.fields(Config):
+        assert "--" + f.name.replace("_", "-") in r.stdout
+        assert "GRAVITY_LED_" + f.name.upper() in flat
