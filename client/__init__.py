@@ -1,0 +1,27 @@
+"""gravity-led client: stream a phone's (or a simulated) gravity vector to the daemon.
+
+The wire format lives in :mod:`daemon.protocol`; this package only produces
+vectors (``sources``, ``sim``, ``phones``), paces them (``pacing``), keeps a
+connection alive (``link``), shows what happens (``live``) and wires it all
+together (``session``, ``cli``, ``demo``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ClientError", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_BUSY"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+"""Runtime failure: daemon unreachable after --max-retries, file not found, phone app not answering."""
+EXIT_USAGE = 2
+"""Bad command line (argparse's own code), including a malformed URL."""
+EXIT_BUSY = 3
+"""The LEDs stayed held by another client until --max-retries ran out."""
+
+
+class ClientError(Exception):
+    """A failure the user can act on: ``str(err)`` is one sentence, ``exit_code`` the process status."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

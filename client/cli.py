@@ -1,0 +1,391 @@
+"""``gravity-led-client``: stream a gravity vector to the gravity-led daemon.
+
+Run ``gravity-led-client --help`` (or ``SUBCOMMAND --help``) for the options.
+Exit codes: 0 done or Ctrl-C, 1 runtime error, 2 bad command line, 3 the LEDs
+stayed busy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from typing import AsyncIterator, Callable, Sequence
+
+from daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text
+
+from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
+from .link import Link, LinkOptions, env_url, normalize_url
+from .live import View, choose_mode
+from .phones import PHYPHOX_BUFFERS, parse_listen, phyphox_source, sensorserver_source, udp_source
+from .recording import read_recording
+from .session import StreamOptions, run_stream
+from .sim import PATTERNS, SimConfig, sim_source
+from .sources import constant_source, keepalive, replay_source, stdin_source
+from .vectors import checked_vector
+
+__all__ = ["build_parser", "main"]
+
+PROG = "gravity-led-client"
+SUBCOMMANDS = ("sim", "stdin", "replay", "sensorserver", "phyphox", "udp", "send", "demo")
+UDP_DEFAULT_PORT = 5555
+
+
+# ---- argument types -----------------------------------------------------------
+
+
+def _number(kind: Callable[[str], float], test: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (math.isfinite(value) and test(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
+positive = _number(float, lambda v: v > 0, "a positive number")
+non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
+count_type = _number(int, lambda v: v >= 1, "a whole number >= 1")
+retries_type = _number(int, lambda v: v >= 0, "a whole number >= 0")
+finite = _number(float, lambda v: True, "a finite number")
+amplitude_type = _number(float, lambda v: 0 <= v <= 180, "an angle between 0 and 180 degrees")
+
+
+def _angles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles")
+    return values
+
+
+def _buffers(text: str) -> tuple[str, str, str]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if len(names) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three buffer names, x,y,z")
+    return names  # type: ignore[return-value]
+
+
+# ---- parser -------------------------------------------------------------------
+
+
+def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None:
+    g = p.add_argument_group("connection")
+    if url:
+        g.add_argument(
+            "--url",
+            default=None,
+            help=f"daemon address: ws://HOST:PORT, wss://..., or just HOST[:PORT] "
+            f"(default: $GRAVITY_LED_URL, else ws://localhost:{DEFAULT_PORT})",
+        )
+        g.add_argument(
+            "--token-file",
+            metavar="PATH",
+            default=None,
+            help="file holding the shared secret if the daemon requires one (not the secret itself: ps would show it; "
+            "default: $GRAVITY_LED_TOKEN_FILE, or the secret in $GRAVITY_LED_TOKEN)",
+        )
+        g.add_argument("--cafile", metavar="PEM", help="CA certificate to trust for a wss:// daemon with a self-signed certificate")
+        g.add_argument("--insecure", action="store_true", help="wss:// without verifying the certificate (trusted networks only)")
+    g.add_argument("--binary", action="store_true", help="send little-endian float32 binary frames instead of text 'x y z'")
+    g.add_argument(
+        "--max-retries",
+        type=retries_type,
+        default=None,
+        metavar="N",
+        help="give up after N failed connection attempts in a row (default: retry until Ctrl-C; 'send': 0)",
+    )
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--duration", type=positive, metavar="S", help="stop S seconds after streaming started")
+    g.add_argument("--count", type=count_type, metavar="N", help="stop after N frames were sent")
+    g.add_argument("--record", metavar="FILE", help="also write every vector to FILE as CSV t,x,y,z (replayable)")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def _sim_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("simulated phone")
+    g.add_argument(
+        "--pattern",
+        choices=PATTERNS,
+        default="rock",
+        help="rock: smooth sine tilt; sweep: full left to full right, again and again; "
+        "walk: random walk; steps: fixed tilts held in turn (default: rock)",
+    )
+    g.add_argument("--rate", type=positive, default=50.0, metavar="HZ", help="frames per second, up to 1000+ (default: 50, Android's GAME rate)")
+    g.add_argument("--period", type=positive, default=4.0, metavar="S", help="seconds per rock/sweep cycle or per round of steps (default: 4)")
+    g.add_argument("--amplitude", type=amplitude_type, default=90.0, metavar="DEG", help="largest tilt, in degrees (default: 90 = phone on its side)")
+    g.add_argument("--noise", type=non_negative, default=0.0, metavar="DEG", help="Gaussian jitter added to the tilt, std dev in degrees (default: 0)")
+    g.add_argument("--steps", type=_angles, metavar="DEG,DEG,...", help="tilts of the steps pattern (default: -A,-A/2,0,A/2,A for amplitude A)")
+    g.add_argument("--seed", type=int, help="random seed for walk and noise (default: different every run)")
+    g.add_argument("--percent", action="store_true", help="send each component as a percentage of g, like the article's app, instead of m/s^2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Stream a gravity vector (from a simulated phone, stdin, a recording or a phone app) "
+        "to the gravity-led daemon, which lights the right or left LED. "
+        "Without a subcommand, runs 'sim'.",
+        epilog="Exit codes: 0 done (or Ctrl-C), 1 error, 2 bad command line, 3 the LEDs stayed in use by another client. "
+        "Run 'gravity-led-client SUBCOMMAND --help' for its options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+
+    def add(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description or help)
+        return p
+
+    p = add("sim", "a simulated phone rocking left and right (the default)")
+    _sim_options(p)
+    _connection_options(p)
+    _run_options(p)
+
+    p = add(
+        "stdin",
+        "forward lines 'x y z' (whitespace or commas) from standard input",
+        "Forward lines of 'x y z' (whitespace and/or a comma) from standard input as they arrive. "
+        "Bad lines are reported with their number and skipped; blank lines and # comments are ignored. "
+        "The last vector is repeated 4 times a second so the daemon's stale-data failsafe keeps the LEDs on.",
+    )
+    _connection_options(p)
+    _run_options(p)
+
+    p = add("replay", "play back a CSV recording (t,x,y,z) at its own timing")
+    p.add_argument("file", metavar="FILE", help="CSV t,x,y,z, as written by --record")
+    p.add_argument("--speed", type=positive, default=1.0, metavar="X", help="playback speed factor (default: 1)")
+    p.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C/--duration/--count")
+    _connection_options(p)
+    _run_options(p)
+
+    p = add(
+        "sensorserver",
+        "stream from the SensorServer Android app (WebSocket)",
+        "Stream from the SensorServer Android app (github.com/umer0586/SensorServer): connects to "
+        "ws://PHONE:8080/sensor/connect?type=SENSOR. Start the app's server on the phone first.",
+    )
+    p.add_argument("phone", metavar="PHONE", help="phone address: IP, IP:PORT, or a full ws:// URL")
+    p.add_argument("--sensor", default="android.sensor.gravity", help="Android sensor type (default: android.sensor.gravity)")
+    _connection_options(p)
+    _run_options(p)
+
+    p = add(
+        "phyphox",
+        "poll the phyphox app's remote access (HTTP)",
+        "Poll phyphox's remote access (enable it in the experiment's menu; the 'Acceleration with g' experiment). "
+        "Starts the measurement if it is not running.",
+    )
+    p.add_argument("phone", metavar="PHONE", help="phone address: IP, IP:PORT, or the http:// URL phyphox shows")
+    p.add_argument("--rate", type=positive, default=20.0, metavar="HZ", help="polls per second (default: 20)")
+    p.add_argument(
+        "--buffers",
+        type=_buffers,
+        default=PHYPHOX_BUFFERS,
+        metavar="X,Y,Z",
+        help=f"names of the x, y, z buffers (default: {','.join(PHYPHOX_BUFFERS)})",
+    )
+    _connection_options(p)
+    _run_options(p)
+
+    p = add(
+        "udp",
+        "receive CSV datagrams from apps such as HyperIMU",
+        "Receive CSV datagrams ('[timestamp,] x, y, z[, ...]') from apps such as HyperIMU. In each line, "
+        "leading non-numbers are ignored; if the first number is a whole number of 10+ digits, "
+        "it is a timestamp and skipped; the next three numbers are x, y, z; the rest are ignored.",
+    )
+    p.add_argument("--listen", default=f"0.0.0.0:{UDP_DEFAULT_PORT}", metavar="HOST:PORT", help=f"where to listen (default: 0.0.0.0:{UDP_DEFAULT_PORT})")
+    _connection_options(p)
+    _run_options(p)
+
+    p = add(
+        "send",
+        "send one vector and exit (scripting, troubleshooting)",
+        "Send one vector, print the LED levels the daemon reports, and exit. The LEDs go dark after the daemon's "
+        "stale timeout (1 s) unless --duration keeps repeating the vector.",
+    )
+    p.add_argument("x", type=finite, help="gravity x")
+    p.add_argument("y", type=finite, help="gravity y (positive = tilted right)")
+    p.add_argument("z", type=finite, help="gravity z")
+    _connection_options(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--duration", type=positive, metavar="S", help="keep the vector on the LEDs for S seconds (repeated 4 times a second)")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    p = add(
+        "demo",
+        "the whole system on this machine: daemon on mock pins + simulated phone + live view",
+        "Start the daemon on mock pins on a free loopback port, stream the simulated phone to it with the live view "
+        "until Ctrl-C or --duration, then stop the daemon.",
+    )
+    _sim_options(p)
+    _connection_options(p, url=False)
+    g = p.add_argument_group("run")
+    g.add_argument("--duration", type=positive, metavar="S", help="stop after S seconds of streaming (default: until Ctrl-C)")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def _default_to_sim(argv: list[str]) -> list[str]:
+    """No subcommand named anywhere -> 'sim', so 'gravity-led-client --rate 100' works."""
+    if any(a in SUBCOMMANDS for a in argv) or any(a in ("-h", "--help") for a in argv):
+        return argv
+    return ["sim", *argv]
+
+
+# ---- commands -----------------------------------------------------------------
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    import os
+
+    from daemon.security import SecurityError, read_token
+
+    path = getattr(args, "token_file", None) or os.environ.get("GRAVITY_LED_TOKEN_FILE")
+    if path:
+        try:
+            return read_token(path)
+        except SecurityError as e:
+            raise ClientError(str(e), EXIT_USAGE) from None
+    return os.environ.get("GRAVITY_LED_TOKEN") or None
+
+
+def link_options(args: argparse.Namespace, *, max_retries: int | None = None, url: str | None = None) -> LinkOptions:
+    return LinkOptions(
+        url=normalize_url(url or args.url or env_url()),
+        binary=args.binary,
+        max_retries=args.max_retries if args.max_retries is not None else max_retries,
+        cafile=getattr(args, "cafile", None),
+        insecure=getattr(args, "insecure", False),
+        token=_token(args),
+        telemetry_hz=10.0,
+    )
+
+
+def sim_config(args: argparse.Namespace) -> SimConfig:
+    try:
+        return SimConfig(
+            pattern=args.pattern,
+            rate_hz=args.rate,
+            period_s=args.period,
+            amplitude_deg=args.amplitude,
+            noise_deg=args.noise,
+            steps_deg=args.steps,
+            percent=args.percent,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise ClientError(str(e), EXIT_USAGE) from None
+
+
+def _source_for(args: argparse.Namespace, view: View) -> Callable[[], AsyncIterator[Vector]]:
+    """The source factory for a streaming subcommand (built after validating its arguments)."""
+    cmd = args.command
+    if cmd == "sim":
+        cfg = sim_config(args)
+        return lambda: sim_source(cfg)
+    if cmd == "stdin":
+        return lambda: keepalive(stdin_source(warn=view.warn))
+    if cmd == "replay":
+        samples = read_recording(args.file)
+        return lambda: keepalive(replay_source(samples, speed=args.speed, loop=args.loop))
+    if cmd == "sensorserver":
+        return lambda: keepalive(sensorserver_source(args.phone, sensor=args.sensor))
+    if cmd == "phyphox":
+        return lambda: phyphox_source(args.phone, rate_hz=args.rate, buffers=args.buffers)
+    if cmd == "udp":
+        host, port = parse_listen(args.listen, UDP_DEFAULT_PORT)
+        return lambda: keepalive(
+            udp_source(host, port, warn=view.warn, on_listening=lambda addr: view.event(f"listening for UDP on {addr[0]}:{addr[1]}"))
+        )
+    raise AssertionError(cmd)
+
+
+def cmd_stream(args: argparse.Namespace, view: View) -> int:
+    make_source = _source_for(args, view)
+    run_stream(
+        make_source,
+        link_options(args),
+        StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
+        view,
+    )
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace, view: View) -> int:
+    try:
+        v = checked_vector(args.x, args.y, args.z)
+    except FrameError as e:
+        raise ClientError(f"cannot send {args.x} {args.y} {args.z}: {e.message}", EXIT_USAGE) from None
+    opts = link_options(args, max_retries=0)
+    if args.duration is None:
+        return _send_once(v, opts, view)
+    run_stream(lambda: keepalive(constant_source(v, hold=True)), opts, StreamOptions(duration_s=args.duration), view)
+    return EXIT_OK
+
+
+def _send_once(v: Vector, opts: LinkOptions, view: View) -> int:
+    """Send one frame, then report the daemon's verdict: the LED levels from its telemetry, or its error."""
+
+    async def go() -> str:
+        link = Link(opts, notify=lambda msg: None)
+        runner = asyncio.ensure_future(link.run())
+        connected = asyncio.ensure_future(link.connected.wait())
+        try:
+            await asyncio.wait({runner, connected}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done():
+                runner.result()  # raises the ClientError that ended it
+            if not await link.send(v):
+                raise ClientError(f"the connection to {opts.url} closed before the vector was sent")
+            sent_at = time.monotonic()
+            # The next telemetry message a little after the send reflects it (the daemon applies frames within ms).
+            deadline = sent_at + 1.0
+            while time.monotonic() < deadline and not link.rejected:
+                if link.telemetry.received_at > sent_at + 0.03:
+                    break
+                await asyncio.sleep(0.01)
+            if link.rejected:
+                raise ClientError(f"the daemon rejected {encode_text(v)}: {link.last_error}")
+            t = link.telemetry
+            if t.received_at > sent_at and t.right is not None and t.left is not None:
+                return f"sent {encode_text(v)}: right LED {t.right * 100:.0f}%, left LED {t.left * 100:.0f}%"
+            return f"sent {encode_text(v)} to {opts.url}"
+        finally:
+            connected.cancel()
+            await link.close()
+            runner.cancel()
+            await asyncio.gather(runner, connected, return_exceptions=True)
+
+    view.finish(asyncio.run(go()))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_default_to_sim(list(sys.argv[1:] if argv is None else argv)))
+    view = View(choose_mode(args.quiet))
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args, view)
+        if args.command == "send":
+            return cmd_send(args, view)
+        return cmd_stream(args, view)
+    except ClientError as e:
+        view.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:
+        return EXIT_ERROR

@@ -1,0 +1,144 @@
+"""``gravity-led-client demo``: the whole system on this machine in one command.
+
+Starts the daemon on mock pins on a free loopback port, waits for its
+``/healthz``, streams the simulator to it with the live view until Ctrl-C or
+``--duration``, then stops the daemon with SIGTERM.  The daemon's log goes to
+a temporary file, shown only if the daemon fails, so it never garbles the
+live view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from . import EXIT_OK, ClientError
+from .live import View
+from .session import StreamOptions, run_stream
+from .sim import sim_source
+
+__all__ = ["LocalDaemon", "free_port", "run_demo"]
+
+READY_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the daemon binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalDaemon:
+    """``python -m daemon --pin-factory mock`` as a child process; a context manager that always stops it."""
+
+    def __init__(self, *extra_args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.http_url = f"http://127.0.0.1:{self.port}"
+        self._logdir = tempfile.TemporaryDirectory(prefix="gravity-led-demo-")
+        self.log_path = Path(self._logdir.name) / "daemon.log"
+        self.cmd = [
+            sys.executable, "-m", "daemon",
+            "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(self.port),
+            *extra_args,
+        ]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "LocalDaemon":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITY_LED_")}
+        # An empty config file, so a system-wide /etc/gravity-led/daemon.toml cannot change the demo.
+        empty = self.log_path.with_name("daemon.toml")
+        empty.write_text("")
+        env["GRAVITY_LED_CONFIG"] = str(empty)
+        with self.log_path.open("wb") as log:
+            try:
+                self.proc = subprocess.Popen(
+                    self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                    start_new_session=True,  # Ctrl-C goes to us; we stop the daemon ourselves, in order
+                )  # fmt: skip
+            except OSError as e:
+                raise ClientError(f"cannot start the daemon ({e.strerror or e})") from None
+        self._wait_ready()
+        return self
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ClientError(
+                    f"the daemon exited with status {self.proc.returncode} while starting; its log:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.http_url + "/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise ClientError(f"the daemon did not answer {self.http_url}/healthz within {READY_TIMEOUT_S:.0f} s")
+
+    def stop(self, timeout_s: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in ``timeout_s``; returns the exit status."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def close(self) -> None:
+        self.stop()
+        self._logdir.cleanup()
+
+    def __enter__(self) -> "LocalDaemon":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def run_demo(args: argparse.Namespace, view: View) -> int:
+    from .cli import link_options, sim_config  # the demo is the sim subcommand plus a daemon
+
+    cfg = sim_config(args)
+    with LocalDaemon() as daemon:
+        view.event(
+            f"demo: daemon on mock pins at {daemon.url} (status: {daemon.http_url}/status); "
+            f"simulated phone: {cfg.pattern} at {cfg.rate_hz:g} Hz. Ctrl-C to stop."
+        )
+        try:
+            run_stream(
+                lambda: sim_source(cfg),
+                link_options(args, url=daemon.url, max_retries=5),
+                StreamOptions(duration_s=args.duration),
+                view,
+            )
+        finally:
+            status = daemon.stop()
+        if status not in (0, None, -signal.SIGTERM):
+            raise ClientError(f"the daemon exited with status {status}; its log:\n{daemon.log_tail()}")
+    return EXIT_OK

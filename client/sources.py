@@ -1,0 +1,148 @@
+"""Vector sources that are not phones: stdin, replay, a single vector, plus keep-alive.
+
+Every source is an async iterator of :class:`Vector`; the session sends each
+one as it comes, so a source sets its own pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from typing import AsyncIterator, Callable, Iterable, TextIO
+
+from daemon.protocol import FrameError, Vector, parse_text
+
+from .recording import Sample
+
+__all__ = [
+    "KEEPALIVE_S",
+    "constant_source",
+    "keepalive",
+    "parse_line",
+    "replay_source",
+    "stdin_source",
+]
+
+KEEPALIVE_S = 0.25
+"""Sparse sources repeat their last vector this often: four times inside the daemon's 1 s stale timeout."""
+
+
+async def keepalive(source: AsyncIterator[Vector], every_s: float = KEEPALIVE_S) -> AsyncIterator[Vector]:
+    """Pass ``source`` through, repeating the last vector whenever it is silent for ``every_s``.
+
+    The pending ``__anext__`` lives in its own task, so a timeout never
+    cancels (and so never breaks) the wrapped generator.
+    """
+    it = aiter(source)
+    pending: asyncio.Task[Vector] | None = None
+    last: Vector | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(it))
+            done, _ = await asyncio.wait({pending}, timeout=every_s if last is not None else None)
+            if not done:
+                yield last  # type: ignore[misc]  # last is set whenever there is a timeout
+                continue
+            task, pending = pending, None
+            try:
+                last = task.result()
+            except StopAsyncIteration:
+                return
+            yield last
+    finally:
+        if pending is not None:
+            pending.cancel()
+            try:
+                await pending
+            except (asyncio.CancelledError, StopAsyncIteration):
+                pass
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def constant_source(v: Vector, *, hold: bool = False) -> AsyncIterator[Vector]:
+    """One vector; then the stream ends, or with ``hold`` stays open (so :func:`keepalive` repeats it)."""
+    yield v
+    if hold:
+        await asyncio.Event().wait()
+
+
+def parse_line(line: str) -> Vector | None:
+    """One line of ``x y z`` (whitespace and/or a comma); None for blank lines and ``#`` comments.
+
+    Raises :class:`FrameError` for anything else, exactly as the daemon would.
+    """
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    return parse_text(text)
+
+
+def _read_lines_in_thread(stream: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    # A plain thread (not run_in_executor): a blocked readline must not keep
+    # asyncio.run from returning on Ctrl-C, and a daemon thread never does.
+    def pump() -> None:
+        try:
+            for line in stream:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError, UnicodeDecodeError):
+            pass
+        finally:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+            except RuntimeError:  # loop already closed: nobody is listening
+                pass
+
+    threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
+
+
+async def stdin_source(
+    stream: TextIO | None = None,
+    *,
+    warn: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> AsyncIterator[Vector]:
+    """Vectors from lines as they arrive; bad lines are reported with their number and skipped."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    _read_lines_in_thread(stream or sys.stdin, loop, queue)
+    lineno = 0
+    while (line := await queue.get()) is not None:
+        lineno += 1
+        try:
+            v = parse_line(line)
+        except FrameError as e:
+            warn(f"stdin line {lineno}: {e.message}; skipped")
+            continue
+        if v is not None:
+            yield v
+
+
+async def replay_source(
+    samples: Iterable[Sample] | list[Sample],
+    *,
+    speed: float = 1.0,
+    loop: bool = False,
+    clock: Callable[[], float] | None = None,
+) -> AsyncIterator[Vector]:
+    """A recording at its own timing (divided by ``speed``), against absolute deadlines."""
+    samples = list(samples)
+    if not samples:
+        return
+    clock = clock or asyncio.get_running_loop().time
+    t0 = samples[0].t
+    span = samples[-1].t - t0
+    # One loop lasts the recording plus one average gap, so the seam is not a double frame.
+    gap = span / (len(samples) - 1) if len(samples) > 1 else 0.25
+    start = clock()
+    offset = 0.0
+    while True:
+        for s in samples:
+            due = start + (offset + s.t - t0) / speed
+            await asyncio.sleep(max(due - clock(), 0.0))
+            yield s.vector
+        if not loop:
+            return
+        offset += span + gap
