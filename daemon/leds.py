@@ -6,6 +6,7 @@ the rest of the daemon run unchanged on lgpio, RPi.GPIO, pigpio or mock pins.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import Any
@@ -22,26 +23,51 @@ class HardwareError(RuntimeError):
     """GPIO could not be set up; ``str(err)`` is one sentence for the user."""
 
 
+WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
+"""Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
+
+
+def _traced(base: type, path: str) -> type:
+    """``base`` whose writes are timestamped (CLOCK_MONOTONIC is system-wide,
+    so another process can compare them with its own send times).  Only built
+    when asked for: the normal path has no trace code at all."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    class TracedMockPWMPin(base):
+        def _set_state(self, value: float) -> None:
+            super()._set_state(value)
+            os.write(fd, f"{time.monotonic_ns()} {self.info.name} {float(value)!r}\n".encode())
+
+    return TracedMockPWMPin
+
+
 def _make_factory(name: str | None, write_delay_s: float) -> Any:
     from gpiozero import Device
     from gpiozero.exc import BadPinFactory
 
+    if name is None and os.environ.get("GPIOZERO_PIN_FACTORY"):
+        # gpiozero's own variable names a factory: load it the same careful way.
+        name = os.environ["GPIOZERO_PIN_FACTORY"].strip().lower()
     if name == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-        if write_delay_s <= 0:
-            return MockFactory(pin_class=MockPWMPin)
+        pin_class = MockPWMPin
+        if write_delay_s > 0:
 
-        class SlowMockPWMPin(MockPWMPin):
-            """A mock pin whose writes cost CPU, like pigpio's socket or a Pi Zero."""
+            class SlowMockPWMPin(MockPWMPin):
+                """A mock pin whose writes cost CPU, like pigpio's socket or a Pi Zero."""
 
-            def _set_state(self, value: float) -> None:
-                end = time.perf_counter() + write_delay_s
-                while time.perf_counter() < end:
-                    pass
-                super()._set_state(value)
+                def _set_state(self, value: float) -> None:
+                    end = time.perf_counter() + write_delay_s
+                    while time.perf_counter() < end:
+                        pass
+                    super()._set_state(value)
 
-        return MockFactory(pin_class=SlowMockPWMPin)
+            pin_class = SlowMockPWMPin
+        trace = os.environ.get(WRITE_TRACE_ENV)
+        if trace:
+            pin_class = _traced(pin_class, trace)
+        return MockFactory(pin_class=pin_class)
 
     if name is None:
         with warnings.catch_warnings():

@@ -48,6 +48,8 @@ ERRORS_PER_S = 5.0
 LOG_REJECTS_EVERY_S = 5.0
 SEND_BUFFER_LIMIT = 16 * 1024
 """Skip optional messages (errors, telemetry) to a client that is not reading."""
+MAX_UNREAD_BYTES = 256 * 1024
+"""Abort a connection whose peer leaves this much of our output unread (pong floods)."""
 STATUS_EVERY_S = 2.0
 
 
@@ -302,10 +304,12 @@ class Daemon:
             self.leds.off()
             self.session = None
             self._wake_writer()
-            code = ws.close_code
-            if code == 1009:
+            # What we sent: a vanished peer never echoes our close frame, so
+            # ws.close_code is then 1006 whatever the cause.
+            sent = ws.protocol.close_sent
+            if sent is not None and sent.code == 1009:
                 reason = f"sent a frame over {self.cfg.max_frame_bytes} bytes (closed with 1009)"
-            elif code == 1011 and ws.close_reason == "keepalive ping timeout":
+            elif sent is not None and sent.code == 1011 and sent.reason == "keepalive ping timeout":
                 reason = "stopped answering pings"
             log.info(
                 "client %s %s after %d frames (%d rejected): LEDs off",
@@ -440,6 +444,17 @@ class Daemon:
                 if daemon.open_connections > daemon.cfg.max_connections:
                     transport.abort()
 
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                # websockets answers every ping with a pong whether or not the
+                # peer reads them: a peer that sends pings and never reads
+                # would grow this buffer without limit.  Our own optional
+                # messages stop at SEND_BUFFER_LIMIT, so this is never legit.
+                transport = self.transport
+                if transport.get_write_buffer_size() > MAX_UNREAD_BYTES and not transport.is_closing():
+                    log.warning("dropped %s: it sends but does not read what we answer", _peer(self))
+                    transport.abort()
+
             def connection_lost(self, exc: Exception | None) -> None:
                 daemon.open_connections -= 1
                 super().connection_lost(exc)
@@ -517,28 +532,30 @@ class Daemon:
         if self._reload_config is None:
             log.warning("reload requested, but no configuration source to re-read")
             return
-        self.sd.reloading()
-        try:
-            new = self._reload_config()
-        except ConfigError as e:
-            log.error("reload failed, keeping the running configuration: %s", e)
-            self.sd.ready(self._status_line())
-            return
-        changed = changed_options(self.cfg, new)
-        refused = sorted(changed - RELOADABLE)
-        if refused:
-            log.warning("reload: %s cannot change without a restart (systemctl restart gravity-led); keeping the running values", ", ".join(refused))
-        live = sorted(changed & RELOADABLE)
-        if live:
-            self.cfg = replace(self.cfg, **{k: getattr(new, k) for k in live})
-            self.mapping = self.cfg.mapping()
-            self.smoother.tau_s = self.cfg.smoothing_s
-            logging.getLogger().setLevel(self.cfg.log_level.upper())
-            self._wake_writer()
-            log.info("reloaded configuration: %s", ", ".join(f"{k}={getattr(self.cfg, k)!r}" for k in live))
-        elif not refused:
-            log.info("reloaded configuration: nothing changed")
-        self.sd.ready(self._status_line())
+        # RELOADING=1 now, READY=1 whatever happens, so the unit never sticks.
+        with self.sd.reload_cycle(self._status_line()):
+            try:
+                new = self._reload_config()
+            except ConfigError as e:
+                log.error("reload failed, keeping the running configuration: %s", e)
+                return
+            changed = changed_options(self.cfg, new)
+            refused = sorted(changed - RELOADABLE)
+            if refused:
+                log.warning(
+                    "reload: %s cannot change without a restart (systemctl restart gravity-led); keeping the running values",
+                    ", ".join(refused),
+                )
+            live = sorted(changed & RELOADABLE)
+            if live:
+                self.cfg = replace(self.cfg, **{k: getattr(new, k) for k in live})
+                self.mapping = self.cfg.mapping()
+                self.smoother.tau_s = self.cfg.smoothing_s
+                logging.getLogger().setLevel(self.cfg.log_level.upper())
+                self._wake_writer()
+                log.info("reloaded configuration: %s", ", ".join(f"{k}={getattr(self.cfg, k)!r}" for k in live))
+            elif not refused:
+                log.info("reloaded configuration: nothing changed")
 
     async def _watchdog(self, interval_s: float) -> None:
         # From the event loop itself: if the loop stalls, systemd restarts us.
@@ -564,7 +581,6 @@ class Daemon:
             self.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()
-            self.sd.status("stopping")
             self.leds.off()
             if self.server is not None:
                 self.server.close()

@@ -1,0 +1,267 @@
+#!/bin/sh
+# Install gravity-led as a systemd service on a Raspberry Pi, in one command:
+#
+#   sudo deploy/install.sh               install or upgrade (idempotent)
+#   sudo deploy/install.sh --socket      same, plus socket activation (gravity-led.socket)
+#   sudo deploy/install.sh --uninstall   remove it all (a config you edited is kept; --purge removes it too)
+#
+# What it does, in order (each step is safe to repeat):
+#   1. apt-get install python3-venv python3-systemd python3-lgpio python3-gpiozero, and
+#      python3-rpi-lgpio on a Pi 5 (RPi.GPIO cannot drive its RP1 chip) or
+#      python3-rpi.gpio on older boards
+#   2. system user gravity-led, in group gpio (which owns /dev/gpiochip*)
+#   3. a venv with --system-site-packages under /opt/gravity-led (so it sees
+#      the apt-installed lgpio and systemd modules), and pip install of this checkout
+#   4. /etc/gravity-led/daemon.toml from deploy/daemon.toml, only if absent
+#   5. the units into /etc/systemd/system, enabled and (re)started
+#
+# Test and packaging flags (see tests/test_install.py):
+#   --root DIR       install under DIR instead of / (like DESTDIR): skips the
+#                    Raspberry Pi / systemd checks and the user creation, and
+#                    never chowns; unit files still name paths as seen from
+#                    DIR (ExecStart=/opt/gravity-led/...), as on the target
+#   --prefix DIR     where the venv goes (default /opt/gravity-led)
+#   --no-apt         do not run apt-get
+#   --no-systemctl   do not run systemctl (units are still written)
+#   --no-user        do not create the gravity-led user (implied by --root)
+#   --offline        no network: build this checkout's wheel with --python
+#                    (which needs setuptools and wheel) and install only it
+#                    (--no-index --no-deps); dependencies are not installed
+#   --no-pip         create the venv but do not pip install anything
+#   --python PATH    interpreter for the venv (default /usr/bin/python3)
+#   NB: a venv's scripts name its absolute path, so with --root they point
+#   into DIR: --root is for tests and inspection, not for building images.
+#
+# Exit status: 0 done, 1 refused or failed (nothing half done: the checks run
+# before any change), 2 bad usage.
+
+set -eu
+ARGS="$*"
+
+NAME=gravity-led
+SRC=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
+DEPLOY=$SRC/deploy
+
+ROOT=
+PREFIX=/opt/gravity-led
+ACTION=install
+USE_APT=1
+USE_SYSTEMCTL=1
+MAKE_USER=1
+PIP_MODE=online
+SOCKET=0
+PURGE=0
+PYTHON=/usr/bin/python3
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --uninstall) ACTION=uninstall ;;
+        --purge) PURGE=1 ;;
+        --socket) SOCKET=1 ;;
+        --root) [ $# -ge 2 ] || { usage >&2; exit 2; }; ROOT=${2%/}; shift ;;
+        --root=*) ROOT=${1#--root=}; ROOT=${ROOT%/} ;;
+        --prefix) [ $# -ge 2 ] || { usage >&2; exit 2; }; PREFIX=${2%/}; shift ;;
+        --prefix=*) PREFIX=${1#--prefix=}; PREFIX=${PREFIX%/} ;;
+        --python) [ $# -ge 2 ] || { usage >&2; exit 2; }; PYTHON=$2; shift ;;
+        --python=*) PYTHON=${1#--python=} ;;
+        --no-apt) USE_APT=0 ;;
+        --no-systemctl) USE_SYSTEMCTL=0 ;;
+        --no-user) MAKE_USER=0 ;;
+        --offline) PIP_MODE=offline ;;
+        --no-pip) PIP_MODE=none ;;
+        -h|--help) usage; exit 0 ;;
+        *) printf 'install.sh: unknown option %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+case $PREFIX in /*) ;; *) die "--prefix must be an absolute path, not '$PREFIX'" ;; esac
+if [ -n "$ROOT" ]; then
+    case $ROOT in /*) ;; *) ROOT=$(pwd)/$ROOT ;; esac
+    [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
+    MAKE_USER=0
+fi
+
+VENV=$PREFIX/venv
+CONF_DIR=/etc/$NAME
+CONF=$CONF_DIR/daemon.toml
+UNIT_DIR=/etc/systemd/system
+UNITS="$NAME.service $NAME.socket"
+
+# ---------------------------------------------------------------- checks ----
+# All refusals happen here, before anything is changed.
+
+model() {
+    for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do
+        if [ -r "$f" ]; then tr -d '\000' < "$f"; return 0; fi
+    done
+    return 1
+}
+
+if [ -z "$ROOT" ]; then
+    MODEL=$(model || true)
+    case $MODEL in
+        *"Raspberry Pi"*) ;;
+        *) die "this is not a Raspberry Pi (${MODEL:-no /proc/device-tree/model}); gravity-led drives GPIO pins, so it installs only on a Pi. To try it elsewhere run: python -m daemon --pin-factory mock" ;;
+    esac
+    # /run/systemd/system exists only when systemd is the running init (sd_booted(3)).
+    [ -d /run/systemd/system ] || die "systemd is not running as init here (no /run/systemd/system), so there is nothing to install the service into"
+    [ "$(id -u)" -eq 0 ] || die "run me as root: sudo $0 $ARGS"
+fi
+if [ "$ACTION" = install ]; then
+    [ -x "$PYTHON" ] || command -v "$PYTHON" >/dev/null 2>&1 || [ "$USE_APT" -eq 1 ] \
+        || die "no Python interpreter at $PYTHON (use --python PATH)"
+    if [ "$PIP_MODE" = offline ]; then
+        "$PYTHON" -c 'import setuptools, wheel' 2>/dev/null \
+            || die "--offline builds the package with $PYTHON, which needs setuptools and wheel (pip install wheel)"
+    fi
+    for f in "$NAME.service" "$NAME.socket" daemon.toml; do
+        [ -f "$DEPLOY/$f" ] || die "missing $DEPLOY/$f: run me from a gravity-led checkout"
+    done
+fi
+
+run_systemctl() {
+    if [ "$USE_SYSTEMCTL" -eq 1 ]; then systemctl "$@"; fi
+}
+
+# ------------------------------------------------------------- uninstall ----
+
+if [ "$ACTION" = uninstall ]; then
+    # shellcheck disable=SC2086 # two unit names
+    run_systemctl disable --now $UNITS 2>/dev/null || true
+    for unit in $UNITS; do rm -f "$ROOT$UNIT_DIR/$unit"; done
+    run_systemctl daemon-reload
+    rm -rf "$ROOT$VENV"
+    rmdir "$ROOT$PREFIX" 2>/dev/null || true
+    if [ -f "$ROOT$CONF" ]; then
+        if [ "$PURGE" -eq 1 ] || cmp -s "$ROOT$CONF" "$DEPLOY/daemon.toml"; then
+            rm -f "$ROOT$CONF"
+        else
+            say "kept $CONF: you edited it (remove it with --uninstall --purge)"
+        fi
+    fi
+    if [ "$PURGE" -eq 1 ]; then rm -rf "$ROOT$CONF_DIR"; else rmdir "$ROOT$CONF_DIR" 2>/dev/null || true; fi
+    if [ "$MAKE_USER" -eq 1 ] && id "$NAME" >/dev/null 2>&1; then
+        userdel "$NAME" 2>/dev/null || say "could not remove user $NAME (still in use?)"
+    fi
+    say "gravity-led uninstalled."
+    exit 0
+fi
+
+# --------------------------------------------------------------- install ----
+
+# 1. Debian packages.
+if [ "$USE_APT" -eq 1 ]; then
+    PKGS="python3 python3-venv python3-systemd python3-lgpio python3-gpiozero"
+    case ${MODEL:-} in
+        # Pi 5 (the pattern covers the 500 too) and CM5: GPIO sits on the RP1 chip, which
+        # RPi.GPIO cannot drive; rpi-lgpio is a drop-in RPi.GPIO on lgpio.
+        *"Raspberry Pi 5"*|*"Compute Module 5"*) PKGS="$PKGS python3-rpi-lgpio" ;;
+        *)
+            # the two packages both provide the RPi.GPIO module and conflict:
+            # keep rpi-lgpio if the user chose it.
+            if dpkg-query -W -f '${Status}' python3-rpi-lgpio 2>/dev/null | grep -q 'ok installed'; then :
+            else PKGS="$PKGS python3-rpi.gpio"; fi ;;
+    esac
+    say "==> apt-get install $PKGS"
+    apt-get update -qq
+    # shellcheck disable=SC2086 # a list of package names
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PKGS
+fi
+
+# 2. User and group.
+if [ "$MAKE_USER" -eq 1 ]; then
+    if ! getent group gpio >/dev/null; then
+        say "warning: no group gpio here; creating it, but /dev/gpiochip* must belong to it (Raspberry Pi OS's udev rules do that)"
+        groupadd --system gpio
+    fi
+    if id "$NAME" >/dev/null 2>&1; then
+        usermod -a -G gpio "$NAME"
+    else
+        say "==> creating system user $NAME (group gpio)"
+        useradd --system --user-group --groups gpio --no-create-home \
+            --home-dir /nonexistent --shell /usr/sbin/nologin \
+            --comment "gravity-led daemon" "$NAME"
+    fi
+fi
+
+# 3. Virtual environment + the package.
+if [ ! -x "$ROOT$VENV/bin/python" ]; then
+    say "==> creating venv $VENV"
+    mkdir -p "$ROOT$PREFIX"
+    "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+fi
+if [ "$PIP_MODE" != none ]; then
+    # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
+    BUILD=$(mktemp -d)
+    trap 'rm -rf "$BUILD"' EXIT
+    mkdir "$BUILD/src" "$BUILD/dist"
+    tar -C "$SRC" --exclude=./.git --exclude=./.ci --exclude=./tests --exclude=./build --exclude=./.venv \
+        --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache -cf - . | tar -C "$BUILD/src" -xf -
+    say "==> pip install gravity-led into $VENV"
+    if [ "$PIP_MODE" = offline ]; then
+        # No network: build the wheel with --python's own setuptools and wheel
+        # (a fresh venv's bundled setuptools cannot build wheels by itself),
+        # then install just that wheel; the dependencies must already be
+        # visible to the venv (--system-site-packages).
+        "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-index --no-deps \
+            --no-build-isolation --wheel-dir "$BUILD/dist" "$BUILD/src"
+        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+            --no-index --no-deps --force-reinstall "$BUILD"/dist/*.whl
+    else
+        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD/src"
+    fi
+fi
+
+# 4. Configuration: never overwrite the user's.
+if [ -e "$ROOT$CONF" ]; then
+    say "==> keeping existing $CONF"
+else
+    say "==> writing $CONF"
+    mkdir -p "$ROOT$CONF_DIR"
+    if [ "$MAKE_USER" -eq 1 ]; then
+        # readable by the service's group only: it may name a token file.
+        install -m 0640 -o root -g "$NAME" "$DEPLOY/daemon.toml" "$ROOT$CONF"
+        chown root:"$NAME" "$ROOT$CONF_DIR"
+        chmod 0750 "$ROOT$CONF_DIR"
+    else
+        install -m 0644 "$DEPLOY/daemon.toml" "$ROOT$CONF"
+    fi
+fi
+
+# 5. Units (rewritten for a non-default --prefix).
+mkdir -p "$ROOT$UNIT_DIR"
+for unit in $UNITS; do
+    tmp=$(mktemp)
+    sed "s#/opt/gravity-led#$PREFIX#g" "$DEPLOY/$unit" > "$tmp"
+    if ! cmp -s "$tmp" "$ROOT$UNIT_DIR/$unit"; then
+        install -m 0644 "$tmp" "$ROOT$UNIT_DIR/$unit"
+        say "==> installed $UNIT_DIR/$unit"
+    fi
+    rm -f "$tmp"
+done
+if [ "$USE_SYSTEMCTL" -eq 1 ]; then
+    systemctl daemon-reload
+    if [ "$SOCKET" -eq 1 ]; then
+        # the socket first, so the service starts with the socket handed over
+        systemctl enable gravity-led.socket
+        systemctl restart gravity-led.socket
+    fi
+    systemctl enable gravity-led.service
+    # restart, not start: a reinstall must run the new code
+    systemctl restart gravity-led.service
+fi
+
+# Where to point the phone.
+PORT=$("$ROOT$VENV/bin/python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("port", 5678))' "$ROOT$CONF" 2>/dev/null || echo 5678)
+ADDR=$(hostname -I 2>/dev/null | awk '{print $1}')
+say ""
+say "gravity-led is installed."
+say "  Open on the phone:  http://${ADDR:-$(hostname).local}:$PORT/"
+say "  Service state:      systemctl status gravity-led"
+say "  Follow the log:     journalctl -u gravity-led -f"
+say "  Settings:           $CONF  (then: sudo systemctl reload gravity-led)"
