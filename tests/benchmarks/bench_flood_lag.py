@@ -1,0 +1,53 @@
+"""(7) Stale lag under flood: a client sends N frames as fast as it can while
+each PWM write costs WRITE_DELAY_US (a slow pin backend: pigpio over its
+socket, a Pi Zero); how long after the last send do the LEDs show that last
+frame?  Target: under 20 ms (the naive baseline needs seconds)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from websockets.asyncio.client import connect
+
+from .common import KINDS, RIGHT_PIN, Result, Row, Server, first_time_showing, frame_for
+
+CYCLE = (0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4)
+LAST = 0.95
+
+
+async def _flood(server: Server, n: int) -> dict:
+    frames = [frame_for(CYCLE[i % len(CYCLE)]) for i in range(n - 1)] + [frame_for(LAST)]
+    want = {RIGHT_PIN: LAST, "GPIO22": 0.0}
+    async with connect(server.url, compression=None, max_size=None) as ws:
+        initial = server.mark_trace()
+        t0 = time.monotonic_ns()
+        for f in frames:
+            await ws.send(f)
+        t_last = time.monotonic_ns()
+        # Keep the connection open (closing turns the daemon's LEDs off).
+        trace = await asyncio.to_thread(server.wait_trace, lambda tr: first_time_showing(tr, want, initial) is not None, 600.0, 0.0005)
+    t_show = first_time_showing(trace, want, initial)
+    return {
+        "lag_ms": (t_show - t_last) / 1e6,
+        "send_ms": (t_last - t0) / 1e6,
+        "writes": len([w for w in trace if w[0] <= t_show]),
+    }
+
+
+def run(n: int = 20_000, write_delay_us: float = 200.0) -> Result:
+    res: dict[str, dict] = {}
+    for kind in KINDS:
+        with Server(kind, write_delay_us=write_delay_us) as server:
+            res[kind] = asyncio.run(_flood(server, n))
+    d, b = res["daemon"], res["naive"]
+    return Result(
+        7,
+        f"Stale lag under flood: {n:,} frames as fast as possible, each PWM write costs {write_delay_us:g} us",
+        [
+            Row("lag: last send -> LEDs show the last frame", "ms", d["lag_ms"], b["lag_ms"], "< 20 ms"),
+            Row("client: time to send all frames", "ms", d["send_ms"], b["send_ms"]),
+            Row("PWM writes until then", "writes", d["writes"], b["writes"]),
+        ],
+        ["Lag = PWM write timestamp (CLOCK_MONOTONIC, in the server) - time the client's last send returned."],
+    )

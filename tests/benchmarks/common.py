@@ -1,0 +1,231 @@
+"""What every benchmark shares: start the daemon or the naive baseline as a
+process on 127.0.0.1 with mock pins, read its PWM write trace, measure its
+CPU and memory, print a table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+NAIVE = Path(__file__).resolve().parent / "naive_server.py"
+KINDS = ("daemon", "naive")
+TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"  # daemon/leds.py WRITE_TRACE_ENV
+RIGHT_PIN = "GPIO18"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def frame_for(duty: float) -> str:
+    """The article's app format: percent of g, so both servers read the same
+    duty (the daemon normalises by length, the naive one divides by 100)."""
+    return f"0.0 {100.0 * duty!r} {100.0 * math.sqrt(max(0.0, 1.0 - duty * duty))!r}"
+
+
+class Server:
+    """``kind`` = "daemon" (python -m daemon) or "naive" (naive_server.py)."""
+
+    def __init__(self, kind: str, *, write_delay_us: float = 0.0, trace: bool = True, extra: tuple[str, ...] = ()) -> None:
+        assert kind in KINDS
+        self.kind = kind
+        self.port = free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix=f"gl-bench-{kind}-")
+        d = Path(self._dir.name)
+        self.trace_path = d / "trace" if trace else None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAVITY_LED_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_"))}
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        if self.trace_path is not None:
+            self.trace_path.write_bytes(b"")
+            env[TRACE_ENV] = str(self.trace_path)
+        if kind == "daemon":
+            (d / "empty.toml").write_text("")
+            env["GRAVITY_LED_CONFIG"] = str(d / "empty.toml")
+            cmd = [sys.executable, "-m", "daemon", "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--stale-after", "3600", "--log-level", "warning", "--mock-write-delay-us", str(write_delay_us), *extra]
+        else:
+            cmd = [sys.executable, str(NAIVE), "--port", str(self.port), "--write-delay-us", str(write_delay_us)]
+        self._log = open(d / "log", "wb")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.proc.pid)
+        self._wait_ready()
+        self.startup_s = time.monotonic() - t0
+        self._trace_offset = 0
+        self.state_at_mark: dict[str, float] = {}
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=10) as r:
+            return json.loads(r.read())
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited: {Path(self._log.name).read_text(errors='replace')}")
+            try:
+                self.status()
+                return
+            except (OSError, urllib.error.URLError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.kind} did not answer /status within {timeout} s")
+                time.sleep(0.002)
+
+    def wait_frames(self, n: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.status()["frames"]["accepted"] < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} did not apply {n} frames within {timeout} s")
+            time.sleep(0.02)
+
+    # ---- PWM write trace: (monotonic_ns, pin, value) ------------------------
+
+    def mark_trace(self) -> dict[str, float]:
+        """Later ``trace()`` calls return only writes after this point;
+        returns what each pin holds at this point."""
+        self._trace_offset = 0
+        state = {pin: v for _, pin, v in self.trace()}
+        self._trace_offset = self.trace_path.stat().st_size
+        self.state_at_mark = state
+        return state
+
+    def trace(self) -> list[tuple[int, str, float]]:
+        with open(self.trace_path, "rb") as fh:
+            fh.seek(self._trace_offset)
+            data = fh.read()
+        out = []
+        for line in data.splitlines():
+            t, pin, v = line.split()
+            out.append((int(t), pin.decode(), float(v)))
+        return out
+
+    def wait_trace(self, pred, timeout: float = 120.0, poll_s: float = 0.002) -> list[tuple[int, str, float]]:
+        """Poll the trace until ``pred(trace)`` holds; return the trace."""
+        deadline = time.monotonic() + timeout
+        while True:
+            tr = self.trace()
+            if pred(tr):
+                return tr
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind}: trace condition not met within {timeout} s; last writes: {tr[-4:]}")
+            time.sleep(poll_s)
+
+    # ---- resources -------------------------------------------------------------
+
+    def cpu_s(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def rss_mib(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def wakeups(self) -> int:
+        return sum(self.ps.num_ctx_switches())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def first_time_showing(trace: list[tuple[int, str, float]], want: dict[str, float], initial: dict[str, float], tol: float = 1e-9) -> int | None:
+    """Replay PWM writes from ``initial``; the first time every pin in ``want`` holds its value."""
+    state = dict(initial)
+    for t, pin, v in trace:
+        state[pin] = v
+        if all(abs(state.get(p, math.nan) - w) <= tol for p, w in want.items()):
+            return t
+    return None
+
+
+def percentile(xs: list[float], q: float) -> float:
+    if not xs:
+        return math.nan
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+# ---- results and tables -----------------------------------------------------------
+
+
+@dataclass
+class Row:
+    metric: str
+    unit: str
+    daemon: float
+    naive: float
+    target: str = ""
+
+    @property
+    def ratio(self) -> float:
+        if self.naive == 0 or math.isnan(self.naive) or math.isnan(self.daemon):
+            return math.nan
+        return self.daemon / self.naive
+
+
+@dataclass
+class Result:
+    number: int
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        head = ("metric", "unit", "daemon", "naive", "daemon/naive", "target")
+        body = [(r.metric, r.unit, fmt(r.daemon), fmt(r.naive), fmt(r.ratio, ratio=True), r.target) for r in self.rows]
+        widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+        line = lambda cells: "| " + " | ".join(c.ljust(w) if i < 2 or i == 5 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        out = [f"({self.number}) {self.title}", line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        out += [line(b) for b in body]
+        out += [f"  {n}" for n in self.notes]
+        return "\n".join(out)
+
+
+def fmt(x: float, *, ratio: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if ratio:
+        return f"{x:.3g}x" if x < 100 else f"{x:.0f}x"
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else math.nan

@@ -1,0 +1,62 @@
+"""Run every benchmark and print its table (see tests/benchmarks/__init__.py).
+
+    python -m tests.benchmarks [--quick] [--only lag,latency,cpu,memory]
+    python tests/benchmarks/run.py [...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+if __package__ in (None, ""):  # python tests/benchmarks/run.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    __package__ = "tests.benchmarks"
+
+from importlib import import_module  # noqa: E402
+
+# name -> (module, full sizes, --quick sizes, smoke sizes)
+BENCHMARKS = {
+    "lag": ("bench_flood_lag", {}, {"n": 5000}, {"n": 300, "write_delay_us": 200.0}),
+    "latency": ("bench_latency", {}, {"duration_s": 1.0}, {"duration_s": 0.1}),
+    "cpu": ("bench_cpu", {}, {"n": 5000, "paced_s": 0.5, "idle_s": 1.0}, {"n": 300, "paced_s": 0.05, "idle_s": 0.2}),
+    "memory": ("bench_memory", {}, {"n": 5000, "connections": 100, "starts": 1}, {"n": 200, "connections": 20, "starts": 1}),
+}
+
+
+def run_one(name: str, size: str = "full"):
+    module, full, quick, smoke = BENCHMARKS[name]
+    kwargs = {"full": full, "quick": quick, "smoke": smoke}[size]
+    mod = import_module(f".{module}", __package__ or "tests.benchmarks")
+    return mod.run(**kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.benchmarks", description="gravity-led benchmarks (issue 6, points 7-10), each with a naive baseline")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds per benchmark)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs; figures mean little")
+    ap.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        ap.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    from importlib.metadata import version
+
+    print(f"gravity-led benchmarks ({size}): Python {platform.python_version()}, websockets {version('websockets')}, "
+          f"gpiozero {version('gpiozero')}, {os.cpu_count()} CPUs, {platform.machine()}")
+    for name in names:
+        t0 = time.monotonic()
+        result = run_one(name, size)
+        print()
+        print(result.table())
+        print(f"  ({time.monotonic() - t0:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
