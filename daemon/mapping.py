@@ -16,6 +16,7 @@ from .protocol import Vector
 __all__ = ["AXES", "CURVES", "Duties", "Mapping", "MappingError", "Smoother", "duties_for"]
 
 AXES = ("x", "y", "z")
+_AXIS_INDEX = {name: i for i, name in enumerate(AXES)}
 CURVES = ("linear", "gamma")
 
 
@@ -66,15 +67,10 @@ class Mapping:
         if not (math.isfinite(self.gamma) and 0.1 <= self.gamma <= 10.0):
             raise MappingError(f"gamma must be between 0.1 and 10, not {self.gamma}")
 
-    @property
-    def _index(self) -> int:
-        return AXES.index(self.axis)
-
 
 def duties_for(v: Vector, m: Mapping = Mapping()) -> Duties:
     """The two duties for vector ``v`` (finite and non-zero, as parsed)."""
-    norm = math.hypot(v[0], v[1], v[2])
-    a = v[m._index] / norm
+    a = v[_AXIS_INDEX[m.axis]] / math.hypot(v[0], v[1], v[2])
     if m.invert:
         a = -a
     # Rounding can put |a| a hair above 1.

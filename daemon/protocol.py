@@ -98,9 +98,13 @@ class FrameError(ValueError):
 # or hex (Java's Float.toString writes e.g. "1.0E-5").
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _SEP = r"(?:\s*,\s*|\s+)"
-_TEXT_RE = re.compile(rf"\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*")
-_NUM_RE = re.compile(_NUM)
-_TOKEN_SPLIT_RE = re.compile(r"\s*,\s*|\s+")
+# re.ASCII: Python's \d and \s would also match other scripts' digits and
+# spaces (and float() would accept them); the wire format is ASCII.
+_TEXT_RE = re.compile(rf"\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*", re.ASCII)
+_NUM_RE = re.compile(_NUM, re.ASCII)
+_TOKEN_SPLIT_RE = re.compile(r"\s*,\s*|\s+", re.ASCII)
+_INF = math.inf
+_new_vector = tuple.__new__  # Vector(x, y, z) without NamedTuple's Python-level __new__ (hot path)
 _NON_FINITE_RE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _TEXT_BYTES = frozenset(b"0123456789+-.eE, \t\r\n")
 _F32 = struct.Struct("<3f")
@@ -108,14 +112,16 @@ _F64 = struct.Struct("<3d")
 
 
 def _checked(x: float, y: float, z: float) -> Vector:
-    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
-        raise FrameError("not_finite", "NaN and infinite values are not allowed")
-    if x == 0.0 and y == 0.0 and z == 0.0:
+    # One hypot call rejects everything: it is NaN if a part is NaN, inf if
+    # a part is inf or the length overflows, and 0 for the zero vector.
+    n = math.hypot(x, y, z)
+    if 0.0 < n < _INF:
+        return _new_vector(Vector, (x, y, z))
+    if n == 0.0:
         raise FrameError("zero_vector", "the vector has zero length, so it has no direction")
-    # Squares of huge finite values overflow; the daemon needs the length.
-    if not math.isfinite(math.hypot(x, y, z)):
+    if math.isfinite(x) and math.isfinite(y) and math.isfinite(z):
         raise FrameError("not_finite", "the vector is too long to normalise")
-    return Vector(x, y, z)
+    raise FrameError("not_finite", "NaN and infinite values are not allowed")
 
 
 def _explain_text(text: str) -> FrameError:
@@ -142,7 +148,8 @@ def parse_text(text: str) -> Vector:
     if m is None:
         raise _explain_text(text)
     # float() of a matched literal cannot fail; it may overflow to inf.
-    return _checked(float(m[1]), float(m[2]), float(m[3]))
+    x, y, z = map(float, m.groups())
+    return _checked(x, y, z)
 
 
 def _parse_control(text: str) -> Subscribe:
@@ -168,10 +175,28 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
 
     Raises :class:`FrameError` and nothing else, whatever ``data`` holds.
     """
-    if isinstance(data, str):
+    if type(data) is str:
+        # Fast path for "x y z" with single spaces, as every sender writes it:
+        # printable ASCII without "_" leaves float() exactly our number
+        # grammar, plus nan/inf, which _checked() rejects as not_finite.
+        if data.isascii() and data.isprintable() and "_" not in data:
+            parts = data.split(" ")
+            if len(parts) == 3:
+                try:
+                    x, y, z = float(parts[0]), float(parts[1]), float(parts[2])
+                except ValueError:
+                    pass
+                else:
+                    return _checked(x, y, z)
+        m = _TEXT_RE.fullmatch(data)
+        if m is not None:
+            x, y, z = map(float, m.groups())
+            return _checked(x, y, z)
         if data[:1] == "{":
             return _parse_control(data)
-        return parse_text(data)
+        raise _explain_text(data)
+    if isinstance(data, str):  # a str subclass
+        return parse_frame(str(data))
     data = bytes(data)
     if data and _TEXT_BYTES.issuperset(data):
         return parse_text(data.decode("ascii"))
@@ -191,8 +216,14 @@ def encode_text(v: Vector | tuple[float, float, float]) -> str:
 
 
 def encode_binary(v: Vector | tuple[float, float, float], *, double: bool = False) -> bytes:
-    """The binary frame for ``v``: 12 bytes of float32 (24 of float64 if ``double``)."""
-    return (_F64 if double else _F32).pack(*v)
+    """The binary frame for ``v``: 12 bytes of float32 (24 of float64 if ``double``).
+
+    Raises :class:`FrameError` for a value too large for float32.
+    """
+    try:
+        return (_F64 if double else _F32).pack(*v)
+    except (OverflowError, struct.error):
+        raise FrameError("not_finite", "a value is too large for a float32 frame; send text or float64") from None
 
 
 def encode_subscribe(rate_hz: float = MAX_TELEMETRY_HZ) -> str:

@@ -19,6 +19,7 @@ import logging
 import math
 import mimetypes
 import signal
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ SEND_BUFFER_LIMIT = 16 * 1024
 MAX_UNREAD_BYTES = 256 * 1024
 """Abort a connection whose peer leaves this much of our output unread (pong floods)."""
 STATUS_EVERY_S = 2.0
+RECEIVE_BUFFER_BYTES = 16 * 1024
+"""Kernel receive buffer per connection: about 500 text frames (Linux doubles it)."""
 
 
 class StartupError(RuntimeError):
@@ -151,16 +154,15 @@ class Daemon:
         self.started_t = time.monotonic()
         self.server: Server | None = None
         self.stopping = False
-        self._wake: asyncio.Future | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._apply_handle: asyncio.Handle | None = None
+        self._stale_handle: asyncio.TimerHandle | None = None
+        self._last_apply_t = -math.inf
+        self.failed: BaseException | None = None
         self._stop = asyncio.Event()
         self.open_connections = 0
 
     # ---- frames -----------------------------------------------------------
-
-    def _wake_writer(self) -> None:
-        w = self._wake
-        if w is not None and not w.done():
-            w.set_result(None)
 
     def _accept(self, s: Session, v: Vector) -> None:
         now = time.monotonic()
@@ -169,9 +171,10 @@ class Daemon:
         self.accepted += 1
         s.accepted += 1
         self.rate.tick(now)
-        w = self._wake
-        if w is not None and not w.done():
-            w.set_result(None)
+        if self._apply_handle is None:
+            self._schedule()
+        if self._stale_handle is None:
+            self._stale_handle = self._loop.call_at(now + self.cfg.stale_after_s, self._check_stale)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("frame %r from %s", v, s.peer)
 
@@ -216,58 +219,64 @@ class Daemon:
             pass
 
     # ---- the LED writer ---------------------------------------------------
+    # Loop callbacks rather than a task: a frame costs no task switch and no
+    # timer.  At most one apply is pending at a time and it reads the newest
+    # vector when it runs, so frames that arrive within a tick replace each
+    # other.  The stale timer is armed once per stale period, not per frame.
 
-    def _target(self, now: float) -> Duties:
+    def _schedule(self, tick_s: float | None = None) -> None:
+        """Apply the newest vector now if a tick has passed, else at the next tick.
+
+        Applying at once (not with call_soon) saves an event-loop pass per
+        frame; frames that arrive within the tick only replace ``latest``.
+        """
+        if self._apply_handle is not None or self.stopping:
+            return
+        due = self._last_apply_t + (tick_s if tick_s is not None else 1.0 / self.cfg.update_hz)
+        if time.monotonic() >= due:
+            self._apply()
+        else:
+            self._apply_handle = self._loop.call_at(due, self._apply)
+
+    def _apply(self) -> None:
+        self._apply_handle = None
+        now = time.monotonic()
         v = self.latest
-        if v is None:
-            return OFF
-        if now - self.last_frame_t >= self.cfg.stale_after_s:
-            self.latest = None
-            log.info(
-                "no valid frame for %.1f s: LEDs off (stale-data failsafe)",
-                self.cfg.stale_after_s,
-                extra={"CLIENT_ADDRESS": self.session.peer if self.session else ""},
-            )
-            return OFF
-        return duties_for(v, self.mapping)
-
-    async def _writer(self) -> None:
-        """Apply the newest vector at most once per tick; sleep when idle."""
-        loop = asyncio.get_running_loop()
-        last_write_t = -math.inf
-        while True:
-            now = time.monotonic()
-            target = self._target(now)
-            duties = self.smoother.step(target, now)
+        target = OFF if v is None else duties_for(v, self.mapping)
+        duties = self.smoother.step(target, now)
+        try:
             self.leds.write(duties)
-            last_write_t = now
-            # Sleep until a frame arrives, the data goes stale, or (while
-            # smoothing) the next tick.
-            timeout: float | None = None
-            if self.latest is not None:
-                timeout = self.last_frame_t + self.cfg.stale_after_s - now
-            if not self.smoother.settled(target):
-                # Easing: no point updating faster than the PWM period.
-                tick = 1.0 / min(self.cfg.update_hz, self.cfg.frequency_hz)
-                timeout = tick if timeout is None else min(timeout, tick)
-            elif self.smoother.value != target or self.smoother.tau_s:
-                # Settled: snap to the exact target and restart the clock, so
-                # the next change eases from here instead of jumping.
-                self.smoother.reset(target)
-                if duties != target:
-                    continue
-            fut = self._wake = loop.create_future()
-            handle = loop.call_later(max(timeout, 0.0), fut.set_result, None) if timeout is not None else None
-            try:
-                await fut
-            finally:
-                self._wake = None
-                if handle is not None:
-                    handle.cancel()
-            # Coalesce: frames that arrive within one tick replace each other.
-            wait = last_write_t + 1.0 / self.cfg.update_hz - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        except Exception as e:  # a pin library failed: stop loudly, not silently
+            self.failed = e
+            log.error("writing to the LEDs failed: %s", e)
+            self.request_stop()
+            return
+        self._last_apply_t = now
+        if not self.smoother.settled(target):
+            # Easing: no point updating faster than the PWM period.
+            self._schedule(1.0 / min(self.cfg.update_hz, self.cfg.frequency_hz))
+        elif self.smoother.tau_s:
+            # Settled: snap to the exact target and restart the clock, so the
+            # next change eases from here instead of jumping.
+            self.smoother.reset(target)
+            if duties != target:
+                self._schedule()
+
+    def _check_stale(self) -> None:
+        self._stale_handle = None
+        if self.latest is None:
+            return
+        due = self.last_frame_t + self.cfg.stale_after_s
+        if self._loop.time() < due:  # frames came since the timer was armed
+            self._stale_handle = self._loop.call_at(due, self._check_stale)
+            return
+        self.latest = None
+        log.info(
+            "no valid frame for %.1f s: LEDs off (stale-data failsafe)",
+            self.cfg.stale_after_s,
+            extra={"CLIENT_ADDRESS": self.session.peer if self.session else ""},
+        )
+        self._schedule()
 
     # ---- connections ------------------------------------------------------
 
@@ -303,7 +312,6 @@ class Daemon:
             self.smoother.reset()
             self.leds.off()
             self.session = None
-            self._wake_writer()
             # What we sent: a vanished peer never echoes our close frame, so
             # ws.close_code is then 1006 whatever the cause.
             sent = ws.protocol.close_sent
@@ -510,6 +518,11 @@ class Daemon:
             if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                 raise StartupError(f"cannot listen on {where}: that address is not on this machine") from None
             raise StartupError(f"cannot listen on {where}: {e.strerror or e}") from None
+        for sock in self.server.sockets:
+            # Bound what the kernel queues for us (accepted sockets inherit
+            # it): a sender that outruns us waits in its own buffers instead
+            # of piling up seconds of stale frames in ours.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         scheme = "wss" if cfg.tls else "ws"
         for sock in self.server.sockets:
             name = sock.getsockname()
@@ -518,14 +531,6 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._stop.set()
-
-    failed: BaseException | None = None
-
-    def _writer_done(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.failed = task.exception()
-            log.error("writing to the LEDs failed: %s", self.failed)
-            self.request_stop()
 
     def reload(self) -> None:
         """SIGHUP: re-read the configuration; apply what can change live."""
@@ -552,7 +557,11 @@ class Daemon:
                 self.mapping = self.cfg.mapping()
                 self.smoother.tau_s = self.cfg.smoothing_s
                 logging.getLogger().setLevel(self.cfg.log_level.upper())
-                self._wake_writer()
+                if self._stale_handle is not None:  # the stale timeout may have changed
+                    self._stale_handle.cancel()
+                    self._stale_handle = None
+                    self._check_stale()
+                self._schedule()
                 log.info("reloaded configuration: %s", ", ".join(f"{k}={getattr(self.cfg, k)!r}" for k in live))
             elif not refused:
                 log.info("reloaded configuration: nothing changed")
@@ -565,14 +574,12 @@ class Daemon:
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT; LEDs off and pins released at the end."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
-        writer = asyncio.ensure_future(self._writer())
-        writer.add_done_callback(self._writer_done)
-        tasks = [writer]
+        tasks = []
         if self.sd.watchdog_interval_s:
             tasks.append(asyncio.ensure_future(self._watchdog(self.sd.watchdog_interval_s)))
         try:
@@ -581,6 +588,9 @@ class Daemon:
             self.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()
+            for handle in (self._apply_handle, self._stale_handle):
+                if handle is not None:
+                    handle.cancel()
             self.leds.off()
             if self.server is not None:
                 self.server.close()

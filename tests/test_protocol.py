@@ -157,3 +157,34 @@ def test_grammar_characters_never_crash_parse_text(text):
     except FrameError:
         return
     assert all(map(math.isfinite, v)) and math.hypot(*v) > 0
+
+
+def _reference(text: str):
+    """The grammar alone (the regex), without parse_frame's fast path."""
+    from daemon import protocol
+
+    m = protocol._TEXT_RE.fullmatch(text)
+    if m is None:
+        return "rejected"
+    try:
+        return protocol._checked(*map(float, m.groups()))
+    except FrameError:
+        return "rejected"
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True).map(repr),
+            st.text(alphabet="0123456789+-.eE_xnaifINF ", max_size=8),
+        ),
+        min_size=1,
+        max_size=4,
+    ).map(" ".join)
+)
+def test_fast_path_accepts_exactly_the_grammar(text):
+    try:
+        got = parse_frame(text)
+    except FrameError:
+        got = "rejected"
+    assert got == _reference(text)

@@ -73,6 +73,6 @@ def run(duration_s: float = 3.0, rates: tuple[int, ...] = RATES) -> Result:
         rows,
         [
             "Latency of each frame that reached the pins; the daemon coalesces frames closer than one update tick",
-            "(--update-hz, default 500 = 2 ms), so above 500 Hz some frames are replaced by newer ones before a write.",
+            "(--update-hz, default 250 = 4 ms), so above 250 Hz some frames are replaced by newer ones before a write.",
         ],
     )
