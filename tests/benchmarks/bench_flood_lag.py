@@ -35,12 +35,19 @@ async def _flood(server: Server, n: int) -> dict:
     }
 
 
-def run(n: int = 20_000, write_delay_us: float = 200.0) -> Result:
-    res: dict[str, dict] = {}
+def run(n: int = 20_000, write_delay_us: float = 200.0, repeats: int = 5) -> Result:
+    """The daemon's lag depends on how far the client got ahead when it
+    stopped, which varies from run to run on a shared machine: report the
+    median of ``repeats`` floods (and the range); the naive baseline, seconds
+    either way, runs once."""
+    runs: dict[str, list[dict]] = {"daemon": [], "naive": []}
     for kind in KINDS:
-        with Server(kind, write_delay_us=write_delay_us) as server:
-            res[kind] = asyncio.run(_flood(server, n))
-    d, b = res["daemon"], res["naive"]
+        for _ in range(repeats if kind == "daemon" else 1):
+            with Server(kind, write_delay_us=write_delay_us) as server:
+                runs[kind].append(asyncio.run(_flood(server, n)))
+    lags = sorted(r["lag_ms"] for r in runs["daemon"])
+    d = sorted(runs["daemon"], key=lambda r: r["lag_ms"])[len(lags) // 2]
+    b = runs["naive"][0]
     return Result(
         7,
         f"Stale lag under flood: {n:,} frames as fast as possible, each PWM write costs {write_delay_us:g} us",
@@ -49,5 +56,8 @@ def run(n: int = 20_000, write_delay_us: float = 200.0) -> Result:
             Row("client: time to send all frames", "ms", d["send_ms"], b["send_ms"]),
             Row("PWM writes until then", "writes", d["writes"], b["writes"]),
         ],
-        ["Lag = PWM write timestamp (CLOCK_MONOTONIC, in the server) - time the client's last send returned."],
+        [
+            "Lag = PWM write timestamp (CLOCK_MONOTONIC, in the server) - time the client's last send returned.",
+            f"Daemon: median of {len(lags)} floods; all runs: " + ", ".join(f"{x:.1f}" for x in lags) + " ms.",
+        ],
     )
