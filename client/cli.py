@@ -14,7 +14,7 @@ import sys
 import time
 from typing import AsyncIterator, Callable, Sequence
 
-from daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text
+from daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector
 
 from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
 from .link import Link, LinkOptions, env_url, normalize_url
@@ -24,7 +24,6 @@ from .recording import read_recording
 from .session import StreamOptions, run_stream
 from .sim import PATTERNS, SimConfig, sim_source
 from .sources import constant_source, keepalive, replay_source, stdin_source
-from .vectors import checked_vector
 
 __all__ = ["build_parser", "main"]
 
@@ -324,7 +323,7 @@ def cmd_stream(args: argparse.Namespace, view: View) -> int:
 
 def cmd_send(args: argparse.Namespace, view: View) -> int:
     try:
-        v = checked_vector(args.x, args.y, args.z)
+        v = make_vector(float(args.x), float(args.y), float(args.z))
     except FrameError as e:
         raise ClientError(f"cannot send {args.x} {args.y} {args.z}: {e.message}", EXIT_USAGE) from None
     opts = link_options(args, max_retries=0)

@@ -20,11 +20,10 @@ from typing import AsyncIterator, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from daemon.protocol import FrameError, Vector
+from daemon.protocol import FrameError, Vector, make_vector
 
 from . import EXIT_USAGE, ClientError
 from .pacing import Pacer
-from .vectors import checked_vector
 
 __all__ = [
     "PHYPHOX_BUFFERS",
@@ -118,7 +117,7 @@ def _sensorserver_vector(message: str | bytes) -> Vector | None:
     """``{"values": [x, y, z], ...}`` -> Vector; None for anything else (never fatal)."""
     try:
         values = json.loads(message)["values"]
-        return checked_vector(values[0], values[1], values[2])
+        return make_vector(float(values[0]), float(values[1]), float(values[2]))
     except (ValueError, KeyError, IndexError, TypeError):
         return None
 
@@ -159,7 +158,7 @@ def _phyphox_vector(data: dict, buffers: tuple[str, str, str]) -> Vector | None:
     """The newest value of each buffer; None while a buffer is empty or holds ``null``."""
     try:
         values = [data["buffer"][name]["buffer"][-1] for name in buffers]
-        return checked_vector(*values)
+        return make_vector(*map(float, values))
     except (KeyError, IndexError, TypeError, ValueError):
         return None
 
@@ -229,7 +228,7 @@ def parse_datagram(data: bytes) -> list[Vector]:
             error = FrameError("wrong_count", f"expected at least 3 numbers, got {len(numbers)}")
             continue
         try:
-            vectors.append(checked_vector(*(float(n) for n in numbers[:3])))
+            vectors.append(make_vector(*(float(n) for n in numbers[:3])))
         except FrameError as e:
             error = e
     if not vectors:

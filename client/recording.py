@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from daemon.protocol import FrameError, Vector
+from daemon.protocol import FrameError, Vector, make_vector
 
 from . import ClientError
-from .vectors import checked_vector
 
 __all__ = ["HEADER", "Recorder", "Sample", "read_recording"]
 
@@ -94,7 +93,7 @@ def read_recording(path: str | os.PathLike[str]) -> list[Sample]:
             raise ClientError(f"{where}: expected 4 columns t,x,y,z, got {len(cells)}")
         try:
             t = float(cells[0])
-            v = checked_vector(*(float(c) for c in cells[1:]))
+            v = make_vector(*(float(c) for c in cells[1:]))
         except ValueError as e:
             detail = e.message if isinstance(e, FrameError) else "not a number"
             raise ClientError(f"{where}: {detail}") from None

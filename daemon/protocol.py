@@ -44,6 +44,7 @@ __all__ = [
     "encode_state",
     "encode_subscribe",
     "encode_text",
+    "make_vector",
     "parse_frame",
     "parse_text",
 ]
@@ -111,7 +112,12 @@ _F32 = struct.Struct("<3f")
 _F64 = struct.Struct("<3d")
 
 
-def _checked(x: float, y: float, z: float) -> Vector:
+def make_vector(x: float, y: float, z: float) -> Vector:
+    """Three floats as a :class:`Vector`, or :class:`FrameError` if the daemon
+    would reject them (NaN, infinite, zero or overflowing length).
+
+    For vectors that do not come from a frame (phone apps' JSON, CSV files).
+    """
     # One hypot call rejects everything: it is NaN if a part is NaN, inf if
     # a part is inf or the length overflows, and 0 for the zero vector.
     n = math.hypot(x, y, z)
@@ -149,7 +155,7 @@ def parse_text(text: str) -> Vector:
         raise _explain_text(text)
     # float() of a matched literal cannot fail; it may overflow to inf.
     x, y, z = map(float, m.groups())
-    return _checked(x, y, z)
+    return make_vector(x, y, z)
 
 
 def _parse_control(text: str) -> Subscribe:
@@ -178,7 +184,7 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
     if type(data) is str:
         # Fast path for "x y z" with single spaces, as every sender writes it:
         # printable ASCII without "_" leaves float() exactly our number
-        # grammar, plus nan/inf, which _checked() rejects as not_finite.
+        # grammar, plus nan/inf, which make_vector() rejects as not_finite.
         if data.isascii() and data.isprintable() and "_" not in data:
             parts = data.split(" ")
             if len(parts) == 3:
@@ -187,11 +193,11 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
                 except ValueError:
                     pass
                 else:
-                    return _checked(x, y, z)
+                    return make_vector(x, y, z)
         m = _TEXT_RE.fullmatch(data)
         if m is not None:
             x, y, z = map(float, m.groups())
-            return _checked(x, y, z)
+            return make_vector(x, y, z)
         if data[:1] == "{":
             return _parse_control(data)
         raise _explain_text(data)
@@ -202,9 +208,9 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
         return parse_text(data.decode("ascii"))
     n = len(data)
     if n == 12:
-        return _checked(*_F32.unpack(data))
+        return make_vector(*_F32.unpack(data))
     if n == 24:
-        return _checked(*_F64.unpack(data))
+        return make_vector(*_F64.unpack(data))
     raise FrameError(
         "bad_length", f"a binary frame must be 12 bytes (3 x float32) or 24 bytes (3 x float64), got {n}"
     )

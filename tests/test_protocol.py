@@ -167,7 +167,7 @@ def _reference(text: str):
     if m is None:
         return "rejected"
     try:
-        return protocol._checked(*map(float, m.groups()))
+        return protocol.make_vector(*map(float, m.groups()))
     except FrameError:
         return "rejected"
 
