@@ -109,12 +109,12 @@ class Session:
     telemetry: asyncio.Task | None = None
 
 
-def _response(status: HTTPStatus, body: bytes, content_type: str, *, cache: bool = False) -> Response:
+def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
     headers = Headers(
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
-            ("Cache-Control", "max-age=300" if cache else "no-store"),
+            ("Cache-Control", "no-store"),  # the page must match the running daemon
             ("X-Content-Type-Options", "nosniff"),
         ]
     )
@@ -288,7 +288,8 @@ class Daemon:
             return
         s = self.session = Session(ws, _peer(ws))
         log.info("client %s connected", s.peer, extra={"CLIENT_ADDRESS": s.peer})
-        status_task = asyncio.ensure_future(self._status_loop(s))
+        # systemd's STATUS= line shows the live rate; nothing to do off systemd.
+        status_task = asyncio.ensure_future(self._status_loop()) if self.sd.notify_enabled else None
         reason = "closed the connection"
         try:
             async for message in ws:
@@ -304,7 +305,8 @@ class Daemon:
         except ConnectionClosed as e:
             reason = f"was disconnected ({e.rcvd.code if e.rcvd else e.sent.code if e.sent else 1006})"
         finally:
-            status_task.cancel()
+            if status_task is not None:
+                status_task.cancel()
             if s.telemetry is not None:
                 s.telemetry.cancel()
             # Off now, not on the writer's next tick, and without easing.
@@ -348,7 +350,7 @@ class Daemon:
         except ConnectionClosed:
             pass
 
-    async def _status_loop(self, s: Session) -> None:
+    async def _status_loop(self) -> None:
         while True:
             self.sd.status(self._status_line())
             await asyncio.sleep(STATUS_EVERY_S)
@@ -397,6 +399,9 @@ class Daemon:
             "pin_writes": self.leds.writes,
         }
 
+    def _token_ok(self, request: Request) -> bool:
+        return self.token is None or token_matches(request_token(request.headers.get("Authorization"), request.path), self.token)
+
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         headers = request.headers
         path = request.path.partition("?")[0]
@@ -406,14 +411,14 @@ class Daemon:
             if not origin_allowed(headers.get("Origin"), headers.get("Host"), tls=self.cfg.tls, allowed=self.cfg.allowed_origins):
                 log.warning("refused a WebSocket from %s: origin %r is not allowed", _peer(ws), headers.get("Origin"))
                 return _text(HTTPStatus.FORBIDDEN, "origin not allowed")
-            if self.token is not None and not token_matches(request_token(headers.get("Authorization"), request.path), self.token):
+            if not self._token_ok(request):
                 log.warning("refused a WebSocket from %s: missing or wrong token", _peer(ws))
                 return _text(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
             return None
         if path == "/healthz":
             return _text(HTTPStatus.OK, "ok")
         if path == "/status":
-            if self.token is not None and not token_matches(request_token(headers.get("Authorization"), request.path), self.token):
+            if not self._token_ok(request):
                 return _text(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
             return _response(HTTPStatus.OK, json.dumps(self.status()).encode(), "application/json")
         return self._static(path)
