@@ -34,6 +34,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
+    """Signal ``proc`` (if still running), kill it after ``timeout``; its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class DaemonProcess:
     """``python -m daemon`` on 127.0.0.1 with mock pins, ready when /healthz answers."""
 
@@ -105,15 +117,8 @@ class DaemonProcess:
             time.sleep(0.005)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         self._log.close()
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ROOT, clean_env, free_port
+from conftest import ROOT, clean_env, free_port, stop_process
 from daemon.systemd import Systemd, SystemdError
 
 pytestmark = pytest.mark.systemd
@@ -378,15 +378,8 @@ class Proc:
             time.sleep(0.01)
 
     def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         self._log.close()
-        return self.proc.returncode
+        return stop_process(self.proc, signal.SIGTERM, timeout)
 
 
 @pytest.fixture
