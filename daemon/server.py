@@ -158,6 +158,7 @@ class Daemon:
         self._apply_handle: asyncio.Handle | None = None
         self._stale_handle: asyncio.TimerHandle | None = None
         self._last_apply_t = -math.inf
+        self._tick_s = 1.0 / cfg.update_hz  # update_hz needs a restart to change
         self.failed: BaseException | None = None
         self._stop = asyncio.Event()
         self.open_connections = 0
@@ -171,8 +172,13 @@ class Daemon:
         self.accepted += 1
         s.accepted += 1
         self.rate.tick(now)
-        if self._apply_handle is None:
-            self._schedule()
+        if now - self._last_apply_t >= self._tick_s:
+            self._apply()  # fresh and due: no waiting, no timer
+        elif self._apply_handle is None and not self.stopping:
+            # Too soon after the last write: this frame waits, replaced by any
+            # newer one.  A frame that comes after the tick applies itself
+            # (and cancels this); the timer only matters if none does.
+            self._apply_handle = self._loop.call_at(self._last_apply_t + 2 * self._tick_s, self._apply)
         if self._stale_handle is None:
             self._stale_handle = self._loop.call_at(now + self.cfg.stale_after_s, self._check_stale)
         if log.isEnabledFor(logging.DEBUG):
@@ -219,10 +225,11 @@ class Daemon:
             pass
 
     # ---- the LED writer ---------------------------------------------------
-    # Loop callbacks rather than a task: a frame costs no task switch and no
-    # timer.  At most one apply is pending at a time and it reads the newest
-    # vector when it runs, so frames that arrive within a tick replace each
-    # other.  The stale timer is armed once per stale period, not per frame.
+    # Loop callbacks rather than a task: a frame costs no task switch, and in
+    # a steady stream no timer either.  At most one write per tick; a pending
+    # write reads the newest vector when it runs, so frames that arrive within
+    # a tick replace each other.  The stale timer is armed once per stale
+    # period, not per frame.
 
     def _schedule(self, tick_s: float | None = None) -> None:
         """Apply the newest vector now if a tick has passed, else at the next tick.
@@ -232,14 +239,16 @@ class Daemon:
         """
         if self._apply_handle is not None or self.stopping:
             return
-        due = self._last_apply_t + (tick_s if tick_s is not None else 1.0 / self.cfg.update_hz)
+        due = self._last_apply_t + (tick_s if tick_s is not None else self._tick_s)
         if time.monotonic() >= due:
             self._apply()
         else:
             self._apply_handle = self._loop.call_at(due, self._apply)
 
     def _apply(self) -> None:
-        self._apply_handle = None
+        if self._apply_handle is not None:  # called early: the pending write is this one
+            self._apply_handle.cancel()
+            self._apply_handle = None
         now = time.monotonic()
         v = self.latest
         target = OFF if v is None else duties_for(v, self.mapping)

@@ -43,7 +43,7 @@ def _idle(server: Server, seconds: float) -> tuple[float, float]:
     return 100 * (server.cpu_s() - cpu0) / dt, (server.wakeups() - w0) / dt
 
 
-def run(n: int = 20_000, paced_s: float = 2.0, idle_s: float = 3.0) -> Result:
+def run(n: int = 20_000, paced_s: float = 5.0, idle_s: float = 3.0) -> Result:
     res: dict[str, dict] = {}
     for kind in KINDS:
         with Server(kind, trace=False) as server:
