@@ -114,7 +114,8 @@ class Server:
             fh.seek(self._trace_offset)
             data = fh.read()
         out = []
-        for line in data.splitlines():
+        # The daemon may be halfway through writing the last line.
+        for line in data[: data.rfind(b"\n") + 1].splitlines():
             t, pin, v = line.split()
             out.append((int(t), pin.decode(), float(v)))
         return out
