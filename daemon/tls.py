@@ -283,5 +283,6 @@ def _phone_urls(names: list[str]) -> list[str]:
         except ValueError:
             out.append(f"https://{n}:{DEFAULT_PORT}/")
             continue
-        out.append(f"https://[{ip}]:{DEFAULT_PORT}/" if ip.version == 6 else f"https://{ip}:{DEFAULT_PORT}/")
+        if ip.version == 4:  # the default host 0.0.0.0 listens on IPv4 only
+            out.append(f"https://{ip}:{DEFAULT_PORT}/")
     return out or [f"https://localhost:{DEFAULT_PORT}/"]
