@@ -30,6 +30,7 @@ from typing import Any, Callable
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from . import __version__
@@ -52,6 +53,7 @@ SEND_BUFFER_LIMIT = 16 * 1024
 MAX_UNREAD_BYTES = 256 * 1024
 """Abort a connection whose peer leaves this much of our output unread (pong floods)."""
 STATUS_EVERY_S = 2.0
+OP_TEXT, OP_BINARY, OP_CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 RECEIVE_BUFFER_BYTES = 16 * 1024
 """Kernel receive buffer per connection: about 500 text frames (Linux doubles it)."""
 
@@ -164,6 +166,17 @@ class Daemon:
         self.open_connections = 0
 
     # ---- frames -----------------------------------------------------------
+
+    def _on_message(self, s: Session, message: str | bytes) -> None:
+        try:
+            msg = parse_frame(message)
+        except FrameError as err:
+            self._reject(s, err)
+            return
+        if type(msg) is Vector:
+            self._accept(s, msg)
+        else:
+            self._set_telemetry(s, msg.rate_hz)
 
     def _accept(self, s: Session, v: Vector) -> None:
         now = time.monotonic()
@@ -301,16 +314,10 @@ class Daemon:
         status_task = asyncio.ensure_future(self._status_loop()) if self.sd.notify_enabled else None
         reason = "closed the connection"
         try:
+            # Most messages take the fast path in _connection_class; these
+            # are the rest (fragmented, or queued before we held the LEDs).
             async for message in ws:
-                try:
-                    msg = parse_frame(message)
-                except FrameError as err:
-                    self._reject(s, err)
-                    continue
-                if type(msg) is Vector:
-                    self._accept(s, msg)
-                else:
-                    self._set_telemetry(s, msg.rate_hz)
+                self._on_message(s, message)
         except ConnectionClosed as e:
             reason = f"was disconnected ({e.rcvd.code if e.rcvd else e.sent.code if e.sent else 1006})"
         finally:
@@ -459,6 +466,31 @@ class Daemon:
 
         class CappedConnection(ServerConnection):
             """Counts open TCP connections; drops those over the cap at once."""
+
+            fragmented = False
+
+            def process_event(self, event: Any) -> None:
+                # Fast path: a complete data frame from the client holding the
+                # LEDs goes straight to the daemon, skipping websockets'
+                # message queue and a handler-task wake-up (a third of the
+                # per-frame cost under a flood).  Fragmented messages, invalid
+                # UTF-8 and everyone else take websockets' own path.
+                if type(event) is Frame:
+                    op = event.opcode
+                    if op is OP_TEXT or op is OP_BINARY:
+                        s = daemon.session
+                        if event.fin and not self.fragmented and s is not None and s.ws is self:
+                            try:
+                                data = event.data.decode() if op is OP_TEXT else bytes(event.data)
+                            except UnicodeDecodeError:
+                                pass  # websockets closes with 1007
+                            else:
+                                daemon._on_message(s, data)
+                                return
+                        self.fragmented = not event.fin
+                    elif op is OP_CONT and event.fin:
+                        self.fragmented = False
+                super().process_event(event)
 
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 daemon.open_connections += 1
