@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from typing import Callable
 
 from . import __version__
 from .config import ConfigError, add_arguments, load_config
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     with leds:
         daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
         try:
-            asyncio.run(_run(daemon, qr=args.qr))
+            asyncio.run(daemon.run(on_listening=_announcer(daemon, qr=args.qr)))
         except StartupError as e:
             return _fail(str(e))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set
@@ -104,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _run(daemon: Daemon, *, qr: bool) -> None:
-    async def announce() -> None:
-        try:
-            from .urls import qr_text, urls_to_open
-        except ImportError:
-            return
+def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
+    """Log the URLs to open on a phone (and print a QR code) once listening."""
+
+    def announce() -> None:
+        from .urls import qr_text, urls_to_open
+
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
         for url in urls:
@@ -117,10 +118,4 @@ async def _run(daemon: Daemon, *, qr: bool) -> None:
         if qr and urls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)
 
-    daemon_task = asyncio.ensure_future(daemon.run())
-    # Announce once listening; run() raises StartupError before that if it cannot.
-    while daemon.server is None and not daemon_task.done():
-        await asyncio.sleep(0.01)
-    if not daemon_task.done():
-        await announce()
-    await daemon_task
+    return announce

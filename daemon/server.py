@@ -619,13 +619,18 @@ class Daemon:
             self.sd.watchdog()
             await asyncio.sleep(interval_s)
 
-    async def run(self) -> None:
-        """Serve until SIGTERM/SIGINT; LEDs off and pins released at the end."""
+    async def run(self, *, on_listening: Callable[[], None] | None = None) -> None:
+        """Serve until SIGTERM/SIGINT; LEDs off and pins released at the end.
+
+        ``on_listening`` runs once the socket listens, before any client is served.
+        """
         loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
+        if on_listening is not None:
+            on_listening()
         tasks = []
         if self.sd.watchdog_interval_s:
             tasks.append(asyncio.ensure_future(self._watchdog(self.sd.watchdog_interval_s)))

@@ -273,7 +273,7 @@ def test_sigterm_turns_off_and_exits_zero_within_a_second(daemon):
                 await ws.recv()
             assert ws.close_code == 1001  # going away
             rc = await asyncio.to_thread(daemon.proc.wait, 5)
-            assert rc == 0
+            assert rc == 0, daemon.logs()
             assert time.monotonic() - t < 1.0
 
     run(go())
