@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping as MappingT
 
+from .leds import FACTORY_NAMES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
 
@@ -25,7 +26,6 @@ __all__ = ["Config", "ConfigError", "DEFAULT_CONFIG_PATH", "ENV_PREFIX", "RELOAD
 
 DEFAULT_CONFIG_PATH = Path("/etc/gravity-led/daemon.toml")
 ENV_PREFIX = "GRAVITY_LED_"
-PIN_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -53,7 +53,7 @@ class Config:
     ping_interval_s: float = _opt(5.0, "WebSocket ping interval, to find vanished phones", metavar="S", group="security")
     ping_timeout_s: float = _opt(5.0, "time to wait for a pong before dropping the client", metavar="S", group="security")
 
-    pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock (default: gpiozero's own choice)", metavar="NAME", choices=PIN_FACTORIES, group="leds")
+    pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock (default: gpiozero's own choice)", metavar="NAME", choices=FACTORY_NAMES, group="leds")
     right_pin: str = _opt("GPIO18", "pin of the right LED (BCM number, GPIO18 or BOARD12 form)", metavar="PIN", group="leds")
     left_pin: str = _opt("GPIO22", "pin of the left LED", metavar="PIN", group="leds")
     frequency_hz: float = _opt(100.0, "PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
