@@ -6,6 +6,9 @@ Design (what the article's server got wrong, fixed):
 * receiving and writing are decoupled: the receiver keeps only the newest
   vector and wakes the writer, which applies it at most once per tick, so a
   flood or a slow pin backend never queues stale frames;
+* the LED holder's frames take a short cut (daemon/framing.py, then straight
+  to the daemon), and a sender faster than the tick is read once per tick,
+  so a flood costs a third of the article's CPU per frame;
 * LEDs go dark on disconnect, after ``stale_after_s`` without a frame, and at
   shutdown; WebSocket pings find phones that vanished.
 """
@@ -32,8 +35,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from . import __version__
+from .framing import parser_at_frame_start, split_frames
 from .config import RELOADABLE, Config, ConfigError, changed_options, replace
 from .leds import LedPair
 from .mapping import OFF, Duties, Smoother, duties_for
@@ -53,7 +58,11 @@ SEND_BUFFER_LIMIT = 16 * 1024
 MAX_UNREAD_BYTES = 256 * 1024
 """Abort a connection whose peer leaves this much of our output unread (pong floods)."""
 STATUS_EVERY_S = 2.0
+HOLD_AFTER_FRAMES = 3
+"""Frames within one update tick after which the holder's reads are held
+(read holding pays off from about three frames per tick)."""
 OP_TEXT, OP_BINARY, OP_CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+OPEN = State.OPEN
 RECEIVE_BUFFER_BYTES = 256 * 1024
 """Kernel receive buffer per connection (Linux doubles it; it would otherwise
 autotune up to 6 MiB): a bound on what a connection can park in the kernel,
@@ -112,6 +121,7 @@ class Session:
     rejects_unlogged: int = 0
     last_reject_log_t: float = -math.inf
     telemetry: asyncio.Task | None = None
+    reads_held: bool = False
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -161,6 +171,11 @@ class Daemon:
         self.stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._apply_handle: asyncio.Handle | None = None
+        self._accepted_at_tick = 0
+        self._held_until = -math.inf
+        self._accepted_at_apply = 0
+        self._trailing_handle: asyncio.TimerHandle | None = None
+        self._unapplied = False
         self._stale_handle: asyncio.TimerHandle | None = None
         self._last_apply_t = -math.inf
         self._tick_s = 1.0 / cfg.update_hz  # update_hz needs a restart to change
@@ -184,21 +199,77 @@ class Daemon:
     def _accept(self, s: Session, v: Vector) -> None:
         now = time.monotonic()
         self.latest = v
+        self._unapplied = True
         self.last_frame_t = now
         self.accepted += 1
         s.accepted += 1
         self.rate.tick(now)
-        if now - self._last_apply_t >= self._tick_s:
-            self._apply()  # fresh and due: no waiting, no timer
-        elif self._apply_handle is None and not self.stopping:
-            # Too soon after the last write: this frame waits, replaced by any
-            # newer one.  A frame that comes after the tick applies itself
-            # (and cancels this); the timer only matters if none does.
-            self._apply_handle = self._loop.call_at(self._last_apply_t + 2 * self._tick_s, self._apply)
         if self._stale_handle is None:
             self._stale_handle = self._loop.call_at(now + self.cfg.stale_after_s, self._check_stale)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("frame %r from %s", v, s.peer)
+
+    def _frames_read(self, s: Session) -> None:
+        """After each read from the holder: write the newest vector if a tick
+        has passed since the last write, else at the tick.  One decision per
+        read, not per frame, so a burst costs one write, of the newest."""
+        if not self._unapplied or self._apply_handle is not None or self.stopping:
+            return  # nothing new, or a write is already due and will read ``latest``
+        now = time.monotonic()
+        due = self._last_apply_t + self._tick_s
+        if now >= due:
+            self._apply()  # fresh and due: no waiting, no timer
+        elif self.accepted - self._accepted_at_apply >= HOLD_AFTER_FRAMES:
+            self._hold_reads(s, due)
+        elif self._trailing_handle is None:
+            # Too soon after the last write: this frame waits, replaced by any
+            # newer one.  A frame that comes after the tick writes itself (and
+            # cancels this); the timer only matters if none does.
+            self._trailing_handle = self._loop.call_at(due + self._tick_s, self._apply)
+
+    # Read holding.  A sender much faster than the tick would wake us for
+    # every frame, yet only the newest is written, once per tick.  So once
+    # HOLD_AFTER_FRAMES frames come within one tick, we stop reading its
+    # socket until the tick: frames wait in the kernel and arrive as one read,
+    # one wake-up per tick instead of one per frame (a flood is read in big
+    # batches, like a server that has fallen behind, but never more than a
+    # tick behind).  Slower senders are never held: for them a timer wake-up
+    # would cost more than the frames' own.
+
+    def _hold_reads(self, s: Session, due: float) -> None:
+        transport = s.ws.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+            s.reads_held = True
+        self._held_until = due
+        self._apply_handle = self._loop.call_at(due, self._tick_due, s)
+
+    def _tick_due(self, s: Session) -> None:
+        self._apply_handle = None
+        transport = s.ws.transport
+        if s.reads_held and self.session is s and not transport.is_closing():
+            s.reads_held = False
+            if not s.ws.recv_messages.paused:  # websockets' own flow control
+                transport.resume_reading()
+            # A timer due now runs after the next loop pass's I/O callbacks:
+            # after the read of whatever waited, so it writes the newest.
+            self._accepted_at_tick = self.accepted
+            self._apply_handle = self._loop.call_at(self._loop.time(), self._tick_read, s)
+            return
+        self._apply()
+
+    def _tick_read(self, s: Session) -> None:
+        self._apply_handle = None
+        read = self.accepted - self._accepted_at_tick
+        self._apply()
+        # Still fast (two or more frames in the tick): hold again straight
+        # away, until one tick after the last hold ended (not after this
+        # write: the time spent reading a batch is not idle time, so a sender
+        # as fast as our parser cannot get ahead).  Otherwise it has slowed
+        # down: read frames as they come.
+        due = self._held_until + self._tick_s
+        if read >= 2 and self.session is s and self._apply_handle is None and not self.stopping and due > time.monotonic():
+            self._hold_reads(s, due)
 
     def _reject(self, s: Session, err: FrameError) -> None:
         now = time.monotonic()
@@ -265,8 +336,13 @@ class Daemon:
         if self._apply_handle is not None:  # called early: the pending write is this one
             self._apply_handle.cancel()
             self._apply_handle = None
+        if self._trailing_handle is not None:
+            self._trailing_handle.cancel()
+            self._trailing_handle = None
         now = time.monotonic()
         v = self.latest
+        self._unapplied = False
+        self._accepted_at_apply = self.accepted
         target = OFF if v is None else duties_for(v, self.mapping)
         duties = self.smoother.step(target, now)
         try:
@@ -321,6 +397,7 @@ class Daemon:
             # are the rest (fragmented, or queued before we held the LEDs).
             async for message in ws:
                 self._on_message(s, message)
+                self._frames_read(s)
         except ConnectionClosed as e:
             reason = f"was disconnected ({e.rcvd.code if e.rcvd else e.sent.code if e.sent else 1006})"
         finally:
@@ -471,6 +548,8 @@ class Daemon:
             """Counts open TCP connections; drops those over the cap at once."""
 
             fragmented = False
+            framed = False  # websockets' parser is known to be at a frame boundary
+            pending = b""
 
             def process_event(self, event: Any) -> None:
                 # Fast path: a complete data frame from the client holding the
@@ -495,6 +574,42 @@ class Daemon:
                         self.fragmented = False
                 super().process_event(event)
 
+            def _receive_holder(self, s: Session, data: bytes) -> None:
+                # Fast framing (daemon/framing.py): simple frames go straight
+                # to the daemon; anything else, whole, to websockets' parser,
+                # so it stays at a frame boundary.  A partial frame waits in
+                # _pending (at most max_frame_bytes + 14 bytes).
+                protocol = self.protocol
+                if not (self.framed or parser_at_frame_start(protocol)):
+                    super().data_received(data)
+                    return
+                self.framed = True
+                if self.pending:
+                    data = self.pending + data
+                    self.pending = b""
+                limit = daemon.cfg.max_frame_bytes
+                pos, n = 0, len(data)
+                while pos < n:
+                    if protocol.state is not OPEN or protocol.current_size is not None:
+                        # Closing, or inside a fragmented message: all to websockets.
+                        self.framed = False
+                        super().data_received(data[pos:])
+                        return
+                    messages, pos, other = split_frames(data, pos, limit)
+                    for message in messages:
+                        daemon._on_message(s, message)
+                    if other == 0:
+                        self.pending = data[pos:]
+                        return
+                    super().data_received(data[pos : pos + other])
+                    pos += other
+
+            def eof_received(self) -> bool | None:
+                if self.pending:  # a frame cut short: websockets reports it
+                    pending, self.pending = self.pending, b""
+                    super().data_received(pending)
+                return super().eof_received()
+
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 daemon.open_connections += 1
                 super().connection_made(transport)
@@ -502,7 +617,12 @@ class Daemon:
                     transport.abort()
 
             def data_received(self, data: bytes) -> None:
-                super().data_received(data)
+                s = daemon.session
+                if s is not None and s.ws is self:
+                    self._receive_holder(s, data)
+                    daemon._frames_read(s)
+                else:
+                    super().data_received(data)
                 # websockets answers every ping with a pong whether or not the
                 # peer reads them: a peer that sends pings and never reads
                 # would grow this buffer without limit.  Our own optional
@@ -640,7 +760,7 @@ class Daemon:
             self.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()
-            for handle in (self._apply_handle, self._stale_handle):
+            for handle in (self._apply_handle, self._trailing_handle, self._stale_handle):
                 if handle is not None:
                     handle.cancel()
             self.leds.off()

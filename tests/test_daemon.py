@@ -202,6 +202,37 @@ def test_latest_value_wins_under_a_flood_with_slow_pins(start_daemon):
     run(go())
 
 
+def test_fast_path_leaves_pings_fragments_and_bad_frames_to_websockets(daemon):
+    """Simple frames skip websockets' parser (daemon/framing.py) and a fast
+    sender's reads are held to one per tick; everything else in the same
+    stream must still be handled exactly: pings answered, fragmented
+    messages assembled, bad frames rejected, all counted, last one shown."""
+
+    async def go():
+        async with connect(daemon.url) as ws:
+            pongs, good, bad = [], 0, 0
+            for i in range(300):
+                await ws.send(encode_text(tilt(10)))
+                good += 1
+                if i % 60 == 0:
+                    pongs.append(await ws.ping())
+                if i % 70 == 0:
+                    await ws.send(["0 ", "-1 ", "0"])  # one message in three fragments
+                    good += 1
+                if i % 45 == 0:
+                    await ws.send("not a vector")
+                    bad += 1
+            await ws.send(encode_binary(tilt(-30)))
+            good += 1
+            for p in pongs:
+                await asyncio.wait_for(p, 5)
+            s = await asyncio.to_thread(daemon.wait_for, lambda s: s["frames"]["accepted"] == good, 10)
+            assert s["frames"]["rejected"] == bad
+            s = await asyncio.to_thread(daemon.wait_for, lambda s: s["leds"]["left"] > 0.3 and s["leds"]["right"] == 0, 2)
+
+    run(go())
+
+
 def test_mapping_options(start_daemon):
     d = start_daemon("--full-scale-deg", "45", "--invert", "--dead-zone-deg", "2")
 

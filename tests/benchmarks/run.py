@@ -22,7 +22,7 @@ from importlib import import_module  # noqa: E402
 BENCHMARKS = {
     "lag": ("bench_flood_lag", {}, {"n": 5000, "repeats": 3}, {"n": 300, "write_delay_us": 200.0, "repeats": 1}),
     "latency": ("bench_latency", {}, {"duration_s": 1.0}, {"duration_s": 0.1}),
-    "cpu": ("bench_cpu", {}, {"n": 5000, "paced_s": 0.5, "idle_s": 1.0}, {"n": 300, "paced_s": 0.05, "idle_s": 0.2}),
+    "cpu": ("bench_cpu", {}, {"n": 5000, "paced_s": 0.5, "idle_s": 1.0, "repeats": 3}, {"n": 300, "paced_s": 0.05, "idle_s": 0.2, "repeats": 1}),
     "memory": ("bench_memory", {}, {"n": 5000, "connections": 100, "starts": 1}, {"n": 200, "connections": 20, "starts": 1}),
 }
 

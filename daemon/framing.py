@@ -1,0 +1,105 @@
+"""A fast path through WebSocket framing (RFC 6455, section 5.2) for the one
+shape of frame a phone sends: whole, small, masked, text or binary.
+
+websockets parses every frame with a chain of generators; under a flood that
+is the largest part of the daemon's per-frame cost.  :func:`split_frames`
+unmasks runs of such frames in one loop and stops at anything else (pings,
+close, fragments, large or malformed frames), which the caller hands, whole,
+to websockets' own parser.  So websockets still decides everything but the
+common case, and its parser only ever sees whole frames, staying in step.
+
+Pure: no I/O, no state.  ``tests/test_framing.py`` checks it against
+websockets' Sans-I/O parser on random streams cut at random points.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from websockets.frames import apply_mask  # the C speedup when built
+
+__all__ = ["split_frames", "parser_at_frame_start"]
+
+_FIN_TEXT = 0x81
+_FIN_BINARY = 0x82
+_SMALL = 125  # the longest payload a 2-byte header can declare
+_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
+
+
+def split_frames(buf: bytes, start: int, limit: int) -> tuple[list[str | bytes], int, int]:
+    """Decode the simple frames in ``buf`` from ``start``.
+
+    Returns ``(messages, end, other)``: the messages (``str`` for text,
+    ``bytes`` for binary), the offset after them, and what follows:
+    ``other == 0`` means ``buf[end:]`` is the start of an incomplete frame
+    (wait for more bytes); otherwise ``buf[end:end + other]`` is one whole
+    frame for the full parser (or all the rest, when that frame is one the
+    parser refuses from its header alone: bad opcode, unmasked, or longer
+    than ``limit``).
+    Text that is not UTF-8 goes to the full parser, which closes with 1007.
+    """
+    small = min(limit, _SMALL)
+    out: list[str | bytes] = []
+    n = len(buf)
+    pos = start
+    while pos + 2 <= n:
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        length = b1 & 0x7F
+        if (b0 == _FIN_TEXT or b0 == _FIN_BINARY) and b1 & 0x80 and length <= small:
+            end = pos + 6 + length
+            if end > n:
+                return out, pos, 0
+            payload = apply_mask(buf[pos + 6 : end], buf[pos + 2 : pos + 6])
+            if b0 == _FIN_TEXT:
+                try:
+                    out.append(payload.decode())
+                except UnicodeDecodeError:
+                    return out, pos, end - pos
+            else:
+                out.append(payload)
+            pos = end
+            continue
+        return out, pos, _whole_frame(buf, pos, limit)
+    return out, pos, 0
+
+
+def _whole_frame(buf: bytes, pos: int, limit: int) -> int:
+    """Length of the frame at ``pos`` if all of it is in ``buf``, else 0;
+    all the rest if the parser will refuse it from its header."""
+    n = len(buf)
+    b1 = buf[pos + 1]
+    if buf[pos] & 0x0F not in _OPCODES or not b1 & 0x80:
+        return n - pos  # refused on its first two bytes
+    length = b1 & 0x7F
+    head = 2
+    if length == 126:
+        head = 4
+        if pos + head > n:
+            return 0
+        length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+    elif length == 127:
+        head = 10
+        if pos + head > n:
+            return 0
+        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+    if length > limit:
+        return n - pos
+    total = head + 4 + length
+    return total if pos + total <= n else 0
+
+
+def parser_at_frame_start(protocol: Any) -> bool:
+    """Whether a websockets Protocol has consumed whole frames only, so that
+    the next byte it would read starts a frame.  False when unsure (a
+    websockets version whose parser looks different): the caller then keeps
+    to websockets' own path."""
+    try:
+        if protocol.reader.buffer:
+            return False
+        gen = protocol.parser
+        while gen.gi_yieldfrom is not None:  # the innermost generator it waits in
+            gen = gen.gi_yieldfrom
+        return gen.gi_code is type(protocol.reader).at_eof.__code__
+    except AttributeError:
+        return False

@@ -1,0 +1,172 @@
+"""daemon/framing.py against websockets' own Sans-I/O parser: on any stream of
+frames, cut anywhere, the fast path plus websockets (for what it hands over)
+must yield exactly what websockets alone yields."""
+
+from __future__ import annotations
+
+import os
+from unittest import mock
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from daemon.framing import parser_at_frame_start, split_frames
+
+LIMIT = 1024
+
+
+def masked(opcode: Opcode, payload: bytes, *, fin: bool = True) -> bytes:
+    # websockets' own serializer, with a fixed mask so examples replay.
+    with mock.patch("websockets.frames.secrets.token_bytes", return_value=b"\x9a\x0f\x33\xc4"):
+        return Frame(opcode, payload, fin=fin).serialize(mask=True, extensions=[])
+
+
+def open_protocol(limit: int = LIMIT) -> ServerProtocol:
+    """A websockets server protocol after a real opening handshake."""
+    p = ServerProtocol(max_size=limit)
+    p.receive_data(
+        b"GET / HTTP/1.1\r\nHost: pi\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    [request] = p.events_received()
+    p.send_response(p.accept(request))
+    assert p.state is State.OPEN
+    return p
+
+
+def messages_of(events: list) -> list:
+    """What websockets hands to the application: data frames and the rest."""
+    out = []
+    for e in events:
+        if e.opcode is Opcode.TEXT and e.fin:
+            try:
+                out.append(("msg", e.data.decode()))
+            except UnicodeDecodeError:  # websockets' asyncio layer then closes with 1007
+                out.append(("not UTF-8", bytes(e.data)))
+        elif e.opcode is Opcode.BINARY and e.fin:
+            out.append(("msg", bytes(e.data)))
+        else:
+            out.append((e.opcode.name, bytes(e.data), e.fin))
+    return out
+
+
+def websockets_alone(chunks: list[bytes], limit: int = LIMIT):
+    p = open_protocol(limit)
+    out = []
+    for c in chunks:
+        p.receive_data(c)
+        out += messages_of(p.events_received())
+    return out, p.state, p.close_sent and p.close_sent.code
+
+
+def fast_path(chunks: list[bytes], limit: int = LIMIT):
+    """What daemon/server.py's _receive_holder does, minus the sockets."""
+    p = open_protocol(limit)
+    out = []
+    pending = b""
+    framed = False
+    for c in chunks:
+        data = pending + c
+        pending = b""
+        if not (framed or parser_at_frame_start(p)):
+            p.receive_data(data)
+            out += messages_of(p.events_received())
+            continue
+        framed = True
+        pos = 0
+        while pos < len(data):
+            if p.state is not State.OPEN or p.current_size is not None:
+                framed = False
+                p.receive_data(data[pos:])
+                out += messages_of(p.events_received())
+                break
+            msgs, pos, other = split_frames(data, pos, limit)
+            out += [("msg", m) for m in msgs]
+            if other == 0:
+                pending = data[pos:]
+                break
+            p.receive_data(data[pos : pos + other])
+            out += messages_of(p.events_received())
+            pos += other
+    return out, p.state, p.close_sent and p.close_sent.code
+
+
+def cut(stream: bytes, points: list[int]) -> list[bytes]:
+    points = sorted({min(x, len(stream)) for x in points})
+    chunks, last = [], 0
+    for x in points + [len(stream)]:
+        if x > last:
+            chunks.append(stream[last:x])
+            last = x
+    return chunks
+
+
+def test_simple_frames_decode():
+    buf = masked(Opcode.TEXT, b"0.1 9.7 0.3") + masked(Opcode.BINARY, b"\x00\x01\x02")
+    assert split_frames(buf, 0, LIMIT) == (["0.1 9.7 0.3", b"\x00\x01\x02"], len(buf), 0)
+
+
+def test_partial_frame_waits():
+    f = masked(Opcode.TEXT, b"1 2 3")
+    for k in range(len(f)):
+        assert split_frames(f[:k], 0, LIMIT) == ([], 0, 0)
+
+
+def test_other_frames_are_handed_over_whole():
+    ping = masked(Opcode.PING, b"hi")
+    text = masked(Opcode.TEXT, b"1 2 3")
+    msgs, end, other = split_frames(text + ping + text, 0, LIMIT)
+    assert (msgs, end, other) == (["1 2 3"], len(text), len(ping))
+
+
+def test_frames_the_parser_refuses_take_the_rest():
+    big = masked(Opcode.TEXT, b"x" * 2000)
+    assert split_frames(big + b"more", 0, LIMIT) == ([], 0, len(big) + 4)
+    unmasked = Frame(Opcode.TEXT, b"1 2 3").serialize(mask=False, extensions=[])
+    assert split_frames(unmasked, 0, LIMIT) == ([], 0, len(unmasked))
+
+
+def test_invalid_utf8_goes_to_the_parser():
+    bad = masked(Opcode.TEXT, b"\xff\xfe")
+    assert split_frames(bad, 0, LIMIT) == ([], 0, len(bad))
+
+
+def test_limit_below_125_is_respected():
+    f = masked(Opcode.TEXT, b"x" * 100)
+    assert split_frames(f, 0, 64) == ([], 0, len(f))
+
+
+def test_parser_at_frame_start_tracks_websockets():
+    p = open_protocol()
+    assert parser_at_frame_start(p)  # fails if websockets' parser changes shape
+    f = masked(Opcode.TEXT, b"1 2 3")
+    p.receive_data(f[:3])  # header consumed, payload awaited
+    assert not parser_at_frame_start(p)
+    p.receive_data(f[3:])
+    assert parser_at_frame_start(p)
+
+
+frame_st = st.one_of(
+    st.builds(lambda b: masked(Opcode.TEXT, b), st.text(max_size=40).map(str.encode)),
+    st.builds(lambda b: masked(Opcode.BINARY, b), st.binary(max_size=40)),
+    st.builds(lambda b: masked(Opcode.TEXT, b), st.binary(max_size=8)),  # often not UTF-8
+    st.builds(lambda b: masked(Opcode.PING, b), st.binary(max_size=20)),
+    st.builds(lambda b: masked(Opcode.PONG, b), st.binary(max_size=20)),
+    st.builds(lambda b: masked(Opcode.BINARY, b), st.binary(min_size=120, max_size=300)),
+    st.builds(lambda b: masked(Opcode.TEXT, b, fin=False), st.text(max_size=10).map(str.encode)),
+    st.builds(lambda b, fin: masked(Opcode.CONT, b, fin=fin), st.text(max_size=10).map(str.encode), st.booleans()),
+    st.builds(lambda n: masked(Opcode.BINARY, bytes(n)), st.integers(1025, 70000)),
+    st.builds(lambda b: Frame(Opcode.TEXT, b).serialize(mask=False, extensions=[]), st.binary(max_size=10)),
+    st.binary(min_size=1, max_size=12),  # junk
+    st.just(masked(Opcode.CLOSE, b"\x03\xe8bye")),
+)
+
+
+@settings(max_examples=int(os.environ.get("GRAVITY_LED_FUZZ_EXAMPLES", "400")), deadline=None)
+@given(st.lists(frame_st, max_size=12), st.lists(st.integers(0, 3000), max_size=8), st.sampled_from([LIMIT, 64, 200]))
+def test_same_as_websockets_on_any_stream(frames, points, limit):
+    chunks = cut(b"".join(frames), points)
+    assert fast_path(chunks, limit) == websockets_alone(chunks, limit)
