@@ -25,6 +25,8 @@ class HardwareError(RuntimeError):
 
 WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
 """Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
+MOCK_HISTORY = 256
+"""Pin states a mock pin remembers (gpiozero's own keeps them all)."""
 
 
 def _traced(base: type, path: str) -> type:
@@ -51,10 +53,21 @@ def _make_factory(name: str | None, write_delay_s: float) -> Any:
     if name == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-        pin_class = MockPWMPin
+        class BoundedMockPWMPin(MockPWMPin):
+            """gpiozero's mock pin keeps every state it ever had (for tests
+            that assert sequences): 500 writes a second would grow a demo left
+            running by megabytes a minute.  Keep the last few hundred."""
+
+            def _change_state(self, value: float) -> bool:
+                changed = super()._change_state(value)
+                if len(self.states) > MOCK_HISTORY * 2:
+                    del self.states[:-MOCK_HISTORY]
+                return changed
+
+        pin_class = BoundedMockPWMPin
         if write_delay_s > 0:
 
-            class SlowMockPWMPin(MockPWMPin):
+            class SlowMockPWMPin(BoundedMockPWMPin):
                 """A mock pin whose writes cost CPU, like pigpio's socket or a Pi Zero."""
 
                 def _set_state(self, value: float) -> None:

@@ -1,6 +1,6 @@
 """Issue 6, point 6: a bounded soak in the test suite (a few seconds at a high
 rate, with telemetry, error replies and reconnects) shows flat memory.  The
-60 s at 1000 Hz version is the memory benchmark (tests/benchmarks)."""
+60 s at 1000 Hz version is a benchmark: tests/benchmarks/bench_soak.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Benchmarks of issue 6 (points 7-10), each against a naive baseline in the same run.
+"""Benchmarks of issue 6 (points 6-10), each against a naive baseline in the same run.
 
 Not part of the default test run (pytest collects only ``test_*.py``).  Run all:
 
