@@ -170,6 +170,25 @@ def test_daemon_serves_https_and_wss_with_the_certificate(start_daemon, cert_pai
         urllib.request.urlopen(f"http://127.0.0.1:{d.port}/status", timeout=5).read()
 
 
+def test_a_fast_sender_over_wss_is_followed_to_its_last_frame(start_daemon, cert_pair):
+    """Read holding pauses the TLS transport, not the socket: frames that
+    wait in the TLS layer must still arrive, and the newest be written."""
+    from websockets.sync.client import connect
+
+    cert, key = cert_pair
+    d = start_daemon("--certfile", str(cert), "--keyfile", str(key), "--stale-after", "30", scheme="https")
+    trusting = ssl.create_default_context(cafile=str(cert))
+    n = 3000
+    with connect(f"wss://127.0.0.1:{d.port}/", ssl=trusting, open_timeout=5) as ws:
+        for i in range(n - 1):
+            ws.send(struct.pack("<3f", 0.0, (i % 10) - 5.0, 5.0))
+        ws.send(struct.pack("<3f", 0.0, -5.0, 5.0))  # the last: left, 45 degrees
+        ws.ping().wait(5)  # answered while reads are held
+        st = d.wait_for(lambda s: s["frames"]["accepted"] == n)
+        st = d.wait_for(lambda s: s["leds"]["left"] > 0.45 and s["leds"]["right"] == 0.0)
+        assert st["pin_writes"] < n / 2  # coalesced
+
+
 def test_certificate_for_other_names_fails_host_check(start_daemon, tmp_path):
     """The SANs matter: a certificate made for another host does not verify for 127.0.0.1."""
     from websockets.sync.client import connect
