@@ -38,8 +38,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from . import __version__
-from .framing import parser_at_frame_start, split_frames
 from .config import RELOADABLE, Config, ConfigError, changed_options, replace
+from .framing import parser_at_frame_start, split_frames
 from .leds import LedPair
 from .mapping import OFF, Duties, Smoother, duties_for
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameError, Vector, encode_error, encode_state, parse_frame
