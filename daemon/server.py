@@ -237,6 +237,9 @@ class Daemon:
     # would cost more than the frames' own.
 
     def _hold_reads(self, s: Session, due: float) -> None:
+        if self._trailing_handle is not None:  # the tick writes instead
+            self._trailing_handle.cancel()
+            self._trailing_handle = None
         transport = s.ws.transport
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
