@@ -91,11 +91,11 @@ def _whole_frame(buf: bytes, pos: int, limit: int) -> int:
 
 def parser_at_frame_start(protocol: Any) -> bool:
     """Whether a websockets Protocol has consumed whole frames only, so that
-    the next byte it would read starts a frame.  False when unsure (a
-    websockets version whose parser looks different): the caller then keeps
-    to websockets' own path."""
+    the next byte it would read starts a frame, outside any fragmented
+    message.  False when unsure (a websockets version whose parser looks
+    different): the caller then keeps to websockets' own path."""
     try:
-        if protocol.reader.buffer:
+        if protocol.reader.buffer or protocol.current_size is not None:
             return False
         gen = protocol.parser
         while gen.gi_yieldfrom is not None:  # the innermost generator it waits in
