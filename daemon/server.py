@@ -41,7 +41,7 @@ from . import __version__
 from .config import RELOADABLE, Config, ConfigError, changed_options, replace
 from .framing import parser_at_frame_start, split_frames
 from .leds import LedPair
-from .mapping import OFF, Duties, Smoother, duties_for
+from .mapping import OFF, Smoother, duties_for
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameError, Vector, encode_error, encode_state, parse_frame
 from .security import origin_allowed, request_token, token_matches
 from .systemd import Systemd

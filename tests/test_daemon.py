@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from daemon.protocol import BUSY_CLOSE_CODE, BUSY_REASON, encode_binary, encode_subscribe, encode_text
 
-from conftest import ROOT, clean_env, free_port
+from conftest import ROOT, clean_env
 
 
 def run(coro):

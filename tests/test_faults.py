@@ -36,7 +36,6 @@ from helpers_net import (
     tcp_closed_by_peer,
     text_frame,
     want_duty,
-    ws_client,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -218,7 +217,7 @@ def test_200_websocket_connections_at_once(start_daemon):
                 except ConnectionClosed:
                     pass
                 return "busy" if ws.close_code == BUSY_CLOSE_CODE else f"closed {ws.close_code}"
-        except (OSError, EOFError, asyncio.TimeoutError) as e:
+        except (OSError, EOFError, asyncio.TimeoutError):
             return "dropped"
         except Exception as e:  # websockets' InvalidMessage etc.: dropped during the handshake
             return "dropped" if "handshake" in type(e).__name__.lower() or "invalid" in type(e).__name__.lower() else repr(e)
