@@ -233,8 +233,8 @@ class Daemon:
     # socket until the tick: frames wait in the kernel and arrive as one read,
     # one wake-up per tick instead of one per frame (a flood is read in big
     # batches, like a server that has fallen behind, but never more than a
-    # tick behind).  Slower senders are never held: for them a timer wake-up
-    # would cost more than the frames' own.
+    # tick behind).  A steady slower sender is never held: for it a timer
+    # wake-up would cost more than the frames' own.
 
     def _hold_reads(self, s: Session, due: float) -> None:
         if self._trailing_handle is not None:  # the tick writes instead
