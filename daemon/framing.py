@@ -14,11 +14,12 @@ websockets' Sans-I/O parser on random streams cut at random points.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from websockets.frames import apply_mask  # the C speedup when built
+from websockets.protocol import State
 
-__all__ = ["split_frames", "parser_at_frame_start"]
+__all__ = ["FastFramer", "split_frames", "parser_at_frame_start"]
 
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
@@ -103,3 +104,45 @@ def parser_at_frame_start(protocol: Any) -> bool:
         return gen.gi_code is type(protocol.reader).at_eof.__code__
     except AttributeError:
         return False
+
+
+class FastFramer:
+    """One connection's fast path: simple frames to ``deliver``; anything
+    else, whole, to ``parse_fully`` (websockets' ``data_received``), so its
+    parser stays at a frame boundary.  A partial frame waits in ``pending``
+    (at most ``limit`` + 14 bytes).  No I/O of its own."""
+
+    __slots__ = ("pending", "framed")
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.framed = False  # websockets' parser is known to be at a frame boundary
+
+    def feed(self, protocol: Any, data: bytes, limit: int, deliver: Callable[[str | bytes], None], parse_fully: Callable[[bytes], None]) -> None:
+        if not (self.framed or parser_at_frame_start(protocol)):
+            parse_fully(data)
+            return
+        self.framed = True
+        if self.pending:
+            data = self.pending + data
+            self.pending = b""
+        pos, n = 0, len(data)
+        while pos < n:
+            if protocol.state is not State.OPEN or protocol.current_size is not None:
+                # Closing, or inside a fragmented message: all to websockets.
+                self.framed = False
+                parse_fully(data[pos:])
+                return
+            messages, pos, other = split_frames(data, pos, limit)
+            for message in messages:
+                deliver(message)
+            if other == 0:
+                self.pending = data[pos:]
+                return
+            parse_fully(data[pos : pos + other])
+            pos += other
+
+    def take_pending(self) -> bytes:
+        """At end of stream: the bytes of a frame cut short, for websockets to report."""
+        pending, self.pending = self.pending, b""
+        return pending

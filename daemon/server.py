@@ -35,11 +35,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from . import __version__
 from .config import RELOADABLE, Config, ConfigError, changed_options, replace
-from .framing import parser_at_frame_start, split_frames
+from .framing import FastFramer
 from .leds import LedPair
 from .mapping import OFF, Smoother, duties_for
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameError, Vector, encode_error, encode_state, parse_frame
@@ -62,7 +61,6 @@ HOLD_AFTER_FRAMES = 3
 """Frames within one update tick after which the holder's reads are held
 (read holding pays off from about three frames per tick)."""
 OP_TEXT, OP_BINARY, OP_CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
-OPEN = State.OPEN
 RECEIVE_BUFFER_BYTES = 256 * 1024
 """Kernel receive buffer per connection (Linux doubles it; it would otherwise
 autotune up to 6 MiB): a bound on what a connection can park in the kernel,
@@ -551,8 +549,6 @@ class Daemon:
             """Counts open TCP connections; drops those over the cap at once."""
 
             fragmented = False
-            framed = False  # websockets' parser is known to be at a frame boundary
-            pending = b""
 
             def process_event(self, event: Any) -> None:
                 # Fast path: a complete data frame from the client holding the
@@ -578,42 +574,17 @@ class Daemon:
                 super().process_event(event)
 
             def _receive_holder(self, s: Session, data: bytes) -> None:
-                # Fast framing (daemon/framing.py): simple frames go straight
-                # to the daemon; anything else, whole, to websockets' parser,
-                # so it stays at a frame boundary.  A partial frame waits in
-                # _pending (at most max_frame_bytes + 14 bytes).
-                protocol = self.protocol
-                if not (self.framed or parser_at_frame_start(protocol)):
-                    super().data_received(data)
-                    return
-                self.framed = True
-                if self.pending:
-                    data = self.pending + data
-                    self.pending = b""
-                limit = daemon.cfg.max_frame_bytes
-                pos, n = 0, len(data)
-                while pos < n:
-                    if protocol.state is not OPEN or protocol.current_size is not None:
-                        # Closing, or inside a fragmented message: all to websockets.
-                        self.framed = False
-                        super().data_received(data[pos:])
-                        return
-                    messages, pos, other = split_frames(data, pos, limit)
-                    for message in messages:
-                        daemon._on_message(s, message)
-                    if other == 0:
-                        self.pending = data[pos:]
-                        return
-                    super().data_received(data[pos : pos + other])
-                    pos += other
+                # Simple frames straight to the daemon (daemon/framing.py).
+                self.framer.feed(self.protocol, data, daemon.cfg.max_frame_bytes, lambda m: daemon._on_message(s, m), super().data_received)
 
             def eof_received(self) -> bool | None:
-                if self.pending:  # a frame cut short: websockets reports it
-                    pending, self.pending = self.pending, b""
+                pending = self.framer.take_pending()
+                if pending:  # a frame cut short: websockets reports it
                     super().data_received(pending)
                 return super().eof_received()
 
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.framer = FastFramer()
                 daemon.open_connections += 1
                 super().connection_made(transport)
                 if daemon.open_connections > daemon.cfg.max_connections:

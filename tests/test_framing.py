@@ -13,7 +13,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from daemon.framing import parser_at_frame_start, split_frames
+from daemon.framing import FastFramer, parser_at_frame_start, split_frames
 
 LIMIT = 1024
 
@@ -63,34 +63,17 @@ def websockets_alone(chunks: list[bytes], limit: int = LIMIT):
 
 
 def fast_path(chunks: list[bytes], limit: int = LIMIT):
-    """What daemon/server.py's _receive_holder does, minus the sockets."""
+    """What daemon/server.py does for the LED holder, minus the sockets."""
     p = open_protocol(limit)
+    framer = FastFramer()
     out = []
-    pending = b""
-    framed = False
+
+    def parse_fully(data: bytes) -> None:
+        p.receive_data(data)
+        out.extend(messages_of(p.events_received()))
+
     for c in chunks:
-        data = pending + c
-        pending = b""
-        if not (framed or parser_at_frame_start(p)):
-            p.receive_data(data)
-            out += messages_of(p.events_received())
-            continue
-        framed = True
-        pos = 0
-        while pos < len(data):
-            if p.state is not State.OPEN or p.current_size is not None:
-                framed = False
-                p.receive_data(data[pos:])
-                out += messages_of(p.events_received())
-                break
-            msgs, pos, other = split_frames(data, pos, limit)
-            out += [("msg", m) for m in msgs]
-            if other == 0:
-                pending = data[pos:]
-                break
-            p.receive_data(data[pos : pos + other])
-            out += messages_of(p.events_received())
-            pos += other
+        framer.feed(p, c, limit, lambda m: out.append(("msg", m)), parse_fully)
     return out, p.state, p.close_sent and p.close_sent.code
 
 

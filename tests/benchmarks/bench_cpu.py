@@ -10,28 +10,14 @@ import time
 
 from websockets.asyncio.client import connect
 
-from daemon.protocol import encode_subscribe
-
-from .common import KINDS, Result, Row, Server, frame_for, median
-
-CYCLE = (0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4)
-
+from .common import CYCLE, KINDS, Result, Row, Server, frame_for, median, subscribe_telemetry
 
 async def _load(server: Server, n: int, rate_hz: float | None) -> float:
     """CPU seconds the server spent on n frames (flood if rate_hz is None)."""
     frames = [frame_for(CYCLE[i % len(CYCLE)]) for i in range(n)]
     async with connect(server.url, compression=None) as ws:
-        reader = None
-        if server.kind == "daemon":
-            # Telemetry on, at its highest rate, and read (as the live view
-            # does): the daemon's figures include it.
-            await ws.send(encode_subscribe(20))
-
-            async def drain() -> None:
-                async for _ in ws:
-                    pass
-
-            reader = asyncio.ensure_future(drain())
+        # Telemetry on: the daemon's figures include it.
+        reader = await subscribe_telemetry(ws) if server.kind == "daemon" else None
         await ws.send(frame_for(0.5))
         await asyncio.to_thread(server.wait_frames, 1)
         base = server.status()["frames"]["accepted"]

@@ -10,9 +10,8 @@ import time
 
 from websockets.asyncio.client import connect
 
-from .common import KINDS, RIGHT_PIN, Result, Row, Server, first_time_showing, frame_for
+from .common import CYCLE, KINDS, RIGHT_PIN, Result, Row, Server, first_time_showing, frame_for
 
-CYCLE = (0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4)
 LAST = 0.95
 
 

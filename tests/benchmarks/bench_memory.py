@@ -8,10 +8,7 @@ import time
 
 from websockets.asyncio.client import connect
 
-from .common import KINDS, Result, Row, Server, frame_for, median
-
-CYCLE = (0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4)
-
+from .common import CYCLE, KINDS, Result, Row, Server, frame_for, median
 
 async def _flood(server: Server, n: int) -> None:
     async with connect(server.url, compression=None) as ws:

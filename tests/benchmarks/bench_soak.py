@@ -9,24 +9,13 @@ import asyncio
 
 from websockets.asyncio.client import connect
 
-from daemon.protocol import encode_subscribe
-
-from .common import KINDS, Result, Row, Server, frame_for
-
-CYCLE = (0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4)
+from .common import CYCLE, KINDS, Result, Row, Server, frame_for, subscribe_telemetry
 
 
 async def _stream(server: Server, seconds: float, rate_hz: float, samples: list[float]) -> int:
     n = int(seconds * rate_hz)
     async with connect(server.url, compression=None) as ws:
-        if server.kind == "daemon":
-            await ws.send(encode_subscribe(20))
-
-            async def drain() -> None:  # read telemetry, as the live view does
-                async for _ in ws:
-                    pass
-
-            reader = asyncio.ensure_future(drain())
+        reader = await subscribe_telemetry(ws) if server.kind == "daemon" else None
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         samples.append(server.rss_mib())
@@ -41,7 +30,7 @@ async def _stream(server: Server, seconds: float, rate_hz: float, samples: list[
                 next_sample += 1.0
         await asyncio.to_thread(server.wait_frames, n, 60.0)  # every frame counted
         samples.append(server.rss_mib())
-        if server.kind == "daemon":
+        if reader is not None:
             reader.cancel()
     return n
 

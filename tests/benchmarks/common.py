@@ -4,6 +4,7 @@ CPU and memory, print a table."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from daemon.protocol import encode_subscribe
+
 ROOT = Path(__file__).resolve().parents[2]
 NAIVE = Path(__file__).resolve().parent / "naive_server.py"
 KINDS = ("daemon", "naive")
@@ -31,6 +34,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+CYCLE = (0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4)
+"""Duties the load generators step through (every frame a different value)."""
+
+
+async def subscribe_telemetry(ws) -> asyncio.Future:
+    """Ask the daemon for telemetry at its highest rate (20 Hz) and read it,
+    as the live view does; cancel the returned task when done."""
+    await ws.send(encode_subscribe(20))
+
+    async def drain() -> None:
+        async for _ in ws:
+            pass
+
+    return asyncio.ensure_future(drain())
 
 
 def frame_for(duty: float) -> str:
