@@ -8,7 +8,8 @@ close, fragments, large or malformed frames), which the caller hands, whole,
 to websockets' own parser.  So websockets still decides everything but the
 common case, and its parser only ever sees whole frames, staying in step.
 
-Pure: no I/O, no state.  ``tests/test_framing.py`` checks it against
+No I/O: :func:`split_frames` is pure, and :class:`FastFramer` keeps only a
+connection's partial frame.  ``tests/test_framing.py`` checks them against
 websockets' Sans-I/O parser on random streams cut at random points.
 """
 
