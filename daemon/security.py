@@ -16,8 +16,6 @@ from .errors import SecurityError
 __all__ = ["SecurityError", "normalise_origin", "origin_allowed", "read_token", "request_token", "token_matches"]
 
 
-
-
 def normalise_origin(origin: str) -> str:
     """``scheme://host[:port]`` in lower case, default ports dropped."""
     parts = urlsplit(origin.strip())
