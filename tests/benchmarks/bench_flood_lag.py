@@ -39,7 +39,7 @@ async def _flood(server: Server, n: int) -> dict:
         "send_ms": (t_last - t0) / 1e6,
         "writes": len(shown),
         # The token bucket lets its first BURST_WRITES through back to back.
-        "updates_per_tick": (len(updates) - (BURST_WRITES - 1)) / span_ticks if span_ticks > 0 else float("nan"),
+        "updates_per_tick": max(0, len(updates) - (BURST_WRITES - 1)) / span_ticks if span_ticks > 0 else 0.0,
     }
 
 
