@@ -70,7 +70,7 @@ class Daemon:
         )
         self.driver = LedDriver(writer, leds, on_failure=self._failed)
         self.connections = ConnectionCount(max_connections=cfg.max_connections)
-        self.holder = Holder(self.driver, clock=self._now, on_change=self._client_changed)
+        self.holder = Holder(self.driver, clock=self._now, on_change=self._client_changed)  # clock: loop.time once running
         self.routes = Routes(config=lambda: self.cfg, token=token, status=self.status)
         self.server: Server | None = None
         self.failed: BaseException | None = None
@@ -228,6 +228,7 @@ class Daemon:
         """
         loop = self.loop = asyncio.get_running_loop()
         self.started_t = loop.time()
+        self.holder.clock = loop.time  # per frame: the loop's clock, without a call through the Daemon
         self.driver.start(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
