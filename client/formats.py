@@ -44,9 +44,11 @@ FORMATS = ("auto", "csv", "sensorstream", "json", "osc")
 
 ANDROID_GRAVITY = "android.sensor.gravity"
 
-SENSORSTREAM_IDS = {1: 3, 3: 3, 4: 3, 5: 3, 81: 3, 82: 3, 83: 3, 84: 3}
-"""Sensorstream IMU+GPS sensor id -> number of values after it (1 GPS lat/lon/alt, 3 accelerometer,
-4 gyroscope, 5 magnetometer, 81 orientation, 82 linear acceleration, 83 gravity, 84 rotation vector)."""
+SENSORSTREAM_IDS = {1: 3, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 1, 81: 3, 82: 3, 83: 3, 84: 3, 85: 9, 86: 4, 87: 1, 88: 1}
+"""Sensorstream IMU+GPS sensor id -> number of values after it, from the app's PreferencesActivity.java
+(CSV_ID_*): 1 GPS latitude/longitude/altitude, 3 accelerometer, 4 gyroscope, 5 magnetometer, 6 GPS
+position (WGS84 x/y/z), 7 GPS velocity, 8 GPS UTC time, 81 orientation, 82 linear acceleration,
+83 gravity, 84 rotation vector, 85 orientation matrix, 86 quaternion, 87 pressure, 88 battery temperature."""
 SENSORSTREAM_GRAVITY = 83
 SENSORSTREAM_ACCELEROMETER = 3
 
@@ -257,7 +259,9 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
 
     try:
         packet = OscPacket(bytes(data))
-    except (ParseError, ValueError, IndexError, TypeError, OverflowError):
+    except ParseError:
+        raise FrameError("not_osc", "not a valid OSC message or bundle") from None
+    except Exception:  # a third-party parser fed by strangers on the LAN: nothing may escape
         raise FrameError("not_osc", "not a valid OSC message or bundle") from None
     patterns = [a.lower() for a in addresses]
     vectors: list[Vector] = []

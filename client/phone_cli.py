@@ -141,7 +141,7 @@ def add_phone_parsers(add: Add, connection_options: Options, run_options: Option
     p = add(
         "sensorlogger",
         "receive the Sensor Logger app's HTTP push (iOS and Android)",
-        "Receive Sensor Logger's HTTP push (Settings > Data Streaming > Enable HTTP Push, push URL "
+        "Receive Sensor Logger's HTTP push (gear icon on the Logger page, HTTP Push on, push URL "
         "http://THIS-MACHINE:PORT/). Uses the newest gravity sample of each batch (Android's total "
         "acceleration when gravity is off). Every POST is answered 200 at once.",
     )

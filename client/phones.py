@@ -256,9 +256,22 @@ async def phyphox_source(
     for v in first:
         yield v
     pacer = Pacer(rate_hz)
+    lost = False
     while True:
         await pacer.tick()
-        vectors, note = reader.read(await asyncio.to_thread(api.get, reader.query()))
+        try:
+            answer = await asyncio.to_thread(api.get, reader.query())
+        except ClientError as e:
+            if e.exit_code == EXIT_USAGE:
+                raise
+            if not lost:  # out of Wi-Fi, app in the background: wait for it (the LEDs go dark)
+                notify(f"{e}; trying again")
+                lost = True
+            continue
+        if lost:
+            notify("phyphox answers again")
+            lost = False
+        vectors, note = reader.read(answer)
         if note:
             notify(note)
         for v in vectors:

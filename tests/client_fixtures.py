@@ -237,6 +237,8 @@ class FakePhyphox:
     """The first /get answers after start hold null, like phyphox before the first sample."""
     measuring: bool = False
     per_get: int = 2
+    failing: bool = False
+    """Answer 503, like a phone whose app went to the background."""
     port: int = 0
     requests: list[str] = field(default_factory=list)
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)
@@ -251,6 +253,8 @@ class FakePhyphox:
                 return {"result": True}
             if not path.startswith("/get"):
                 raise KeyError(path)
+            if self.failing:
+                raise LookupError(path)
             gets = sum(1 for r in self.requests if r.startswith("/get"))
             if self.measuring and gets > self.nulls_first:
                 for _ in range(self.per_get):
@@ -285,6 +289,9 @@ def fake_phyphox() -> Iterator[FakePhyphox]:
             except KeyError:
                 body = b"not found"
                 self.send_response(404)
+            except LookupError:
+                body = b"unavailable"
+                self.send_response(503)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -40,16 +40,27 @@ def hyperimu_line(
     return (",".join(fields) + terminator).encode()
 
 
-# Sensorstream IMU+GPS (de.lorenz_fenster.sensorstreamgps, Google Play description and the streams
-# documented by its users, e.g. andresmendes/android-sensors-2-matlab): "timestamp, id, x, y, z, id,
-# x, y, z, ..." with the timestamp in seconds (5 decimals) and sensor ids 3 accelerometer,
-# 4 gyroscope, 5 magnetometer, 82 linear acceleration, 83 gravity, 84 rotation vector.
-def sensorstream_line(t_s: float, groups: Sequence[tuple[int, Triple]]) -> bytes:
+# Sensorstream IMU+GPS (de.lorenz_fenster.sensorstreamgps): its PreferencesActivity.java (the app's
+# source as published in Tilak1996/FinalYrProj, src/de/lorenz_fenster/sensorstreamgps/), onSensorChanged()
+# and addSensorToString(): String.format("%.5f", timestamp_sec) then ", %d, %.3f,%.3f,%.3f" per sensor
+# (CSV_ID_ACCELEROMETER 3, GYROSCOPE 4, MAG 5, ORI 81, LIN_ACC 82, GRA 83, ROT_VEC 84, then
+# ", 85,<9 values>" and ", 86,<4 values>" after a rotation vector, ", 87, %.3f" pressure,
+# ", 88, %d" battery temperature); with GPS, ", 1, %10.6f,%11.6f,%6.1f" right after the timestamp and
+# ", 6, ...", ", 7, ...", ", 8, %d" at the end.
+def sensorstream_line(t_s: float, groups: Sequence[tuple[int, Sequence[float]]], *, gps: Triple | None = None) -> bytes:
     parts = [f"{t_s:.5f}"]
+    if gps is not None:
+        parts.append(f", 1, {gps[0]:10.6f},{gps[1]:11.6f},{gps[2]:6.1f}")
     for sid, values in groups:
-        parts.append(f"{sid:3d}")
-        parts += [f"{v:7.3f}" for v in values]
-    return ", ".join(parts).encode()
+        if sid in (85, 86):
+            parts.append(f", {sid}," + ",".join(f"{v:.3f}" for v in values))
+        elif sid == 88:
+            parts.append(f", {sid}, {int(values[0])}")
+        else:
+            parts.append(f", {sid}, " + ",".join(f"{v:.3f}" for v in values))
+    if gps is not None:
+        parts.append(", 6, 4160000.123, 800000.456, 4760000.789, 7,  0.010, 0.020,-0.030, 8, 1764167400123")
+    return "".join(parts).encode()
 
 
 # SensaGram: umer0586/SensaGram app/src/main/java/.../data/streamer/SensorStreamer.kt,

@@ -319,6 +319,19 @@ def test_phyphox_pause_lets_the_leds_go_dark_and_resume_lights_them(start_daemon
     assert c.interrupt() == 0
 
 
+def test_phyphox_that_stops_answering_is_waited_for(start_daemon, run_client, fake_phyphox) -> None:
+    d = start_daemon()
+    c = run_client("phyphox", f"127.0.0.1:{fake_phyphox.port}", "--url", d.url, "--rate", "50")
+    d.wait_for(right(SIN30, 1e-2))
+    fake_phyphox.failing = True
+    c.wait_output("HTTP 503; trying again")
+    d.wait_for(dark, timeout=6)
+    fake_phyphox.failing = False
+    c.wait_output("phyphox answers again")
+    d.wait_for(right(SIN30, 1e-2))
+    assert c.interrupt() == 0
+
+
 def test_phyphox_reads_every_sample_once_and_tries_port_80_first(fake_phyphox, monkeypatch) -> None:
     from client import phones
 

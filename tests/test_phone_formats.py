@@ -87,6 +87,16 @@ def test_sensorstream_without_gravity_uses_the_accelerometer() -> None:
     assert read_datagram(line, Reading(format="sensorstream", sensor="4")) == [Vector(*GYRO)]
 
 
+def test_sensorstream_with_every_sensor_and_gps_ticked() -> None:
+    line = apps.sensorstream_line(
+        5021.33187,
+        [(3, (0.1, 9.7, 0.3)), (4, GYRO), (5, (20.0, -3.0, 41.0)), (81, (120.0, -3.0, 1.0)), (82, (0.01, 0.02, 0.03)),
+         (83, G), (84, (0.1, 0.2, 0.3)), (85, [1, 0, 0, 0, 1, 0, 0, 0, 1]), (86, [1, 0, 0, 0]), (87, [1013.25]), (88, [31])],
+        gps=(48.137154, 11.576124, 519.0),
+    )  # fmt: skip
+    assert read_datagram(line) == [Vector(0.0, 4.905, 8.496)]
+
+
 def test_sensorstream_cannot_read_past_an_unknown_id() -> None:
     line = b"12.5, 3, 0.1, 9.7, 0.3, 99, 1.0, 2.0, 83, 0.0, 9.8, 0.1"
     with pytest.raises(FrameError, match="99 is unknown"):
