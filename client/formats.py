@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from daemon.protocol import FrameError, Vector, make_vector
 
@@ -113,11 +113,16 @@ def read_csv(data: bytes | str, *, columns: tuple[int, int, int] | None = None) 
     line is rejected rather than guessed.  ``columns`` are 1-based positions
     among the values.
     """
+    return _each_line(data, lambda line: _csv_line(line, columns))
+
+
+def _each_line(data: bytes | str, read_line: Callable[[str], Vector]) -> list[Vector]:
+    """The vectors of the lines that can be read; the last line's reason if none can."""
     vectors: list[Vector] = []
     error: FrameError | None = None
     for line in _lines(data):
         try:
-            vectors.append(_csv_line(line, columns))
+            vectors.append(read_line(line))
         except FrameError as e:
             error = e
     if not vectors:
@@ -170,16 +175,7 @@ def _sensorstream_groups(fields: list[str]) -> dict[int, list[str]] | None:
 
 def read_sensorstream(data: bytes | str, *, sensor_id: int | None = None) -> list[Vector]:
     """Sensorstream IMU+GPS lines: the gravity (83) triple, else the accelerometer's (3), or ``sensor_id``'s."""
-    vectors: list[Vector] = []
-    error: FrameError | None = None
-    for line in _lines(data):
-        try:
-            vectors.append(_sensorstream_line(line, sensor_id))
-        except FrameError as e:
-            error = e
-    if not vectors:
-        raise error or FrameError("empty", "the datagram is empty")
-    return vectors
+    return _each_line(data, lambda line: _sensorstream_line(line, sensor_id))
 
 
 def _sensorstream_line(line: str, sensor_id: int | None) -> Vector:

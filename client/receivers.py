@@ -8,12 +8,13 @@ never raised: a stranger on the LAN cannot stop the client or move the LEDs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 from daemon.protocol import FrameError, Vector
 
@@ -26,6 +27,8 @@ QUEUE_LIMIT = 10_000
 """A flood drops input instead of eating memory."""
 MAX_POST_BYTES = 8 << 20
 """Sensor Logger batches every enabled sensor; 8 MiB is minutes of them.  Bigger bodies get 413."""
+MAX_HTTP_CONNECTIONS = 16
+"""One phone needs one or two; more are closed at once, so a flood cannot start a thread each."""
 
 Warn = Callable[[str], None]
 
@@ -45,10 +48,26 @@ def parse_listen(spec: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def _report(report: BadInputReport, warn: Warn, reason: str, sample: bytes) -> None:
-    said = report.add(time.monotonic(), reason, sample)
-    if said:
-        warn(said)
+async def _read_each(
+    queue: asyncio.Queue[bytes | tuple[str, bytes]], read: Callable[[bytes], list[Vector]], report: BadInputReport, warn: Warn
+) -> AsyncIterator[Vector]:
+    """Read each input the socket queued; bad ones (and the socket's own ``(reason, sample)`` notes) are reported."""
+    while True:
+        item = await queue.get()
+        if isinstance(item, tuple):
+            reason, sample = item
+        else:
+            try:
+                vectors = read(item)
+            except FrameError as e:
+                reason, sample = e.message, item
+            else:
+                for v in vectors:
+                    yield v
+                continue
+        said = report.add(time.monotonic(), reason, sample)
+        if said:
+            warn(said)
 
 
 # --------------------------------------------------------------------------- UDP
@@ -81,16 +100,10 @@ async def udp_source(
         raise ClientError(f"cannot listen for UDP on {host}:{port} ({e.strerror or e})") from None
     if on_listening is not None:
         on_listening(transport.get_extra_info("sockname")[:2])
-    report = BadInputReport("UDP datagram")
     try:
-        while True:
-            data = await queue.get()
-            try:
-                vectors = read_datagram(data, reading)
-            except FrameError as e:
-                _report(report, warn, e.message, data)
-                continue
-            for v in vectors:
+        reader = _read_each(queue, lambda data: read_datagram(data, reading), BadInputReport("UDP datagram"), warn)  # type: ignore[arg-type]
+        async with contextlib.aclosing(reader) as vectors:
+            async for v in vectors:
                 yield v
     finally:
         transport.close()
@@ -103,6 +116,19 @@ class _PushServer(ThreadingHTTPServer):
     daemon_threads = True
     bodies: asyncio.Queue[bytes | tuple[str, bytes]]
     loop: asyncio.AbstractEventLoop
+    slots = threading.BoundedSemaphore(MAX_HTTP_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a peer that hangs up mid-request is not worth a traceback
@@ -168,7 +194,8 @@ async def sensorlogger_source(
     on_listening: Callable[[tuple[str, int]], None] | None = None,
 ) -> AsyncIterator[Vector]:
     """The newest gravity sample of each batch Sensor Logger POSTs (any path), answered 200 at once."""
-    server_class = type("PushServer", (_PushServer,), {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server_class = type("PushServer", (_PushServer,), {"address_family": family, "slots": threading.BoundedSemaphore(MAX_HTTP_CONNECTIONS)})
     try:
         server = server_class((host, port), _PushHandler)
     except OSError as e:
@@ -179,19 +206,10 @@ async def sensorlogger_source(
     thread.start()
     if on_listening is not None:
         on_listening(server.server_address[:2])
-    report = BadInputReport("Sensor Logger POST")
     try:
-        while True:
-            item = await server.bodies.get()
-            if isinstance(item, tuple):
-                _report(report, warn, *item)
-                continue
-            try:
-                vectors = read_sensorlogger(item)
-            except FrameError as e:
-                _report(report, warn, e.message, item)
-                continue
-            for v in vectors:
+        reader = _read_each(server.bodies, read_sensorlogger, BadInputReport("Sensor Logger POST"), warn)
+        async with contextlib.aclosing(reader) as vectors:
+            async for v in vectors:
                 yield v
     finally:
         await asyncio.to_thread(server.shutdown)

@@ -288,3 +288,24 @@ def test_bad_input_is_said_first_then_summarised_at_most_every_5_s() -> None:
     summary = report.add(105.5, "last reason", b"latest")
     assert summary is not None and summary.startswith("400 bad UDP datagrams in the last 6 s (401 in all)") and "last reason" in summary
     assert report.add(106.0, "r", b"") is None
+
+
+# ---- command line ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", ["sim", "stdin", "replay rec.csv", "sensorserver 10.0.0.2", "phyphox 10.0.0.2", "udp", "sensorlogger"])
+def test_flip_on_every_streaming_subcommand(argv: str) -> None:
+    from client.cli import build_parser
+
+    assert build_parser().parse_args([*argv.split(), "--flip"]).flip is True
+    assert build_parser().parse_args(argv.split()).flip is False
+
+
+@pytest.mark.parametrize("argv", [["udp", "--columns", "0,1,2"], ["udp", "--columns", "4,5"], ["udp", "--format", "xml"], ["sensorlogger", "--hold", "-1"]])
+def test_bad_phone_options_are_usage_errors(argv: list[str], capsys) -> None:
+    from client.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
