@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Sequence
 
+from daemon.protocol import _NUM_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
 from daemon.protocol import FrameError, Vector, make_vector
 
 __all__ = [
@@ -65,7 +66,6 @@ def flip(v: Vector) -> Vector:
 
 _FIELD_SPLIT = re.compile(r"[,;\s]+")
 _LINE_SPLIT = re.compile(r"[\r\n#]+")  # HyperIMU ends a reading with CR LF, or '#' as an option
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _BARE_INT = re.compile(r"\d{1,3}")
 _TIMESTAMP = re.compile(r"\d{10,}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}")
@@ -81,15 +81,14 @@ def _fields(line: str) -> list[str]:
 
 
 def _vector(values: Sequence[Any]) -> Vector:
-    """Three JSON/OSC values as a Vector; FrameError for non-numbers, NaN, zero length."""
+    """Three JSON/OSC values as a Vector; FrameError for non-numbers (strings too), NaN, zero length."""
+    xyz = list(values[:3])
+    if len(xyz) < 3 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in xyz):
+        raise FrameError("not_a_number", f"expected three numbers, got {xyz!r}"[:120])
     try:
-        if len(values) < 3 or any(isinstance(v, bool) or not isinstance(v, (int, float, str)) for v in values[:3]):
-            raise TypeError
-        return make_vector(float(values[0]), float(values[1]), float(values[2]))
-    except (TypeError, ValueError) as e:
-        if isinstance(e, FrameError):
-            raise
-        raise FrameError("not_a_number", f"expected three numbers, got {list(values[:3])!r}"[:120]) from None
+        return make_vector(float(xyz[0]), float(xyz[1]), float(xyz[2]))
+    except OverflowError:  # a JSON integer too big for a float
+        raise FrameError("not_finite", "the vector is too long to normalise") from None
 
 
 def _csv_values(fields: list[str]) -> list[str]:
@@ -205,10 +204,7 @@ def read_json(data: bytes | str, *, sensor: str | None = None) -> list[Vector]:
     or ZIG SIM's key (default ``gravity``).  A message of another type is no
     error (several sensors share the stream): it gives no vector.
     """
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise FrameError("not_json", "not valid JSON") from None
+    doc = _json(data, "not valid JSON")
     if not isinstance(doc, dict):
         raise FrameError("not_json", "the JSON is not an object")
     if "sensordata" in doc:
@@ -224,6 +220,13 @@ def read_json(data: bytes | str, *, sensor: str | None = None) -> list[Vector]:
     if not isinstance(values, list):
         raise FrameError("not_a_number", '"values" is not a list')
     return [_vector(values)]
+
+
+def _json(data: bytes | str, reason: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: '[[[[...' sent on purpose
+        raise FrameError("not_json", reason) from None
 
 
 def _zigsim(doc: dict, sensor: str | None) -> list[Vector]:
@@ -331,10 +334,7 @@ def read_sensorlogger(body: bytes | str) -> list[Vector]:
     Returns the newest gravity (else total acceleration) sample as one vector;
     an empty list for a batch without motion samples (the app's test push).
     """
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise FrameError("not_json", "the POST body is not valid JSON") from None
+    doc = _json(body, "the POST body is not valid JSON")
     if not isinstance(doc, dict) or not isinstance(doc.get("payload"), list):
         raise FrameError("no_payload", 'the POST body has no "payload" list: is this Sensor Logger?')
     samples = [s for s in doc["payload"] if isinstance(s, dict)]

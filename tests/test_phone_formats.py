@@ -137,6 +137,14 @@ def test_bad_json_says_why(data: bytes, code: str) -> None:
     assert e.value.code == code
 
 
+@pytest.mark.parametrize("data", [b"[" * 100_000, b'{"a":' * 50_000, b'{"values": [1e999, 0, 1]}', b'{"values": [1' + b"0" * 400 + b', 0, 1]}'])
+def test_hostile_json_is_rejected_not_raised(data: bytes) -> None:
+    with pytest.raises(FrameError):
+        read_datagram(data, Reading(format="json"))
+    with pytest.raises(FrameError):
+        read_sensorlogger(data)
+
+
 def test_sensorserver_messages() -> None:
     assert read_sensorserver(apps.sensorserver_message(G)) == [Vector(*G)]
     assert read_sensorserver(apps.sensorserver_message(GYRO, "android.sensor.gyroscope")) == []
