@@ -254,7 +254,7 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
     """OSC messages and bundles (nested too), parsed by python-osc; messages whose address matches
     one of the ``fnmatch`` patterns ``addresses`` (case-insensitive) give a vector from their first three
     arguments, others are ignored."""
-    from pythonosc.osc_packet import OscPacket, ParseError
+    from pythonosc.osc_packet import OscPacket, ParseError  # here, not at the top: only OSC users pay for it
 
     try:
         packet = OscPacket(bytes(data))
