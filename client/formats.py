@@ -448,7 +448,9 @@ class BadInputReport:
     """Counts bad input and says so at most once per ``every_s``: the first at once, then a summary.
 
     Pure: the caller passes the time.  ``add`` returns the sentence to show,
-    or None while inside the quiet period.
+    or None inside the quiet period; once that period is over, ``flush``
+    returns the summary of what it held back (the caller wakes up after
+    ``wait_s`` for it, so a burst that stops is still counted).
     """
 
     what: str = "datagram"
@@ -456,17 +458,30 @@ class BadInputReport:
     total: int = 0
     _since: int = 0
     _last_said: float | None = None
+    _latest: tuple[str, str] = ("", "")
+
+    def wait_s(self, now: float) -> float | None:
+        """How long until ``flush`` has a summary to give; None while nothing is held back."""
+        if not self._since or self._last_said is None:
+            return None
+        return max(self._last_said + self.every_s - now, 0.0)
 
     def add(self, now: float, reason: str, sample: bytes | str = b"") -> str | None:
         self.total += 1
         self._since += 1
-        if self._last_said is not None and now - self._last_said < self.every_s:
-            return None
         shown = sample[:60].decode("utf-8", errors="replace") if isinstance(sample, (bytes, bytearray)) else sample[:60]
+        self._latest = (reason, shown)
         if self._last_said is None:
-            text = f"bad {self.what} {shown!r}: {reason}; skipped"
-        else:
-            text = f"{self._since} bad {self.what}s in the last {now - self._last_said:.0f} s ({self.total} in all), latest {shown!r}: {reason}"
+            self._since = 0
+            self._last_said = now
+            return f"bad {self.what} {shown!r}: {reason}; skipped"
+        return self.flush(now)
+
+    def flush(self, now: float) -> str | None:
+        if not self._since or self._last_said is None or now - self._last_said < self.every_s:
+            return None
+        reason, shown = self._latest
+        text = f"{self._since} bad {self.what}s in the last {now - self._last_said:.0f} s ({self.total} in all), latest {shown!r}: {reason}"
         self._since = 0
         self._last_said = now
         return text

@@ -150,16 +150,22 @@ async def sensorserver_source(
     report = BadInputReport("SensorServer message")
     async with ws:
         try:
-            async for message in ws:
+            while True:
                 try:
-                    vectors = read_sensorserver(message, sensor=sensor)
-                except FrameError as e:
-                    said = report.add(time.monotonic(), e.message, message)
-                    if said:
-                        warn(said)
-                    continue
-                for v in vectors:
-                    yield v
+                    message = await asyncio.wait_for(ws.recv(), report.wait_s(time.monotonic()))
+                except TimeoutError:
+                    said = report.flush(time.monotonic())
+                else:
+                    try:
+                        vectors = read_sensorserver(message, sensor=sensor)
+                    except FrameError as e:
+                        said = report.add(time.monotonic(), e.message, message)
+                    else:
+                        for v in vectors:
+                            yield v
+                        continue
+                if said:
+                    warn(said)
         except ConnectionClosed:
             pass
     rcvd = ws.close_code

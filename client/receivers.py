@@ -53,19 +53,22 @@ async def _read_each(
 ) -> AsyncIterator[Vector]:
     """Read each input the socket queued; bad ones (and the socket's own ``(reason, sample)`` notes) are reported."""
     while True:
-        item = await queue.get()
-        if isinstance(item, tuple):
-            reason, sample = item
+        try:
+            item = await asyncio.wait_for(queue.get(), report.wait_s(time.monotonic()))
+        except TimeoutError:
+            said = report.flush(time.monotonic())
         else:
-            try:
-                vectors = read(item)
-            except FrameError as e:
-                reason, sample = e.message, item
+            if isinstance(item, tuple):
+                said = report.add(time.monotonic(), *item)
             else:
-                for v in vectors:
-                    yield v
-                continue
-        said = report.add(time.monotonic(), reason, sample)
+                try:
+                    vectors = read(item)
+                except FrameError as e:
+                    said = report.add(time.monotonic(), e.message, item)
+                else:
+                    for v in vectors:
+                        yield v
+                    continue
         if said:
             warn(said)
 

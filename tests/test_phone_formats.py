@@ -298,6 +298,19 @@ def test_bad_input_is_said_first_then_summarised_at_most_every_5_s() -> None:
     assert report.add(106.0, "r", b"") is None
 
 
+def test_bad_input_held_back_is_summarised_when_the_quiet_period_ends() -> None:
+    report = BadInputReport("SensorServer message", every_s=5.0)
+    assert report.wait_s(0.0) is None
+    assert report.add(10.0, "not valid JSON", "{") is not None
+    assert report.wait_s(11.0) is None  # nothing held back yet
+    for t in (11.0, 12.0, 13.0):
+        assert report.add(t, "not valid JSON", "[oops") is None
+    assert report.wait_s(12.0) == 3.0
+    assert report.flush(14.9) is None
+    assert report.flush(15.0) == "3 bad SensorServer messages in the last 5 s (4 in all), latest '[oops': not valid JSON"
+    assert report.wait_s(16.0) is None and report.flush(30.0) is None
+
+
 # ---- command line ------------------------------------------------------------------------
 
 
