@@ -49,7 +49,7 @@ def parse_listen(spec: str, default_port: int) -> tuple[str, int]:
 
 
 async def _read_each(
-    queue: asyncio.Queue[bytes | tuple[str, bytes]], read: Callable[[bytes], list[Vector]], report: BadInputReport, warn: Warn
+    queue: Inputs, read: Callable[[bytes], list[Vector]], report: BadInputReport, warn: Warn
 ) -> AsyncIterator[Vector]:
     """Read each input the socket queued; bad ones (and the socket's own ``(reason, sample)`` notes) are reported."""
     while True:
@@ -76,8 +76,12 @@ async def _read_each(
 # --------------------------------------------------------------------------- UDP
 
 
+Inputs = asyncio.Queue[bytes | tuple[str, bytes]]
+"""What a socket hands the reader: a datagram or body, or ``(reason, sample)`` for input refused at the socket."""
+
+
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, queue: asyncio.Queue[bytes]) -> None:
+    def __init__(self, queue: Inputs) -> None:
         self.queue = queue
 
     def datagram_received(self, data: bytes, addr: object) -> None:
@@ -95,7 +99,7 @@ async def udp_source(
 ) -> AsyncIterator[Vector]:
     """Vectors from datagrams as they arrive (CSV, Sensorstream, JSON or OSC, per ``reading``)."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    queue: Inputs = asyncio.Queue()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(queue), local_addr=(host, port), family=family)
@@ -104,7 +108,7 @@ async def udp_source(
     if on_listening is not None:
         on_listening(transport.get_extra_info("sockname")[:2])
     try:
-        reader = _read_each(queue, lambda data: read_datagram(data, reading), BadInputReport("UDP datagram"), warn)  # type: ignore[arg-type]
+        reader = _read_each(queue, lambda data: read_datagram(data, reading), BadInputReport("UDP datagram"), warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v
@@ -117,7 +121,7 @@ async def udp_source(
 
 class _PushServer(ThreadingHTTPServer):
     daemon_threads = True
-    bodies: asyncio.Queue[bytes | tuple[str, bytes]]
+    bodies: Inputs
     loop: asyncio.AbstractEventLoop
     slots = threading.BoundedSemaphore(MAX_HTTP_CONNECTIONS)
 
