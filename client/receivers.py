@@ -31,6 +31,8 @@ MAX_HTTP_CONNECTIONS = 16
 """One phone needs one or two; more are closed at once, so a flood cannot start a thread each."""
 
 Warn = Callable[[str], None]
+Inputs = asyncio.Queue[bytes | tuple[str, bytes]]
+"""What a socket hands the reader: a datagram or body, or ``(reason, sample)`` for input refused at the socket."""
 
 
 def _stderr(msg: str) -> None:
@@ -74,10 +76,6 @@ async def _read_each(
 
 
 # --------------------------------------------------------------------------- UDP
-
-
-Inputs = asyncio.Queue[bytes | tuple[str, bytes]]
-"""What a socket hands the reader: a datagram or body, or ``(reason, sample)`` for input refused at the socket."""
 
 
 class _Datagrams(asyncio.DatagramProtocol):
