@@ -24,7 +24,9 @@ from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger
 __all__ = ["MAX_POST_BYTES", "parse_listen", "sensorlogger_source", "udp_source"]
 
 QUEUE_LIMIT = 10_000
-"""A flood drops input instead of eating memory."""
+"""A flood drops datagrams instead of eating memory."""
+BODY_QUEUE_LIMIT = 32
+"""POST bodies waiting to be read (up to MAX_POST_BYTES each); more are dropped."""
 MAX_POST_BYTES = 8 << 20
 """Sensor Logger batches every enabled sensor; 8 MiB is minutes of them.  Bigger bodies get 413."""
 MAX_HTTP_CONNECTIONS = 16
@@ -140,7 +142,7 @@ class _PushServer(ThreadingHTTPServer):
 
     def put(self, item: bytes | tuple[str, bytes]) -> None:
         def put_now() -> None:
-            if self.bodies.qsize() < QUEUE_LIMIT:
+            if self.bodies.qsize() < BODY_QUEUE_LIMIT:
                 self.bodies.put_nowait(item)
 
         try:
