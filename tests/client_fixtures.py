@@ -167,7 +167,8 @@ class _LoopThread:
 
 @dataclass
 class FakeSensorServer:
-    """Speaks SensorServer's protocol (SensorWebSocketServer.kt): JSON messages at ~50 Hz, or a close code.
+    """Speaks SensorServer's protocol (umer0586/SensorServer, websocketserver/SensorWebSocketServer.kt):
+    JSON messages at ~50 Hz, or a close code.
 
     ``messages`` (built with phone_apps.sensorserver_message) are sent in turn, again and again.
     """
@@ -225,7 +226,7 @@ def fake_sensorserver() -> Iterator[Callable[..., FakeSensorServer]]:
 
 @dataclass
 class FakePhyphox:
-    """phyphox's remote access as its wiki documents it ("Remote-interface communication"):
+    """phyphox's remote access as its wiki documents it (phyphox.org/wiki, "Remote-interface communication"):
     ``/get?accX&accY&accZ&acc_time`` answers the newest value of each buffer, ``/get?accX=T|acc_time&...``
     every value whose acc_time is above T; ``/control?cmd=start``; ``status.measuring`` stays false
     (and the buffers keep their last values) while paused.  While measuring, each /get finds
