@@ -7,6 +7,7 @@ The LED levels are read from the daemon's /status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import math
 import socket
@@ -344,7 +345,7 @@ def test_phyphox_reads_every_sample_once_and_tries_port_80_first(fake_phyphox, m
 
     async def collect() -> list:
         got = []
-        async with __import__("contextlib").aclosing(phones.phyphox_source("127.0.0.1", rate_hz=100, notify=lambda m: None)) as src:
+        async with contextlib.aclosing(phones.phyphox_source("127.0.0.1", rate_hz=100, notify=lambda m: None)) as src:
             async for v in src:
                 got.append(v)
                 if len(got) >= 40:
