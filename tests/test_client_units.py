@@ -8,7 +8,7 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from client import EXIT_USAGE, ClientError
 from client.cli import _default_to_sim, build_parser, main
@@ -18,7 +18,7 @@ from client.pacing import Pacer, RateMeter
 from client.recording import Recorder, Sample, read_recording
 from client.sim import SimConfig, Simulator, vector_for_tilt
 from client.sources import flipped, keepalive, parse_line, replay_source, stdin_source
-from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary, encode_text
+from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary
 
 # ---- simulator --------------------------------------------------------------
 
