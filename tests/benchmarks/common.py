@@ -73,10 +73,16 @@ class PiZeroStandIn:
         name = f"gravity-led-bench-{os.getpid()}"
         quota = int(self.SHARE * self.PERIOD_US)
         v2 = Path("/sys/fs/cgroup")
-        if "cpu" in (v2 / "cgroup.controllers").read_text().split() if (v2 / "cgroup.controllers").exists() else False:
+        if (v2 / "cgroup.controllers").exists() and "cpu" in (v2 / "cgroup.controllers").read_text().split():
+            if "cpu" not in (v2 / "cgroup.subtree_control").read_text().split():
+                (v2 / "cgroup.subtree_control").write_text("+cpu")  # OSError if this cgroup may not
             self.path = v2 / name
             self.path.mkdir()
-            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            try:
+                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            except OSError:
+                self.path.rmdir()
+                raise
         else:
             self.path = Path("/sys/fs/cgroup/cpu") / name
             self.path.mkdir()
