@@ -20,7 +20,7 @@ from typing import AsyncIterator, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from daemon.protocol import FrameError, Vector, make_vector
+from daemon.protocol import NUMBER_RE, FrameError, Vector, make_vector
 
 from . import EXIT_USAGE, ClientError
 from .pacing import Pacer
@@ -193,7 +193,7 @@ async def phyphox_source(
 # --------------------------------------------------------------------------- UDP
 
 _FIELD_SPLIT = re.compile(r"[,;\s]+")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = NUMBER_RE  # the daemon's own number syntax
 _TIMESTAMP = re.compile(r"\d{10,}")
 
 

@@ -44,6 +44,7 @@ from .mapping import OFF, Smoother, duties_for
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameError, Vector, encode_error, encode_state, parse_frame
 from .security import origin_allowed, request_token, token_matches
 from .systemd import Systemd
+from .wording import frame_counts
 
 __all__ = ["Daemon", "StartupError"]
 
@@ -418,12 +419,13 @@ class Daemon:
                 reason = f"sent a frame over {self.cfg.max_frame_bytes} bytes (closed with 1009)"
             elif sent is not None and sent.code == 1011 and sent.reason == "keepalive ping timeout":
                 reason = "stopped answering pings"
+            if self.stopping and reason == "closed the connection":
+                reason = "was disconnected: the daemon is stopping"
             log.info(
-                "client %s %s after %d frames (%d rejected): LEDs off",
+                "client %s %s after %s: LEDs off",
                 s.peer,
                 reason,
-                s.accepted,
-                s.rejected,
+                frame_counts(s.accepted, s.rejected),
                 extra={"CLIENT_ADDRESS": s.peer, "FRAMES_ACCEPTED": s.accepted, "FRAMES_REJECTED": s.rejected},
             )
             self.sd.status(self._status_line())
@@ -689,8 +691,9 @@ class Daemon:
             refused = sorted(changed - RELOADABLE)
             if refused:
                 log.warning(
-                    "reload: %s cannot change without a restart (systemctl restart gravity-led); keeping the running values",
+                    "reload: %s cannot change without a restart (%s); keeping the running values",
                     ", ".join(refused),
+                    "systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
                 )
             live = sorted(changed & RELOADABLE)
             if live:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from client import EXIT_USAGE, ClientError
-from client.cli import _default_to_sim, build_parser, main
+from client.cli import build_parser, main, normalize_argv
 from client.link import BACKOFF_CAP_S, backoff_delay, normalize_url
 from client.live import View, bar, Snapshot
-from client.pacing import Pacer, RateMeter
+from client.pacing import Pacer, SendRate
 from client.phones import parse_datagram, parse_listen, phone_url, _phyphox_vector, _sensorserver_vector
 from client.recording import Recorder, Sample, read_recording
 from client.sim import SimConfig, Simulator, vector_for_tilt
@@ -126,7 +126,7 @@ def test_pacer_tick_achieves_the_rate_on_the_real_clock() -> None:
 
 
 def test_rate_meter_reports_recent_rate() -> None:
-    m = RateMeter(window_s=1.0)
+    m = SendRate(window_s=1.0)
     rate = 0.0
     for i in range(31):
         rate = m.update(i * 0.1, i * 5)  # 50 per second
@@ -154,7 +154,7 @@ def test_recording_round_trips_exactly(tmp_path) -> None:
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("t,x,y,z\n0,0,1,0\n0.1,0,abc,0\n", "line 3: not a number"),
+        ("t,x,y,z\n0,0,1,0\n0.1,0,abc,0\n", "line 3: 'abc' is not a number"),
         ("t,x,y,z\n0,0,1,0\n0.1,0,0,0\n", "line 3: the vector has zero length"),
         ("0,0,1,0\n0.2,0,1\n", "line 2: expected 4 columns"),
         ("0,0,1,0\n-1,0,1,0\n", "line 2: times must be finite and never go backwards"),
@@ -334,11 +334,49 @@ def test_normalize_url() -> None:
 
 
 def test_sim_is_the_default_subcommand() -> None:
-    assert _default_to_sim([]) == ["sim"]
-    assert _default_to_sim(["--rate", "100"]) == ["sim", "--rate", "100"]
-    assert _default_to_sim(["--url", "x", "send", "1", "2", "3"]) == ["--url", "x", "send", "1", "2", "3"]
-    args = build_parser().parse_args(_default_to_sim(["--rate", "100"]))
+    p = build_parser()
+    assert normalize_argv(p, []) == ["sim"]
+    assert normalize_argv(p, ["--rate", "100"]) == ["sim", "--rate", "100"]
+    args = p.parse_args(normalize_argv(p, ["--rate", "100"]))
     assert args.command == "sim" and args.rate == 100
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--url", "ws://pi:5678", "sim"], ["sim", "--url", "ws://pi:5678"]),
+        (["-q", "send", "0", "4.9", "8.5"], ["send", "-q", "0", "4.9", "8.5"]),
+        (["--url", "x", "send", "1", "2", "3"], ["send", "--url", "x", "1", "2", "3"]),
+        (["--url", "sim", "demo"], ["demo", "--url", "sim"]),  # an option's value is never taken for the subcommand
+        (["sim", "--pattern", "steps", "--steps", "-60,0,60"], ["sim", "--pattern", "steps", "--steps=-60,0,60"]),
+        (["send", "0", "-4.9", "8.5"], ["send", "0", "-4.9", "8.5"]),
+        (["-h"], ["-h"]),
+        (["replay", "sim"], ["replay", "sim"]),
+    ],
+)
+def test_options_before_or_after_the_subcommand(argv: list[str], expected: list[str]) -> None:
+    assert normalize_argv(build_parser(), argv) == expected
+
+
+def test_global_options_parse_the_same_before_and_after() -> None:
+    from client.cli import parse_args
+
+    p = build_parser()
+    before = parse_args(p, ["--url", "ws://pi:5678", "--max-retries", "2", "sim", "--rate", "10"])
+    after = parse_args(p, ["sim", "--rate", "10", "--url", "ws://pi:5678", "--max-retries", "2"])
+    assert vars(before) == vars(after)
+    demo = parse_args(p, ["demo", "--count", "5"])
+    assert demo.count == 5
+    assert parse_args(p, ["sim", "--pattern", "steps", "--steps", "-60,0,60"]).steps == (-60, 0, 60)
+
+
+@pytest.mark.parametrize("argv", [["sim", "ws://pi:5678"], ["ws://pi:5678"], ["sim", "pi.local:5678"], ["send", "ws://pi", "0", "4.9", "8.5"]])
+def test_a_url_given_as_an_argument_gets_a_hint(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--url" in err.splitlines()[-1] and "Traceback" not in err, err
 
 
 def test_send_takes_negative_numbers() -> None:
