@@ -252,7 +252,8 @@ class Link:
         except InvalidHandshake as e:
             # Often a daemon shutting down mid-handshake, or not a WebSocket server at all.
             self.state = State.DOWN
-            self._report("handshake", f"{url} did not complete a WebSocket handshake ({e})")
+            tls_hint = "; if the daemon uses TLS (--certfile), the address starts with wss://" if url.startswith("ws://") else ""
+            self._report("handshake", f"{url} did not complete a WebSocket handshake ({e}){tls_hint}")
             return "down"
         except (OSError, TimeoutError) as e:
             reason = "connection refused" if isinstance(e, ConnectionRefusedError) else (

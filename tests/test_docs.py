@@ -6,7 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from daemon.config import ENV_PREFIX, Config
+from daemon.config import ENV_PREFIX, Config, default_text
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -14,10 +14,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def config_table() -> str:
     rows = ["| TOML key / flag | environment variable | default | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(Config):
-        d = f.default
-        d = "(none)" if d is None or d == () else str(d).lower() if isinstance(d, bool) else d
+        d = default_text(f.name)
+        d = d if f.default is None or f.default == () else f"`{d}`"  # no value: words, not a value to type
         flag = f"`--{f.name.replace('_', '-')}`" + (" (`--stale-after`)" if f.name == "stale_after_s" else "")
-        rows.append(f"| `{f.name}` / {flag} | `{ENV_PREFIX}{f.name.upper()}` | `{d}` | {f.metadata['help']} |")
+        rows.append(f"| `{f.name}` / {flag} | `{ENV_PREFIX}{f.name.upper()}` | {d} | {f.metadata['help']} |")
     return "\n".join(rows)
 
 
