@@ -102,7 +102,8 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
         type=retries_type,
         default=None,
         metavar="N",
-        help="give up after N failed connection attempts in a row (default: retry until Ctrl-C; 'send': 0)",
+        help="when a connection attempt fails or the connection is lost, retry up to N times in a row, then give up "
+        "(N+1 attempts in all at first; default: retry until Ctrl-C; 'send': 0)",
     )
 
 
