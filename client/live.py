@@ -130,6 +130,8 @@ class View:
         self._line_shown = False
         self._last: Snapshot | None = None
         self._print_at: float | None = None
+        self._drawn = (0, 0)
+        """Length of the status line last drawn, and the terminal's width then."""
 
     # ---- terminal ---------------------------------------------------------
 
@@ -198,9 +200,17 @@ class View:
         return status_line(s, (width or self.columns()) - 1, unicode=self.unicode)
 
     def _draw(self, s: Snapshot) -> None:
-        self.out.write("\r" + self.format(s) + "\x1b[K")
+        columns = self.columns()
+        start = "\r"
+        if self._line_shown and columns < self._drawn[1] and self._drawn[0] > columns:
+            # The terminal got narrower and re-flowed the old line over several rows
+            # (tmux, VTE, kitty, iTerm do): go back to its first row and clear from there.
+            start = f"\x1b[{(self._drawn[0] - 1) // columns}A\r\x1b[J"
+        line = self.format(s, columns)
+        self.out.write(start + line + "\x1b[K")
         self.out.flush()
         self._line_shown = True
+        self._drawn = (len(line), columns)
 
     def update(self, s: Snapshot) -> None:
         self._last = s
