@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import math
 import re
 import sys
@@ -460,3 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except BrokenPipeError:
         return EXIT_ERROR
+    except OSError as e:
+        if e.errno == errno.EIO:  # the terminal closed (SIGHUP): everything was stopped on the way out
+            return EXIT_ERROR
+        raise

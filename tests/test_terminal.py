@@ -172,3 +172,21 @@ def test_typing_into_stdin_is_not_erased(tmux, start_daemon) -> None:
     assert not any(STATUS.match(row) for row in rows[-1:])
     t.keys(" 8.5", "Enter")
     d.wait_for(lambda s: s["leds"]["left"] > 0.45)
+
+
+def test_closing_the_terminal_stops_the_demo_and_its_daemon(tmux, tmp_path) -> None:
+    import socket
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    t = tmux("demo", width=80, env={"TMPDIR": str(scratch)})
+    rows = t.wait_screen(lambda r: _status_row(r) is not None and "connected to" in "\n".join(r), "the live view")
+    port = int(re.search(r":(\d+)$", _demo_status_url(rows))[1])
+    assert [p.name[:17] for p in scratch.iterdir()] == ["gravity-led-demo-"]
+    t.close()  # the terminal goes away: SIGHUP to the demo
+    deadline = time.monotonic() + 15
+    while any(scratch.iterdir()):
+        assert time.monotonic() < deadline, "the demo left its folder behind"
+        time.sleep(0.05)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
