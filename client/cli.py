@@ -104,7 +104,7 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
         default=None,
         metavar="N",
         help="when a connection attempt fails or the connection is lost, retry up to N times in a row, then give up "
-        "(N+1 attempts in all at first; default: retry until Ctrl-C; 'send': 0)",
+        f"(N+1 attempts in all at first; default: {'retry until Ctrl-C; send: 0' if url else '5'})",
     )
 
 
