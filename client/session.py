@@ -117,7 +117,7 @@ async def stream(make_source: SourceFactory, link_opts: LinkOptions, opts: Strea
     pump = _Pump(link, opts, recorder)
     link_task = asyncio.ensure_future(link.run())
     stop_task = asyncio.ensure_future(stop.wait())
-    refresher = asyncio.ensure_future(_refresh(link, view, 0.1 if view.mode == "tty" else 0.25))
+    refresher = asyncio.ensure_future(_refresh(link, view, 0.1 if view.mode in ("tty", "lines") else 0.25))
     pump_task: asyncio.Task[None] | None = None
     try:
         connected = asyncio.ensure_future(link.connected.wait())
