@@ -31,7 +31,6 @@ from .sources import constant_source, keepalive, replay_source, stdin_source
 __all__ = ["build_parser", "main"]
 
 PROG = "gravity-led-client"
-SUBCOMMANDS = ("sim", "stdin", "replay", "sensorserver", "phyphox", "udp", "send", "demo")
 UDP_DEFAULT_PORT = 5555
 
 
@@ -246,14 +245,14 @@ def _url_hint(text: str) -> str:
     return f"; to give the daemon's address, write --url {text}" if _LOOKS_LIKE_ADDRESS.fullmatch(text) else ""
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands' parsers by name (argparse keeps them in ``_actions``, with no public accessor)."""
+    return next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def _value_options(parser: argparse.ArgumentParser) -> set[str]:
-    """Every option string of every subcommand that takes a value (argparse keeps them in ``_actions``)."""
-    names: set[str] = set()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                names.update(o for a in sub._actions if a.nargs != 0 for o in a.option_strings)
-    return names
+    """Every option string of every subcommand that takes a value."""
+    return {o for sub in _subcommands(parser).values() for a in sub._actions if a.nargs != 0 for o in a.option_strings}
 
 
 def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
@@ -265,6 +264,7 @@ def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
     '--steps=-60,0,60'), where argparse would take it for an option.
     """
     takes_value = _value_options(parser)
+    subcommands = _subcommands(parser)
     joined: list[str] = []
     i = 0
     while i < len(argv):
@@ -283,7 +283,7 @@ def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
         a = joined[i]
         if a in ("-h", "--help"):
             return joined  # help before any subcommand: the overview
-        if a in SUBCOMMANDS:
+        if a in subcommands:
             return [a, *joined[:i], *joined[i + 1 :]]
         if not a.startswith("-") or a == "--":
             break  # a positional before any subcommand: sim's (it reports what is wrong)
