@@ -420,7 +420,7 @@ class Daemon:
             elif sent is not None and sent.code == 1011 and sent.reason == "keepalive ping timeout":
                 reason = "stopped answering pings"
             if self.stopping and reason == "closed the connection":
-                reason = "was disconnected: the daemon is stopping"
+                reason = "was disconnected (the daemon is stopping)"
             log.info(
                 "client %s %s after %s: LEDs off",
                 s.peer,

@@ -90,7 +90,7 @@ def test_at_shutdown_the_log_says_the_daemon_closed_the_connection(daemon) -> No
 
     asyncio.run(go())
     assert daemon.proc.wait(5) == 0
-    assert "was disconnected: the daemon is stopping after 1 frame" in daemon.logs()
+    assert "was disconnected (the daemon is stopping) after 1 frame" in daemon.logs()
     assert "closed the connection" not in daemon.logs()
 
 
