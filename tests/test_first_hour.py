@@ -253,3 +253,9 @@ def test_ws_url_against_a_tls_daemon_suggests_wss(start_daemon, tmp_path: Path) 
     d = start_daemon("--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"), scheme="https")
     r = run_client_to_end("send", "0", "4.9", "8.5", "--url", f"ws://127.0.0.1:{d.port}")
     assert r.returncode == 1 and "wss://" in r.stderr, r.stderr
+
+
+def test_qr_without_tls_explains_instead_of_drawing(start_daemon) -> None:
+    d = start_daemon("--qr")
+    _wait_log(d, r"--qr: no QR code, as a phone cannot use the http:// page")
+    assert "▀" not in d.logs() and "█" not in d.logs()
