@@ -115,14 +115,18 @@ def test_pacer_tick_achieves_the_rate_on_the_real_clock() -> None:
             t = await pacer.tick()
         return t
 
-    # The scheduled time of frame 249 is 249/500 s; the run takes about that long.
+    # The scheduled time of frame 249 is 249/500 s: tick() waits for it (never
+    # early) and does not oversleep by much (a bound stretched by the suite's
+    # time factor; the client's rate benchmark measures the real figure).
     import time
+
+    from harness import scaled
 
     t0 = time.monotonic()
     last = asyncio.run(go())
     elapsed = time.monotonic() - t0
     assert last == pytest.approx(249 / 500)
-    assert 0.49 <= elapsed < 0.6
+    assert 249 / 500 <= elapsed < 249 / 500 + scaled(0.25)
 
 
 def test_rate_meter_reports_recent_rate() -> None:
@@ -217,18 +221,25 @@ def test_stdin_source_reports_bad_lines_with_numbers_and_goes_on() -> None:
 
 
 def test_keepalive_repeats_the_last_vector_while_the_source_is_silent() -> None:
-    async def sparse():
-        yield Vector(0, 1, 0)
-        await asyncio.sleep(0.23)
-        yield Vector(0, -1, 0)
-
     async def go() -> list[Vector]:
-        return [v async for v in keepalive(sparse(), every_s=0.05)]
+        enough = asyncio.Event()  # the source stays silent until 4 repeats came
 
-    got = asyncio.run(go())
+        async def sparse():
+            yield Vector(0, 1, 0)
+            await enough.wait()
+            yield Vector(0, -1, 0)
+
+        got = []
+        async for v in keepalive(sparse(), every_s=0.05):
+            got.append(v)
+            if len(got) == 5:
+                enough.set()
+        return got
+
+    got = asyncio.run(asyncio.wait_for(go(), 10))
     assert got[0] == Vector(0, 1, 0) and got[-1] == Vector(0, -1, 0)
     repeats = got[1:-1]
-    assert 3 <= len(repeats) <= 5 and set(repeats) == {Vector(0, 1, 0)}
+    assert len(repeats) >= 4 and set(repeats) == {Vector(0, 1, 0)}
 
 
 def test_keepalive_propagates_source_errors() -> None:
