@@ -58,6 +58,7 @@ export function readMessage(data) {
  *
  * offer(v, now) -> v when it may go now, else null: then it is kept (newer
  * ones replace it) and goes when fire() is called at or after `dueAt`.
+ * `v` is anything but null; `now` in ms on one clock (performance.now()).
  */
 export class Pacer {
   constructor({ everyMs = SEND_EVERY_MS } = {}) {
@@ -68,7 +69,7 @@ export class Pacer {
 
   /** When the kept vector may go (ms, the caller's clock), or null. */
   get dueAt() {
-    return this.pending ? this.lastSent + this.everyMs : null;
+    return this.pending !== null ? this.lastSent + this.everyMs : null;
   }
 
   offer(v, now) {
@@ -83,7 +84,7 @@ export class Pacer {
 
   /** The timer set for dueAt fired at `now`: the kept vector, or null. */
   fire(now) {
-    if (!this.pending || now < this.dueAt) return null;
+    if (this.pending === null || now < this.dueAt) return null;
     const v = this.pending;
     this.pending = null;
     this.lastSent = now;
