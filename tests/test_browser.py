@@ -24,7 +24,7 @@ import urllib.request
 
 import pytest
 
-from harness import G, ROOT, get_status, roll, wait_status
+from harness import G, ROOT, get_status, roll, scaled, wait_status
 
 CHROMIUM = "/usr/bin/chromium"
 WEB = ROOT / "daemon" / "web"
@@ -77,7 +77,7 @@ def new_page(browser):
 
     def make(**options):
         ctx = browser.new_context(**{**PHONE, **options})
-        ctx.set_default_timeout(10_000)
+        ctx.set_default_timeout(scaled(10_000))
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -141,7 +141,7 @@ def wait_text(page, selector: str, text: str, timeout: float = 10_000):
     page.wait_for_function(
         "([sel, text]) => { const e = document.querySelector(sel); return !!e && !e.closest('[hidden]') && e.textContent.includes(text); }",
         arg=[selector, text],
-        timeout=timeout,
+        timeout=scaled(timeout),
     )
 
 

@@ -323,7 +323,7 @@ class NotifyListener:
 
     def wait_for(self, pred: Callable[[dict[str, str]], bool], timeout: float = 10.0, after: int = 0) -> int:
         """Index of the first message from ``after`` on for which ``pred`` holds."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             while True:
                 for i in range(after, len(self.messages)):
