@@ -137,6 +137,17 @@ def start(page):
     page.get_by_role("button", name="Stop").wait_for()
 
 
+def driving_page(start_daemon, new_page, deg: float = 30, **page_options):
+    """A daemon, and the page on it driving the LEDs with a phone rolled ``deg`` right."""
+    d = start_daemon()
+    page = new_page(**page_options)
+    open_page(page, d)
+    feed(page, *reading(deg))
+    start(page)
+    wait_status(d.http_url, lambda s: near(s["leds"]["right"], math.sin(math.radians(deg))))
+    return d, page
+
+
 def wait_text(page, selector: str, text: str, timeout: float = 10_000):
     page.wait_for_function(
         "([sel, text]) => { const e = document.querySelector(sel); return !!e && !e.closest('[hidden]') && e.textContent.includes(text); }",
@@ -401,12 +412,7 @@ SENSOR_BURST = """async ([hz, n, g, last]) => {
 def test_page_caps_a_200_hz_sensor_at_100_frames_a_second(start_daemon, new_page):
     """A 200 Hz phone: the daemon receives at most one frame per 10 ms of the
     burst (plus the first), and the burst's last reading arrives."""
-    d = start_daemon()
-    page = new_page()
-    open_page(page, d)
-    feed(page, *reading(10))
-    start(page)
-    wait_status(d.http_url, lambda s: near(s["leds"]["right"], math.sin(math.radians(10))))
+    d, page = driving_page(start_daemon, new_page, 10)
     burst = page.evaluate(SENSOR_BURST, [200, 200, dict(zip("xyz", reading(10))), dict(zip("xyz", reading(30)))])
     before = burst["sent0"]
     # Quiet again: the daemon has every frame the page sent (the last one included).
@@ -514,12 +520,7 @@ def test_busy_message_when_another_client_holds_the_leds(start_daemon, new_page)
 
 
 def test_hidden_page_releases_the_leds_and_comes_back(start_daemon, new_page):
-    d = start_daemon()
-    page = new_page()
-    open_page(page, d)
-    feed(page, *reading(30))
-    start(page)
-    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    d, page = driving_page(start_daemon, new_page)
     set_hidden = """(hidden) => {
         Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
         Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible', configurable: true});
@@ -533,12 +534,7 @@ def test_hidden_page_releases_the_leds_and_comes_back(start_daemon, new_page):
 
 
 def test_daemon_gone_then_back_reconnects(start_daemon, new_page):
-    d = start_daemon()
-    page = new_page()
-    open_page(page, d)
-    feed(page, *reading(30))
-    start(page)
-    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    d, page = driving_page(start_daemon, new_page)
     port = d.port
     d.stop()
     wait_text(page, "#notice-title", "Connection to the daemon lost")
@@ -603,12 +599,7 @@ def test_token_in_page_url_is_passed_to_the_websocket(start_daemon, new_page):
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_phone_screenshot(start_daemon, new_page, scheme):
     """The picture in the README: a phone rolled 30 degrees right, live telemetry."""
-    d = start_daemon()
-    page = new_page(color_scheme=scheme)
-    open_page(page, d)
-    feed(page, *reading(30))
-    start(page)
-    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    d, page = driving_page(start_daemon, new_page, color_scheme=scheme)
     wait_text(page, "#pct-right", "50%")
     wait_text(page, "#foot", "frames/s")
     # The README's picture shows what a phone sees, not this test's port and
