@@ -3,12 +3,47 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 from harness import ROOT, DaemonProcess, clean_env, free_port, scaled, stop_process  # noqa: F401 (re-exported for the tests)
+
+
+# ---- the suite leaves the work tree as it found it -------------------------------
+
+
+def _work_tree() -> str | None:
+    """``git status`` of the checkout (changed and untracked files), or None
+    outside a git checkout."""
+    try:
+        r = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_TREE] = _work_tree()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test changed a tracked file or left an untracked one
+    (what tests make belongs in build/ or a temporary folder)."""
+    before = session.config.stash.get(_TREE, None)
+    after = _work_tree() if before is not None else None
+    if after is None or after == before:
+        return
+    changed = sorted(set(after.splitlines()) - set(before.splitlines()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"the tests changed the work tree (git status): {changed}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_TREE = pytest.StashKey[object]()
 
 
 @pytest.fixture
