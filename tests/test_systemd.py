@@ -348,14 +348,10 @@ def notify() -> Iterator[NotifyListener]:
     n.close()
 
 
-def Proc(cmd: list[str], env: dict[str, str], log: Path) -> Process:
-    """A daemon process we start ourselves (custom environment, or under
-    systemd-socket-activate); its output goes to a file we can read."""
-    return Process(cmd, log, env=env)
-
-
 @pytest.fixture
 def procs() -> Iterator[list[Process]]:
+    """Daemon processes a test starts itself (its own environment, or under
+    systemd-socket-activate), stopped at the end."""
     started: list[Process] = []
     yield started
     for p in started:
@@ -381,7 +377,7 @@ def test_notify_ready_watchdog_status_stopping(tmp_path: Path, notify: NotifyLis
     port = free_port()
     watchdog_usec = 1_000_000  # pings expected every 0.5 s; systemd would kill after 1 s
     env = clean_env(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC=str(watchdog_usec))
-    p = Proc(daemon_cmd(port, config), env, tmp_path / "daemon.log")
+    p = Process(daemon_cmd(port, config), tmp_path / "daemon.log", env=env)
     procs.append(p)
 
     # READY=1 only once the socket listens: connecting right after must work.
@@ -419,7 +415,7 @@ def test_no_watchdog_pings_without_watchdog_usec(tmp_path: Path, notify: NotifyL
     config = tmp_path / "daemon.toml"
     config.write_text("")
     port = free_port()
-    p = Proc(daemon_cmd(port, config), clean_env(NOTIFY_SOCKET=notify.path), tmp_path / "daemon.log")
+    p = Process(daemon_cmd(port, config), tmp_path / "daemon.log", env=clean_env(NOTIFY_SOCKET=notify.path))
     procs.append(p)
     notify.wait_for(lambda m: m.get("READY") == "1", timeout=15)
     # a status round trip proves the loop ran for a while; then stop and look
@@ -473,7 +469,7 @@ def test_socket_activation_serves_on_the_passed_socket(tmp_path: Path, procs: li
     # systemd-socket-activate passes only the variables named with -E.
     cmd = [SOCKET_ACTIVATE, "-l", f"127.0.0.1:{port}", "-E", f"PYTHONPATH={env['PYTHONPATH']}", "-E", "PATH"]
     cmd += daemon_cmd(ignored, config)
-    p = Proc(cmd, env, tmp_path / "daemon.log")
+    p = Process(cmd, tmp_path / "daemon.log", env=env)
     procs.append(p)
     # systemd-socket-activate listens first and starts the daemon on the
     # first connection: wait for its socket, then connect as a phone would.
@@ -494,7 +490,7 @@ def test_sighup_reloads_mapping_keeps_client_refuses_pins(tmp_path: Path, notify
     config = tmp_path / "daemon.toml"
     config.write_text("stale_after_s = 30.0\n")
     port = free_port()
-    p = Proc(daemon_cmd(port, config), clean_env(NOTIFY_SOCKET=notify.path), tmp_path / "daemon.log")
+    p = Process(daemon_cmd(port, config), tmp_path / "daemon.log", env=clean_env(NOTIFY_SOCKET=notify.path))
     procs.append(p)
     notify.wait_for(lambda m: m.get("READY") == "1", timeout=15)
 
