@@ -78,8 +78,9 @@ def wait_until(probe: Callable[[], T], *, timeout: float = 5.0, interval: float 
 # ---- processes -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 free for ``kind`` (TCP by default, or SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
