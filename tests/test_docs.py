@@ -12,14 +12,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from client_fixtures import fake_sensorserver  # noqa: F401 (fixture)
-from conftest import clean_env, free_port
+from harness import clean_env, free_port, scaled, wait_until
 from daemon.config import ENV_PREFIX, Config, default_text
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -121,13 +120,15 @@ def _user_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _wait(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[str] | None = None, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
+def _wait(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    """:func:`wait_until`, failing at once (with its output) if the command ends first."""
+
+    def probe() -> bool:
+        if proc.poll() is not None:
             raise AssertionError(f"the command ended ({proc.returncode}) before {what}: {proc.communicate()}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+        return predicate()
+
+    wait_until(probe, timeout=timeout, interval=0.05, what=what)
 
 
 @pytest.fixture
@@ -201,7 +202,7 @@ def check_try_it_by_hand(request, tmp_path: Path) -> None:
     )  # fmt: skip
     proc = _shell(script.replace("localhost:5678", f"localhost:{port}"), cwd=work, env=env)
     try:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=scaled(60))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the background 'send --duration 10'
     assert proc.returncode == 0, err

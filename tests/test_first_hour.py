@@ -13,15 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 
 from client_fixtures import ClientProcess, client_env, run_client, run_client_to_end  # noqa: F401 (fixture)
-from conftest import ROOT, clean_env, free_port, stop_process
+from harness import ROOT, Process, clean_env, free_port, get_status
 
 URLS_PHONES = "phones give their motion sensors only to an https:// page"
 
@@ -33,16 +31,10 @@ def _daemon_cli(*args: str, env: dict[str, str] | None = None, python: tuple[str
     )  # fmt: skip
 
 
-def _wait_log(d, pattern: str, timeout: float = 10.0) -> str:
-    """The first log line matching ``pattern`` (the log file grows as the daemon writes)."""
-    deadline = time.monotonic() + timeout
-    rx = re.compile(pattern)
-    while time.monotonic() < deadline:
-        for line in d.logs().splitlines():
-            if rx.search(line):
-                return line
-        time.sleep(0.05)
-    raise AssertionError(f"no log line matching {pattern!r}:\n{d.logs()}")
+def _log_line(d, text: str) -> str:
+    """The first log line holding ``text``, once the daemon has logged it."""
+    d.wait_log(text)
+    return next(line for line in d.logs().splitlines() if text in line)
 
 
 # ---- point 3: a daemon without TLS does not send phones to an http:// page ------------------------
@@ -50,7 +42,7 @@ def _wait_log(d, pattern: str, timeout: float = 10.0) -> str:
 
 def test_without_tls_the_daemon_says_phones_need_https_and_how(start_daemon) -> None:
     d = start_daemon()
-    line = _wait_log(d, URLS_PHONES)
+    line = _log_line(d, URLS_PHONES)
     assert "make-cert" in line and "certfile" in line
     assert "on a phone" not in d.logs()  # no http:// URL offered to a phone
 
@@ -59,7 +51,7 @@ def test_with_tls_the_daemon_offers_the_https_url(start_daemon, tmp_path: Path) 
     made = _daemon_cli("make-cert", "--host", "127.0.0.1", "--out-dir", str(tmp_path))
     assert made.returncode == 0, made.stderr
     d = start_daemon("--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"), scheme="https")
-    _wait_log(d, rf"open https://127\.0\.0\.1:{d.port}/ on a phone")
+    d.wait_log(f"open https://127.0.0.1:{d.port}/ on a phone")
     assert URLS_PHONES not in d.logs()
 
 
@@ -75,9 +67,9 @@ def test_disconnect_log_counts_frames_unambiguously(daemon) -> None:
             await ws.recv()  # the daemon has read everything before it (errors or telemetry)
 
     asyncio.run(go(["0 1 0"]))
-    assert re.search(r"closed the connection after 1 frame: LEDs off", _wait_log(daemon, r"after 1 frame\b"))
+    daemon.wait_log("closed the connection after 1 frame: LEDs off")
     asyncio.run(go(["0 1 0", "abc"]))
-    _wait_log(daemon, r"closed the connection after 2 frames \(1 accepted, 1 rejected\): LEDs off")
+    daemon.wait_log("closed the connection after 2 frames (1 accepted, 1 rejected): LEDs off")
 
 
 def test_at_shutdown_the_log_says_the_daemon_closed_the_connection(daemon) -> None:
@@ -175,31 +167,13 @@ def test_demo_banner_says_how_it_ends() -> None:
 # ---- point 10: the smaller things ---------------------------------------------------------------------
 
 
-def test_choices_are_case_insensitive() -> None:
+def test_choices_are_case_insensitive(tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(GRAVITY_LED_CONFIG="/dev/null", GRAVITY_LED_PIN_FACTORY="MOCK")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "--host", "127.0.0.1", "--port", str(port), "--log-level", "DEBUG", "--axis", "Y"],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=1) as resp:
-                    import json
-
-                    status = json.load(resp)
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        assert status["pin_factory"] == "mock" and status["mapping"]["axis"] == "y"
-    finally:
-        stop_process(proc)
-        if proc.stderr:
-            proc.stderr.close()
+    cmd = [sys.executable, "-m", "daemon", "--host", "127.0.0.1", "--port", str(port), "--log-level", "DEBUG", "--axis", "Y"]
+    with Process(cmd, tmp_path / "daemon.log", env=env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+        status = get_status(f"http://127.0.0.1:{port}")
+    assert status["pin_factory"] == "mock" and status["mapping"]["axis"] == "y"
 
 
 @pytest.mark.parametrize("origin", ["not a url", "https://app.example/path", "ftp://app.example", "https://"])
@@ -232,7 +206,7 @@ def test_reload_by_hand_does_not_name_systemctl(start_daemon, tmp_path: Path) ->
     d = start_daemon("--config", str(toml))
     toml.write_text('right_pin = "GPIO5"\n')
     d.proc.send_signal(signal.SIGHUP)
-    line = _wait_log(d, "cannot change without a restart")
+    line = _log_line(d, "cannot change without a restart")
     assert "stop the daemon and start it again" in line and "systemctl" not in line
 
 
@@ -257,5 +231,5 @@ def test_ws_url_against_a_tls_daemon_suggests_wss(start_daemon, tmp_path: Path) 
 
 def test_qr_without_tls_explains_instead_of_drawing(start_daemon) -> None:
     d = start_daemon("--qr")
-    _wait_log(d, r"--qr: no QR code, as a phone cannot use the http:// page")
+    d.wait_log("--qr: no QR code, as a phone cannot use the http:// page")
     assert "▀" not in d.logs() and "█" not in d.logs()

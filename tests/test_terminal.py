@@ -9,21 +9,18 @@ one long line: that is how "it wrapped" is seen.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from typing import Callable, Iterator
 
 import pytest
 
-from conftest import ROOT
+from harness import ROOT, get_status, wait_status, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (Debian: apt-get install tmux)")
 
@@ -69,14 +66,16 @@ class Tmux:
 
     def wait_screen(self, predicate: Callable[[list[str]], bool], what: str, timeout: float = 15.0) -> list[str]:
         """Poll the screen until ``predicate(rows)`` holds (the screen is the event)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.rows()
-            if predicate(rows):
-                return rows
-            if time.monotonic() > deadline:
-                raise AssertionError(f"screen never showed {what}:\n" + "\n".join(rows))
-            time.sleep(0.05)
+        last: list[list[str]] = [[]]
+
+        def probe() -> list[str] | None:
+            last[0] = self.rows()
+            return last[0] if predicate(last[0]) else None
+
+        try:
+            return wait_until(probe, timeout=timeout, interval=0.05, what=what)
+        except AssertionError:
+            raise AssertionError(f"screen never showed {what}:\n" + "\n".join(last[0])) from None
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
@@ -100,18 +99,10 @@ def _status_row(rows: list[str]) -> str | None:
     return rows[-1] if rows and STATUS.match(rows[-1]) else None
 
 
-def _accepted(http_url: str) -> int:
-    with urllib.request.urlopen(http_url + "/status", timeout=2) as resp:
-        return json.load(resp)["frames"]["accepted"]
-
-
 def _wait_frames(http_url: str, more: int, timeout: float = 15.0) -> None:
     """Until the daemon accepted ``more`` further frames: at 50 Hz, 50 frames is a second, ten redraws."""
-    start = _accepted(http_url)
-    deadline = time.monotonic() + timeout
-    while _accepted(http_url) < start + more:
-        assert time.monotonic() < deadline, "the daemon stopped receiving frames"
-        time.sleep(0.05)
+    start = get_status(http_url)["frames"]["accepted"]
+    wait_status(http_url, lambda s: s["frames"]["accepted"] >= start + more, timeout=timeout)
 
 
 def _demo_status_url(rows: list[str]) -> str:
@@ -184,9 +175,6 @@ def test_closing_the_terminal_stops_the_demo_and_its_daemon(tmux, tmp_path) -> N
     port = int(re.search(r":(\d+)$", _demo_status_url(rows))[1])
     assert [p.name[:17] for p in scratch.iterdir()] == ["gravity-led-demo-"]
     t.close()  # the terminal goes away: SIGHUP to the demo
-    deadline = time.monotonic() + 15
-    while any(scratch.iterdir()):
-        assert time.monotonic() < deadline, "the demo left its folder behind"
-        time.sleep(0.05)
+    wait_until(lambda: not any(scratch.iterdir()), timeout=15, what="the demo's folder removed")
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
