@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Sequence
 
-from daemon.protocol import _NUM_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
+from daemon.protocol import NUMBER_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
 from daemon.protocol import FrameError, Vector, make_vector
 
 __all__ = [

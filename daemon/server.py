@@ -203,8 +203,9 @@ class Daemon:
             refused = sorted(changed - RELOADABLE)
             if refused:
                 log.warning(
-                    "reload: %s cannot change without a restart (systemctl restart gravity-led); keeping the running values",
+                    "reload: %s cannot change without a restart (%s); keeping the running values",
                     ", ".join(refused),
+                    "systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
                 )
             live = sorted(changed & RELOADABLE)
             if live:
@@ -242,7 +243,7 @@ class Daemon:
         try:
             await self._stop.wait()
         finally:
-            self.stopping = True
+            self.stopping = self.holder.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()
             self.driver.close()
