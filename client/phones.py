@@ -148,7 +148,7 @@ async def sensorserver_source(
     except InvalidHandshake as e:
         raise ClientError(f"{url} does not speak SensorServer's WebSocket protocol ({e})") from None
     report = BadInputReport("SensorServer message")
-    async with ws:
+    try:
         try:
             while True:
                 try:
@@ -168,6 +168,9 @@ async def sensorserver_source(
                     warn(said)
         except ConnectionClosed:
             pass
+    finally:
+        # A normal close (1000) when the client stops; ``async with ws`` would say 1011 (internal error) to the phone.
+        await ws.close()
     rcvd = ws.close_code
     meaning = SENSORSERVER_CLOSE_CODES.get(rcvd or 0)
     if meaning:

@@ -265,6 +265,15 @@ def test_sensorserver_source(start_daemon, run_client, fake_sensorserver) -> Non
     d.wait_for(left(SIN30, 1e-3))
     assert phone.paths == ["/sensor/connect?type=android.sensor.gravity"]
     assert c.interrupt() == 0
+    assert phone.left.wait(5) and phone.closed_with == [1000]  # a normal close on Ctrl-C, not 1011 (internal error)
+
+
+def test_sensorserver_is_closed_normally_when_the_client_is_done(start_daemon, fake_sensorserver) -> None:
+    d = start_daemon()
+    phone = fake_sensorserver()
+    r = run_client_to_end("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url, "--count", "5")
+    assert r.returncode == 0, r.stderr
+    assert phone.left.wait(5) and phone.closed_with == [1000]
 
 
 def test_sensorserver_several_sensors_on_one_socket(start_daemon, run_client, fake_sensorserver) -> None:
