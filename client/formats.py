@@ -13,12 +13,14 @@ The exact reading rule of each format is documented in the README
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from daemon.protocol import _NUM_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
 from daemon.protocol import FrameError, Vector, make_vector
@@ -254,14 +256,15 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
     """OSC messages and bundles (nested too), parsed by python-osc; messages whose address matches
     one of the ``fnmatch`` patterns ``addresses`` (case-insensitive) give a vector from their first three
     arguments, others are ignored."""
-    from pythonosc.osc_packet import OscPacket, ParseError  # here, not at the top: only OSC users pay for it
+    from pythonosc.osc_packet import OscPacket  # here, not at the top: only OSC users pay for it
 
     try:
-        packet = OscPacket(bytes(data))
-    except ParseError:
+        with _python_osc_warnings() as skipped:
+            packet = OscPacket(bytes(data))
+    except Exception:  # ParseError, and anything else: a third-party parser fed by strangers on the LAN
         raise FrameError("not_osc", "not a valid OSC message or bundle") from None
-    except Exception:  # a third-party parser fed by strangers on the LAN: nothing may escape
-        raise FrameError("not_osc", "not a valid OSC message or bundle") from None
+    if skipped:
+        raise FrameError("not_osc", f"python-osc cannot read all of it ({skipped[0]})"[:120])
     patterns = [a.lower() for a in addresses]
     vectors: list[Vector] = []
     for timed in packet.messages:
@@ -270,6 +273,37 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
         if any(fnmatchcase(address, p) for p in patterns):
             vectors.append(_vector(list(msg.params)))
     return vectors
+
+
+class _Catch(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
+
+
+@contextlib.contextmanager
+def _python_osc_warnings() -> Iterator[list[str]]:
+    """The warnings python-osc logs while parsing, kept from the log.
+
+    python-osc skips what it cannot read (an unknown argument type, a bundle
+    element that is neither a message nor a bundle) with ``logging.warning``
+    on the root logger: without this, one stderr line per datagram a stranger
+    sends, and a skipped argument would shift the ones after it.  The
+    NullHandler stops ``logging.warning`` from calling ``basicConfig``.
+    """
+    root = logging.getLogger()
+    catch, guard = _Catch(), logging.NullHandler()
+    root.addFilter(catch)
+    root.addHandler(guard)
+    try:
+        yield catch.messages
+    finally:
+        root.removeHandler(guard)
+        root.removeFilter(catch)
 
 
 # --------------------------------------------------------------------------- UDP dispatch

@@ -184,6 +184,19 @@ def test_osc_address_pattern_and_bad_packets() -> None:
             read_datagram(bad)
 
 
+def test_osc_python_osc_cannot_read_is_rejected_without_a_log_line(caplog) -> None:
+    # python-osc skips an argument type it does not know ('c', a char) without reading its bytes, so
+    # the floats after it would be read 4 bytes off: a wrong vector. It says so on the root logger.
+    grav = apps.sensors2osc("gravity", G)  # '/gravity\0\0\0\0' ',fff\0\0\0\0' then 12 bytes of floats
+    char_first = b"/gravity\x00\x00\x00\x00,cfff\x00\x00\x00\x00\x00\x00A" + grav[-12:]
+    empty_element = b"#bundle\x00" + b"\x00" * 7 + b"\x01" + b"\x00\x00\x00\x00"  # a bundle holding an empty element
+    for data in (char_first, empty_element, empty_element + len(grav).to_bytes(4, "big") + grav):
+        with pytest.raises(FrameError, match="python-osc cannot read all of it"):
+            read_osc(data)
+    assert caplog.records == []  # not one log line per datagram a stranger sends
+    assert read_osc(grav) == [Vector(0.0, pytest.approx(4.905), pytest.approx(8.496))]
+
+
 @given(st.binary(max_size=200))
 @settings(max_examples=400)
 def test_udp_reader_never_raises_anything_but_frame_error(data: bytes) -> None:
