@@ -140,7 +140,8 @@ def _csv_line(line: str, columns: tuple[int, int, int] | None) -> Vector:
             raise FrameError("wrong_count", f"expected 3 numbers, got {len(values)}")
         raise FrameError(
             "ambiguous",
-            f"{len(values)} values (several sensors): pick the gravity ones with --columns, e.g. --columns 1,2,3",
+            f"{len(values)} values (several sensors): give the positions of gravity's three with --columns, "
+            "e.g. --columns 4,5,6 when gravity is the second sensor set in the app",
         )
     if max(columns) > len(values):
         raise FrameError("wrong_count", f"--columns {','.join(map(str, columns))} but the line has {len(values)} values")
@@ -508,14 +509,20 @@ class BadInputReport:
         if self._last_said is None:
             self._since = 0
             self._last_said = now
-            return f"bad {self.what} {shown!r}: {reason}; skipped"
+            return f"bad {self.what}{_quoted(shown)}: {reason}; skipped"
         return self.flush(now)
 
     def flush(self, now: float) -> str | None:
         if not self._since or self._last_said is None or now - self._last_said < self.every_s:
             return None
         reason, shown = self._latest
-        text = f"{self._since} bad {self.what}s in the last {now - self._last_said:.0f} s ({self.total} in all), latest {shown!r}: {reason}"
+        plural = "s" if self._since != 1 else ""
+        text = f"{self._since} bad {self.what}{plural} in the last {now - self._last_said:.0f} s ({self.total} in all), latest{_quoted(shown)}: {reason}"
         self._since = 0
         self._last_said = now
         return text
+
+
+def _quoted(sample: str) -> str:
+    """`` 'what it started with'``, or nothing for input refused before it was read (an oversized POST)."""
+    return f" {sample!r}" if sample else ""

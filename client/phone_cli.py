@@ -16,7 +16,7 @@ from daemon.protocol import Vector
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, DEFAULT_OSC_ADDRESSES, FORMATS, Reading
 from .live import View
-from .phones import PHYPHOX_BUFFERS, phyphox_source, sensorserver_source
+from .phones import PHYPHOX_BUFFERS, phyphox_bases, phyphox_source, sensorserver_source, sensorserver_url
 from .receivers import parse_listen, sensorlogger_source, udp_source
 from .sources import HOLD_S, keepalive
 
@@ -160,8 +160,10 @@ def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIter
     """The source factory of a phone subcommand, built after checking its arguments."""
     cmd, hold_s = args.command, args.hold
     if cmd == "sensorserver":
+        sensorserver_url(args.phone, args.sensor)  # a bad address or URL is a usage error before anything connects
         return lambda: keepalive(sensorserver_source(args.phone, sensor=args.sensor, warn=view.warn), hold_s=hold_s)
     if cmd == "phyphox":
+        phyphox_bases(args.phone)  # likewise
         time_buffer = args.time_buffer or None
         return lambda: keepalive(
             phyphox_source(args.phone, rate_hz=args.rate, buffers=args.buffers, time_buffer=time_buffer, notify=view.event),

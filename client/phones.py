@@ -45,14 +45,14 @@ PHYPHOX_PORTS = (80, 8080)
 
 SENSORSERVER_CLOSE_CODES = {
     4001: "the phone has no such sensor (try --sensor android.sensor.accelerometer)",
-    4002: "SensorServer did not recognise the request path (use /sensor/connect or /sensors/connect)",
-    4003: "SensorServer needs a sensor type in the request (?type=... or ?types=[...])",
-    4004: "SensorServer was stopped on the phone",
+    4002: "it does not know the request path (use /sensor/connect or /sensors/connect)",
+    4003: "it needs a sensor type in the request (?type=... or ?types=[...])",
+    4004: "it was stopped on the phone",
     4005: "the connection was closed on the phone",
     4006: 'the types list in the URL is not a valid JSON array (types=["android.sensor.gravity","android.sensor.accelerometer"])',
     4007: "/sensors/connect needs at least two sensor types (for one, use /sensor/connect?type=...)",
     4008: "the request names no sensor type",
-    4009: "SensorServer lacks a permission on the phone: allow it in the phone's app settings",
+    4009: "it lacks a permission on the phone: allow it in the phone's app settings",
 }
 """Close codes of SensorServer's SensorWebSocketServer.kt (umer0586/SensorServer), in plain words."""
 

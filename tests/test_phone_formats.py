@@ -324,6 +324,13 @@ def test_bad_input_held_back_is_summarised_when_the_quiet_period_ends() -> None:
     assert report.wait_s(16.0) is None and report.flush(30.0) is None
 
 
+def test_bad_input_refused_before_it_was_read_shows_no_empty_sample() -> None:
+    report = BadInputReport("Sensor Logger POST", every_s=5.0)
+    assert report.add(0.0, "a POST of 9000000 bytes is over the 8 MiB limit") == "bad Sensor Logger POST: a POST of 9000000 bytes is over the 8 MiB limit; skipped"
+    assert report.add(1.0, "the POST has no Content-Length") is None
+    assert report.flush(5.0) == "1 bad Sensor Logger POST in the last 5 s (2 in all), latest: the POST has no Content-Length"
+
+
 # ---- command line ------------------------------------------------------------------------
 
 
@@ -343,3 +350,21 @@ def test_bad_phone_options_are_usage_errors(argv: list[str], capsys) -> None:
         main(argv)
     assert e.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["sensorserver", "10.0.0.2:abc"], "is not a phone address"),
+        (["sensorserver", 'ws://10.0.0.2:8080/sensors/connect?types=["android.sensor.gyroscope","android.sensor.light"]'], "but not android.sensor.gravity"),
+        (["sensorserver", "ws://10.0.0.2:8080/gravity"], "not a SensorServer sensor path"),
+        (["phyphox", "10.0.0.2:abc"], "is not a phone address"),
+    ],
+)
+def test_bad_phone_addresses_are_usage_errors_before_connecting(argv: list[str], words: str, capsys) -> None:
+    from client.cli import main
+
+    # Port 9 on loopback: nothing answers there, so "connected" or a retry would show the check came too late.
+    assert main([*argv, "--url", "ws://127.0.0.1:9", "--max-retries", "0"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "daemon" not in err and "Traceback" not in err
