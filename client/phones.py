@@ -9,10 +9,10 @@ The receivers the phone pushes to (UDP, Sensor Logger) are :mod:`client.receiver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,11 +22,12 @@ from typing import AsyncIterator, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from daemon.protocol import FrameError, Vector
+from daemon.protocol import Vector
 
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, BadInputReport, PhyphoxReader, read_sensorserver
 from .pacing import Pacer
+from .receivers import read_each
 
 __all__ = [
     "PHYPHOX_BUFFERS",
@@ -147,27 +148,13 @@ async def sensorserver_source(
         raise _unreachable("SensorServer", url, e) from None
     except InvalidHandshake as e:
         raise ClientError(f"{url} does not speak SensorServer's WebSocket protocol ({e})") from None
-    report = BadInputReport("SensorServer message")
+    messages = read_each(ws.recv, lambda m: read_sensorserver(m, sensor=sensor), BadInputReport("SensorServer message"), warn)
     try:
-        try:
-            while True:
-                try:
-                    message = await asyncio.wait_for(ws.recv(), report.wait_s(time.monotonic()))
-                except TimeoutError:
-                    said = report.flush(time.monotonic())
-                else:
-                    try:
-                        vectors = read_sensorserver(message, sensor=sensor)
-                    except FrameError as e:
-                        said = report.add(time.monotonic(), e.message, message)
-                    else:
-                        for v in vectors:
-                            yield v
-                        continue
-                if said:
-                    warn(said)
-        except ConnectionClosed:
-            pass
+        async with contextlib.aclosing(messages):
+            async for v in messages:
+                yield v
+    except ConnectionClosed:
+        pass
     finally:
         # A normal close (1000) when the client stops; ``async with ws`` would say 1011 (internal error) to the phone.
         await ws.close()

@@ -14,14 +14,14 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from daemon.protocol import FrameError, Vector
 
 from . import EXIT_USAGE, ClientError
 from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger
 
-__all__ = ["MAX_POST_BYTES", "parse_listen", "sensorlogger_source", "udp_source"]
+__all__ = ["MAX_POST_BYTES", "parse_listen", "read_each", "sensorlogger_source", "udp_source"]
 
 QUEUE_LIMIT = 10_000
 """A flood drops datagrams instead of eating memory."""
@@ -52,13 +52,18 @@ def parse_listen(spec: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _read_each(
-    queue: Inputs, read: Callable[[bytes], list[Vector]], report: BadInputReport, warn: Warn
+async def read_each(
+    get: Callable[[], Awaitable[Any]], read: Callable[[Any], list[Vector]], report: BadInputReport, warn: Warn
 ) -> AsyncIterator[Vector]:
-    """Read each input the socket queued; bad ones (and the socket's own ``(reason, sample)`` notes) are reported."""
+    """Read each input ``get`` returns (a datagram, a body, a WebSocket message); bad ones, and the
+    ``(reason, sample)`` notes of input refused at the socket, are reported at ``report``'s rate.
+
+    ``get`` is awaited under a timeout when a summary is due, so it must be safe to cancel
+    (``asyncio.Queue.get`` and websockets' ``recv`` are); what it raises ends the iteration.
+    """
     while True:
         try:
-            item = await asyncio.wait_for(queue.get(), report.wait_s(time.monotonic()))
+            item = await asyncio.wait_for(get(), report.wait_s(time.monotonic()))
         except TimeoutError:
             said = report.flush(time.monotonic())
         else:
@@ -108,7 +113,7 @@ async def udp_source(
     if on_listening is not None:
         on_listening(transport.get_extra_info("sockname")[:2])
     try:
-        reader = _read_each(queue, lambda data: read_datagram(data, reading), BadInputReport("UDP datagram"), warn)
+        reader = read_each(queue.get, lambda data: read_datagram(data, reading), BadInputReport("UDP datagram"), warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v
@@ -214,7 +219,7 @@ async def sensorlogger_source(
     if on_listening is not None:
         on_listening(server.server_address[:2])
     try:
-        reader = _read_each(server.bodies, read_sensorlogger, BadInputReport("Sensor Logger POST"), warn)
+        reader = read_each(server.bodies.get, read_sensorlogger, BadInputReport("Sensor Logger POST"), warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v

@@ -294,6 +294,20 @@ def test_sensorserver_several_sensors_on_one_socket(start_daemon, run_client, fa
     assert c.interrupt() == 0
 
 
+def test_sensorserver_bad_messages_are_reported_once_and_never_move_the_leds(start_daemon, run_client, fake_sensorserver) -> None:
+    d = start_daemon()
+    messages = ["{not json", apps.sensorserver_message(G30), '{"values": [1.0, 2.0], "timestamp": 1, "accuracy": 3}', '{"values": [0, "x", 1]}']
+    phone = fake_sensorserver(messages=messages)
+    c = run_client("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url)
+    d.wait_for(right(SIN30, 1e-3))
+    c.wait_output("bad SensorServer message", stream="err")
+    seen = d.status()["frames"]["accepted"]
+    assert right(SIN30, 1e-3)(d.wait_for(lambda s: s["frames"]["accepted"] > seen + 30))  # ~45 bad ones later
+    assert c.stderr.count("bad SensorServer message") == 1  # the rest wait for the 5 s summary
+    assert d.status()["frames"]["rejected"] == 0 and "Traceback" not in c.stderr
+    assert c.interrupt() == 0
+
+
 @pytest.mark.parametrize("code, words", [(4001, "no such sensor"), (4006, "not a valid JSON array"), (4007, "at least two"), (4009, "permission")])
 def test_sensorserver_close_codes_are_explained(start_daemon, fake_sensorserver, code: int, words: str) -> None:
     d = start_daemon()
