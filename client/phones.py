@@ -232,8 +232,9 @@ async def phyphox_source(
     time_buffer: str | None = PHYPHOX_TIME_BUFFER,
     timeout_s: float = 2.0,
     notify: Callable[[str], None] = lambda msg: print(msg),
-) -> AsyncIterator[Vector]:
-    """Poll phyphox's ``/get`` at ``rate_hz``: every new sample once, nothing while it is not measuring.
+) -> AsyncIterator[Vector | None]:
+    """Poll phyphox's ``/get`` at ``rate_hz``: every new sample once, nothing while it is not measuring
+    (``None`` then, for :func:`client.sources.keepalive`: do not hold the last one).
 
     Starts the experiment once if it is not measuring when the client starts;
     a later pause is the user's: the client waits (the LEDs go dark) and
@@ -270,5 +271,7 @@ async def phyphox_source(
         vectors, note = reader.read(answer)
         if note:
             notify(note)
+        if not reader.measuring:
+            yield None  # paused, or the timed run ended: no --hold, the LEDs go dark at the daemon's stale timeout
         for v in vectors:
             yield v

@@ -333,11 +333,12 @@ def test_phyphox_starts_the_experiment_and_skips_nulls(start_daemon, run_client,
 
 def test_phyphox_pause_lets_the_leds_go_dark_and_resume_lights_them(start_daemon, run_client, fake_phyphox) -> None:
     d = start_daemon()
-    c = run_client("phyphox", f"127.0.0.1:{fake_phyphox.port}", "--url", d.url, "--rate", "50")
+    # A long --hold: a pause phyphox reports is no silence to bridge, so the LEDs go dark at the daemon's 1 s.
+    c = run_client("phyphox", f"127.0.0.1:{fake_phyphox.port}", "--url", d.url, "--rate", "50", "--hold", "30")
     d.wait_for(right(SIN30, 1e-2))
     fake_phyphox.measuring = False  # the user pauses; /get keeps answering the last values
     c.wait_output("phyphox is not measuring")
-    d.wait_for(dark, timeout=6)
+    d.wait_for(dark, timeout=4)
     fake_phyphox.measuring = True
     c.wait_output("measuring again")
     d.wait_for(right(SIN30, 1e-2))
