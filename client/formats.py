@@ -486,14 +486,40 @@ class BadInputReport:
     or None inside the quiet period; once that period is over, ``flush``
     returns the summary of what it held back (the caller wakes up after
     ``wait_s`` for it, so a burst that stops is still counted).
+
+    Input that is fine but holds no gravity (another sensor on the same
+    stream) is no error; but when, for ``every_s``, input comes and none of
+    it holds gravity, the app is not sending it: ``ignored`` says so once,
+    with ``advice``, until ``used`` (a vector came) starts over.
     """
 
     what: str = "datagram"
     every_s: float = 5.0
+    advice: str = "turn on Gravity in the app"
     total: int = 0
     _since: int = 0
     _last_said: float | None = None
     _latest: tuple[str, str] = ("", "")
+    _ignored_since: float | None = None
+    _ignored: int = 0
+    _ignored_said: bool = False
+
+    def used(self) -> None:
+        """A reading gave a vector: gravity is coming."""
+        self._ignored_since, self._ignored, self._ignored_said = None, 0, False
+
+    def ignored(self, now: float, sample: bytes | str = b"") -> str | None:
+        """A reading without gravity; the sentence once they have come alone for ``every_s``."""
+        if self._ignored_since is None:
+            self._ignored_since = now
+        self._ignored += 1
+        if self._ignored_said or now - self._ignored_since < self.every_s:
+            return None
+        self._ignored_said = True
+        return (
+            f"{self._ignored} {self.what}s in {now - self._ignored_since:.0f} s, none with gravity "
+            f"(latest{_quoted(_shown(sample))}): {self.advice}"
+        )
 
     def wait_s(self, now: float) -> float | None:
         """How long until ``flush`` has a summary to give; None while nothing is held back."""
@@ -504,7 +530,7 @@ class BadInputReport:
     def add(self, now: float, reason: str, sample: bytes | str = b"") -> str | None:
         self.total += 1
         self._since += 1
-        shown = sample[:60].decode("utf-8", errors="replace") if isinstance(sample, (bytes, bytearray)) else sample[:60]
+        shown = _shown(sample)
         self._latest = (reason, shown)
         if self._last_said is None:
             self._since = 0
@@ -521,6 +547,10 @@ class BadInputReport:
         self._since = 0
         self._last_said = now
         return text
+
+
+def _shown(sample: bytes | str) -> str:
+    return sample[:60].decode("utf-8", errors="replace") if isinstance(sample, (bytes, bytearray)) else sample[:60]
 
 
 def _quoted(sample: str) -> str:

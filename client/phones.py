@@ -148,7 +148,8 @@ async def sensorserver_source(
         raise _unreachable("SensorServer", url, e) from None
     except InvalidHandshake as e:
         raise ClientError(f"{url} does not speak SensorServer's WebSocket protocol ({e})") from None
-    messages = read_each(ws.recv, lambda m: read_sensorserver(m, sensor=sensor), BadInputReport("SensorServer message"), warn)
+    report = BadInputReport(what="SensorServer message", advice=f"the URL does not ask SensorServer for {sensor}")
+    messages = read_each(ws.recv, lambda m: read_sensorserver(m, sensor=sensor), report, warn)
     try:
         async with contextlib.aclosing(messages):
             async for v in messages:

@@ -32,6 +32,9 @@ MAX_POST_BYTES = 8 << 20
 MAX_HTTP_CONNECTIONS = 16
 """One phone needs one or two; more are closed at once, so a flood cannot start a thread each."""
 
+UDP_ADVICE = "turn on Gravity in the app (or pick the sensor with --sensor, the OSC address with --osc-address)"
+SENSORLOGGER_ADVICE = "turn on Gravity in Sensor Logger's sensors"
+
 Warn = Callable[[str], None]
 Inputs = asyncio.Queue[bytes | tuple[str, bytes]]
 """What a socket hands the reader: a datagram or body, or ``(reason, sample)`` for input refused at the socket."""
@@ -56,7 +59,8 @@ async def read_each(
     get: Callable[[], Awaitable[Any]], read: Callable[[Any], list[Vector]], report: BadInputReport, warn: Warn
 ) -> AsyncIterator[Vector]:
     """Read each input ``get`` returns (a datagram, a body, a WebSocket message); bad ones, and the
-    ``(reason, sample)`` notes of input refused at the socket, are reported at ``report``'s rate.
+    ``(reason, sample)`` notes of input refused at the socket, are reported at ``report``'s rate;
+    input that keeps coming without gravity, once.
 
     ``get`` is awaited under a timeout when a summary is due, so it must be safe to cancel
     (``asyncio.Queue.get`` and websockets' ``recv`` are); what it raises ends the iteration.
@@ -75,9 +79,12 @@ async def read_each(
                 except FrameError as e:
                     said = report.add(time.monotonic(), e.message, item)
                 else:
-                    for v in vectors:
-                        yield v
-                    continue
+                    if vectors:
+                        report.used()
+                        for v in vectors:
+                            yield v
+                        continue
+                    said = report.ignored(time.monotonic(), item)  # another sensor's reading
         if said:
             warn(said)
 
@@ -113,7 +120,8 @@ async def udp_source(
     if on_listening is not None:
         on_listening(transport.get_extra_info("sockname")[:2])
     try:
-        reader = read_each(queue.get, lambda data: read_datagram(data, reading), BadInputReport("UDP datagram"), warn)
+        report = BadInputReport(what="UDP datagram", advice=UDP_ADVICE)
+        reader = read_each(queue.get, lambda data: read_datagram(data, reading), report, warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v
@@ -219,7 +227,8 @@ async def sensorlogger_source(
     if on_listening is not None:
         on_listening(server.server_address[:2])
     try:
-        reader = read_each(server.bodies.get, read_sensorlogger, BadInputReport("Sensor Logger POST"), warn)
+        report = BadInputReport(what="Sensor Logger POST", advice=SENSORLOGGER_ADVICE)
+        reader = read_each(server.bodies.get, read_sensorlogger, report, warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import http.client
 import socket
+import time
 from typing import Callable
 
 import pytest
@@ -134,6 +135,24 @@ def test_sensagram_gyroscope_never_drives_the_leds(udp_client) -> None:
 
 
 # ---- UDP: ZIG SIM (JSON and OSC), Sensors2OSC, GyrOSC -----------------------------------------
+
+
+def test_an_app_that_sends_no_gravity_is_told_to_turn_it_on(udp_client) -> None:
+    d, c, phone = udp_client()
+    no_gravity = [apps.sensagram_datagram("android.sensor.gyroscope", GYRO), apps.sensors2osc("accelerometer", G30)]
+    # Datagrams keep coming for 5 s and more, none of them gravity: one line says what to do.
+    deadline = time.monotonic() + 15
+    while True:
+        phone.send(*no_gravity)
+        try:
+            c.wait_output("none with gravity", stream="err", timeout=0.1)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, c.stderr
+    phone.send(*no_gravity)
+    assert "turn on Gravity in the app" in c.stderr and c.stderr.count("none with gravity") == 1
+    assert dark(d.status()) and d.status()["frames"]["accepted"] == 0
+    assert c.interrupt() == 0
 
 
 def test_zigsim_json_from_an_iphone_with_flip(udp_client) -> None:

@@ -324,6 +324,19 @@ def test_bad_input_held_back_is_summarised_when_the_quiet_period_ends() -> None:
     assert report.wait_s(16.0) is None and report.flush(30.0) is None
 
 
+def test_input_without_gravity_is_said_once_when_nothing_else_comes_for_5_s() -> None:
+    report = BadInputReport(what="UDP datagram", every_s=5.0, advice="turn on Gravity")
+    gyro = apps.sensagram_datagram("android.sensor.gyroscope", GYRO)
+    assert [report.ignored(t / 10, gyro) for t in range(50)] == [None] * 50  # 4.9 s: a gap, maybe
+    said = report.ignored(5.0, gyro)
+    assert said is not None and said.startswith("51 UDP datagrams in 5 s, none with gravity") and said.endswith(": turn on Gravity")
+    assert "android.sensor.gyroscope" in said or "timestamp" in said  # what the app does send
+    assert report.ignored(60.0, gyro) is None  # once
+    report.used()  # gravity came: a later stretch without it is said again
+    assert report.ignored(61.0, gyro) is None and report.ignored(66.0, gyro) is not None
+    assert report.total == 0  # none of it was bad input
+
+
 def test_bad_input_refused_before_it_was_read_shows_no_empty_sample() -> None:
     report = BadInputReport("Sensor Logger POST", every_s=5.0)
     assert report.add(0.0, "a POST of 9000000 bytes is over the 8 MiB limit") == "bad Sensor Logger POST: a POST of 9000000 bytes is over the 8 MiB limit; skipped"
