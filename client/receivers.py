@@ -45,9 +45,11 @@ def _stderr(msg: str) -> None:
 
 
 def parse_listen(spec: str, default_port: int) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT``, ``PORT`` or ``HOST`` -> (host, port)."""
+    """``HOST:PORT``, ``[V6]:PORT``, ``:PORT``, ``PORT``, ``HOST`` or a bare IPv6 address -> (host, port)."""
     host, sep, port = spec.rpartition(":")
-    if not sep:
+    if (spec.count(":") > 1 and not spec.startswith("[")) or spec.endswith("]"):
+        host, port = spec, str(default_port)  # '::1' is an address, not host ':' and port 1
+    elif not sep:
         host, port = ("", spec) if spec.isdigit() else (spec, str(default_port))
     host = host.strip("[]") or "0.0.0.0"
     if not port.isdigit() or not 0 <= int(port) <= 65535:

@@ -294,6 +294,7 @@ def test_parse_listen() -> None:
     assert parse_listen(":9000", 5555) == ("0.0.0.0", 9000)
     assert parse_listen("9000", 5555) == ("0.0.0.0", 9000)
     assert parse_listen("[::1]:9000", 5555) == ("::1", 9000)
+    assert parse_listen("::1", 5555) == ("::1", 5555) and parse_listen("[::]", 8000) == ("::", 8000)
     with pytest.raises(ClientError):
         parse_listen("host:port", 5555)
 
