@@ -156,6 +156,11 @@ def add_phone_parsers(add: Add, connection_options: Options, run_options: Option
     run_options(p)
 
 
+def _netloc(addr: tuple[str, int]) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIterator[Vector]]:
     """The source factory of a phone subcommand, built after checking its arguments."""
     cmd, hold_s = args.command, args.hold
@@ -183,7 +188,7 @@ def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIter
         return lambda: keepalive(
             udp_source(
                 host, port, reading=reading, warn=view.warn,
-                on_listening=lambda addr: view.event(f"listening for UDP on {addr[0]}:{addr[1]}"),
+                on_listening=lambda addr: view.event(f"listening for UDP on {_netloc(addr)}"),
             ),
             hold_s=hold_s,
         )  # fmt: skip
@@ -192,7 +197,7 @@ def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIter
         return lambda: keepalive(
             sensorlogger_source(
                 host, port, warn=view.warn,
-                on_listening=lambda addr: view.event(f"listening for Sensor Logger's HTTP push on http://{addr[0]}:{addr[1]}/"),
+                on_listening=lambda addr: view.event(f"listening for Sensor Logger's HTTP push on http://{_netloc(addr)}/"),
             ),
             hold_s=hold_s,
         )  # fmt: skip

@@ -245,6 +245,30 @@ def sensorlogger_client(start_daemon, run_client):
     return start
 
 
+def _ipv6_loopback_port() -> int | None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+    except OSError:
+        return None
+
+
+def test_sensorlogger_on_ipv6_loopback_names_a_url_that_works(start_daemon, run_client) -> None:
+    port = _ipv6_loopback_port()
+    if port is None:
+        pytest.skip("no IPv6 loopback here")
+    d = start_daemon()
+    c = run_client("sensorlogger", "--listen", f"[::1]:{port}", "--url", d.url)
+    c.wait_output(rf"listening for Sensor Logger's HTTP push on http://\[::1\]:{port}/$")
+    conn = http.client.HTTPConnection("::1", port, timeout=5)
+    conn.request("POST", "/", body=apps.sensorlogger_body([("gravity", 1, G30)]))
+    assert conn.getresponse().status == 200
+    conn.close()
+    d.wait_for(right(SIN30))
+    assert c.interrupt() == 0
+
+
 def test_sensorlogger_push_uses_the_newest_gravity_sample(sensorlogger_client) -> None:
     d, c, port = sensorlogger_client()
     batch = apps.sensorlogger_body(
