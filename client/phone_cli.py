@@ -12,6 +12,7 @@ import math
 from typing import AsyncIterator, Callable
 
 from daemon.protocol import Vector
+from daemon.urls import local_addresses, url_for
 
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, DEFAULT_OSC_ADDRESSES, FORMATS, Reading
@@ -161,6 +162,13 @@ def _netloc(addr: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _reachable(host: str) -> list[str]:
+    """The addresses to give the phone app: this machine's LAN ones (as the daemon logs them) for a wildcard."""
+    if host in ("0.0.0.0", "::"):
+        return local_addresses(ipv6=host == "::") or [host]
+    return [host]
+
+
 def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIterator[Vector]]:
     """The source factory of a phone subcommand, built after checking its arguments."""
     cmd, hold_s = args.command, args.hold
@@ -188,7 +196,9 @@ def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIter
         return lambda: keepalive(
             udp_source(
                 host, port, reading=reading, warn=view.warn,
-                on_listening=lambda addr: view.event(f"listening for UDP on {_netloc(addr)}"),
+                on_listening=lambda addr: view.event(
+                    f"listening for UDP on {_netloc(addr)}: in the app, send to {' or '.join(_reachable(addr[0]))}, port {addr[1]}"
+                ),
             ),
             hold_s=hold_s,
         )  # fmt: skip
@@ -197,7 +207,10 @@ def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIter
         return lambda: keepalive(
             sensorlogger_source(
                 host, port, warn=view.warn,
-                on_listening=lambda addr: view.event(f"listening for Sensor Logger's HTTP push on http://{_netloc(addr)}/"),
+                on_listening=lambda addr: view.event(
+                    f"listening for Sensor Logger's HTTP push on {_netloc(addr)}: push URL "
+                    + " or ".join(url_for(a, addr[1], tls=False) for a in _reachable(addr[0]))
+                ),
             ),
             hold_s=hold_s,
         )  # fmt: skip

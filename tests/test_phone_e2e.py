@@ -260,7 +260,7 @@ def test_sensorlogger_on_ipv6_loopback_names_a_url_that_works(start_daemon, run_
         pytest.skip("no IPv6 loopback here")
     d = start_daemon()
     c = run_client("sensorlogger", "--listen", f"[::1]:{port}", "--url", d.url)
-    c.wait_output(rf"listening for Sensor Logger's HTTP push on http://\[::1\]:{port}/$")
+    c.wait_output(rf"listening for Sensor Logger's HTTP push on \[::1\]:{port}: push URL http://\[::1\]:{port}/$")
     conn = http.client.HTTPConnection("::1", port, timeout=5)
     conn.request("POST", "/", body=apps.sensorlogger_body([("gravity", 1, G30)]))
     assert conn.getresponse().status == 200
