@@ -23,10 +23,12 @@ from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger
 
 __all__ = ["MAX_POST_BYTES", "parse_listen", "read_each", "sensorlogger_source", "udp_source"]
 
-QUEUE_LIMIT = 10_000
-"""A flood drops datagrams instead of eating memory."""
-BODY_QUEUE_LIMIT = 32
-"""POST bodies waiting to be read (up to MAX_POST_BYTES each); more are dropped."""
+QUEUE_LIMIT = 256
+"""Datagrams waiting to be read: a flood drops the rest instead of eating memory (at most 256 x 64 KiB
+= 16 MiB; a phone sends at most a few hundred a second, each read as it comes)."""
+BODY_QUEUE_LIMIT = 4
+"""POST bodies waiting to be read (up to MAX_POST_BYTES each, so 32 MiB at most); more are dropped.
+Sensor Logger posts one batch at a time."""
 MAX_POST_BYTES = 8 << 20
 """Sensor Logger batches every enabled sensor; 8 MiB is minutes of them.  Bigger bodies get 413."""
 MAX_HTTP_CONNECTIONS = 16

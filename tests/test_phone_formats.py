@@ -289,6 +289,18 @@ def test_phyphox_ports_and_phone_urls() -> None:
     assert phone_url("[fe80::1]:9000", "ws") == "ws://[fe80::1]:9000"
 
 
+def test_a_datagram_flood_waits_in_a_bounded_queue() -> None:
+    import asyncio
+
+    from client.receivers import QUEUE_LIMIT, _Datagrams
+
+    queue: asyncio.Queue = asyncio.Queue()
+    protocol = _Datagrams(queue)
+    for _ in range(QUEUE_LIMIT + 1000):
+        protocol.datagram_received(b"x" * 65507, ("127.0.0.1", 1))
+    assert queue.qsize() == QUEUE_LIMIT and QUEUE_LIMIT * 65507 <= 16 << 20  # the rest were dropped
+
+
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:9000", 5555) == ("127.0.0.1", 9000)
     assert parse_listen(":9000", 5555) == ("0.0.0.0", 9000)
