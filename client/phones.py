@@ -30,6 +30,7 @@ from .pacing import Pacer
 from .receivers import read_each
 
 __all__ = [
+    "NotAnswering",
     "PHYPHOX_BUFFERS",
     "PHYPHOX_PORTS",
     "SENSORSERVER_CLOSE_CODES",
@@ -88,7 +89,15 @@ def phone_url(phone: str, scheme: str, path: str = "", *, default_port: int = SE
     return f"{scheme}://{host}:{port or default_port}{path}"
 
 
-def _unreachable(what: str, url: str, err: BaseException) -> ClientError:
+class NotAnswering(ClientError):
+    """The phone app does not answer at ``url`` (so another port may): one sentence with the ``reason``."""
+
+    def __init__(self, what: str, url: str, reason: str) -> None:
+        super().__init__(f"{what} at {url} is not answering ({reason})")
+        self.reason = reason
+
+
+def _unreachable(what: str, url: str, err: BaseException) -> NotAnswering:
     if isinstance(err, socket.gaierror):
         reason = "the phone's name does not resolve"
     elif isinstance(err, ConnectionRefusedError):
@@ -97,7 +106,7 @@ def _unreachable(what: str, url: str, err: BaseException) -> ClientError:
         reason = "no answer: is the phone on the same network?"
     else:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return ClientError(f"{what} at {url} is not answering ({reason})")
+    return NotAnswering(what, url, reason)
 
 
 # --------------------------------------------------------------------------- SensorServer
@@ -210,19 +219,16 @@ class _Phyphox:
 
 async def _first_answer(phone: str, reader: PhyphoxReader, timeout_s: float) -> tuple[_Phyphox, dict]:
     """The first ``/get``, trying each candidate port; one sentence naming them all if none answers."""
-    failures: list[ClientError] = []
+    failures: list[NotAnswering] = []
     for base in phyphox_bases(phone):
         api = _Phyphox(base, timeout_s)
         try:
             return api, await asyncio.to_thread(api.get, reader.query())
-        except ClientError as e:
-            if e.exit_code == EXIT_USAGE or "not answering" not in str(e):
-                raise
+        except NotAnswering as e:
             failures.append(e)
     if len(failures) == 1:
         raise failures[0]
-    tried = " or ".join(phyphox_bases(phone))
-    raise ClientError(f"phyphox at {tried} is not answering ({str(failures[-1]).rpartition('(')[2]}")
+    raise NotAnswering("phyphox", " or ".join(phyphox_bases(phone)), failures[-1].reason)
 
 
 async def phyphox_source(
