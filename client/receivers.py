@@ -71,7 +71,10 @@ async def read_each(
     """
     while True:
         try:
-            item = await asyncio.wait_for(get(), report.wait_s(time.monotonic()))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result and swallows a
+            # cancellation that comes as ``get`` completes (under a flood, often), and the client hangs at exit.
+            async with asyncio.timeout(report.wait_s(time.monotonic())):
+                item = await get()
         except TimeoutError:
             said = report.flush(time.monotonic())
         else:

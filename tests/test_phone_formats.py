@@ -301,6 +301,45 @@ def test_a_datagram_flood_waits_in_a_bounded_queue() -> None:
     assert queue.qsize() == QUEUE_LIMIT and QUEUE_LIMIT * 65507 <= 16 << 20  # the rest were dropped
 
 
+@pytest.mark.parametrize("turns", range(6))
+def test_reading_can_always_be_stopped_even_as_input_arrives(turns: int) -> None:
+    # The client stops a source by cancelling it. On Python 3.11, asyncio.wait_for returned the input
+    # that came in the same turn and swallowed the cancellation: under a flood of bad datagrams (a
+    # summary due, so a timeout armed) the client then hung at --duration or Ctrl-C.
+    import asyncio
+
+    from client.receivers import read_each
+
+    def bad(data: bytes) -> list:
+        raise FrameError("not_a_number", "bad")
+
+    async def go() -> str:
+        queue: asyncio.Queue = asyncio.Queue()
+        reader = asyncio.ensure_future(_drain(read_each(queue.get, bad, BadInputReport(every_s=60.0), lambda msg: None)))
+        queue.put_nowait(b"first")
+        queue.put_nowait(b"second")  # held back: a summary is due
+        for _ in range(5):
+            await asyncio.sleep(0)
+        queue.put_nowait(b"flood")
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        reader.cancel()
+        try:
+            await asyncio.wait_for(reader, 2.0)
+        except asyncio.CancelledError:
+            return "stopped"
+        except TimeoutError:
+            return "hung"
+        return "ended"
+
+    assert asyncio.run(go()) == "stopped"
+
+
+async def _drain(vectors) -> None:
+    async for _ in vectors:
+        pass
+
+
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:9000", 5555) == ("127.0.0.1", 9000)
     assert parse_listen(":9000", 5555) == ("0.0.0.0", 9000)
