@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,20 +16,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, clean_env, scaled
 
 
 def client_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITY_LED_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+    return clean_env(PYTHONUNBUFFERED="1", **extra)
 
 
 class ClientProcess:
@@ -77,7 +71,7 @@ class ClientProcess:
         """Block until a line of stdout (or stderr) matches ``pattern``; return the line."""
         rx = re.compile(pattern)
         sink = self.out if stream == "out" else self.err
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             seen = 0
             while True:

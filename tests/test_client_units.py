@@ -19,6 +19,7 @@ from client.recording import Recorder, Sample, read_recording
 from client.sim import SimConfig, Simulator, vector_for_tilt
 from client.sources import flipped, keepalive, parse_line, replay_source, stdin_source
 from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary
+from harness import scaled
 
 # ---- simulator --------------------------------------------------------------
 
@@ -114,14 +115,16 @@ def test_pacer_tick_achieves_the_rate_on_the_real_clock() -> None:
             t = await pacer.tick()
         return t
 
-    # The scheduled time of frame 249 is 249/500 s; the run takes about that long.
+    # The scheduled time of frame 249 is 249/500 s: tick() waits for it (never
+    # early) and does not oversleep by much (a bound stretched by the suite's
+    # time factor; the client's rate benchmark measures the real figure).
     import time
 
     t0 = time.monotonic()
     last = asyncio.run(go())
     elapsed = time.monotonic() - t0
     assert last == pytest.approx(249 / 500)
-    assert 0.49 <= elapsed < 0.6
+    assert 249 / 500 <= elapsed < 249 / 500 + scaled(0.25)
 
 
 def test_rate_meter_reports_recent_rate() -> None:
@@ -216,18 +219,25 @@ def test_stdin_source_reports_bad_lines_with_numbers_and_goes_on() -> None:
 
 
 def test_keepalive_repeats_the_last_vector_while_the_source_is_silent() -> None:
-    async def sparse():
-        yield Vector(0, 1, 0)
-        await asyncio.sleep(0.23)
-        yield Vector(0, -1, 0)
-
     async def go() -> list[Vector]:
-        return [v async for v in keepalive(sparse(), every_s=0.05)]
+        enough = asyncio.Event()  # the source stays silent until 4 repeats came
 
-    got = asyncio.run(go())
+        async def sparse():
+            yield Vector(0, 1, 0)
+            await enough.wait()
+            yield Vector(0, -1, 0)
+
+        got = []
+        async for v in keepalive(sparse(), every_s=0.05):
+            got.append(v)
+            if len(got) == 5:
+                enough.set()
+        return got
+
+    got = asyncio.run(asyncio.wait_for(go(), 10))
     assert got[0] == Vector(0, 1, 0) and got[-1] == Vector(0, -1, 0)
     repeats = got[1:-1]
-    assert 3 <= len(repeats) <= 5 and set(repeats) == {Vector(0, 1, 0)}
+    assert len(repeats) >= 4 and set(repeats) == {Vector(0, 1, 0)}
 
 
 def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> None:
@@ -250,7 +260,7 @@ def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> 
         task = asyncio.ensure_future(consume())
         start = loop.time()
         queue.put_nowait(Vector(0, 1, 2))
-        await asyncio.sleep(0.6)  # the silence under test: repeats must stop after hold_s
+        await asyncio.sleep(scaled(0.6))  # the silence under test (no event marks it): repeats must stop after hold_s
         queue.put_nowait(Vector(3, 4, 5))
         await asyncio.wait_for(second.wait(), 2)
         task.cancel()
@@ -260,7 +270,7 @@ def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> 
     got, start = asyncio.run(go())
     held = [t - start for t, v in got if v == Vector(0, 1, 2)]
     assert 2 <= len(held) <= 7  # the first, then repeats every 0.02 s for 0.1 s
-    assert held[-1] < 0.35, "repeats went on after the hold"
+    assert held[-1] < 0.1 + scaled(0.25), "repeats went on after the hold"
     assert got[-1][1] == Vector(3, 4, 5)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import phone_apps as apps
 from client_fixtures import fake_phyphox, fake_sensorserver, run_client, run_client_to_end  # noqa: F401 (fixtures)
+from harness import free_port
 
 SIN30 = 0.5
 G30 = (0.0, 4.905, 8.496)  # Android, m/s^2: tilted 30 degrees to the right
@@ -35,12 +36,6 @@ def left(target: float, tol: float = 2e-3) -> Callable[[dict], bool]:
 
 def dark(s: dict) -> bool:
     return s["leds"]["right"] == 0 and s["leds"]["left"] == 0
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Phone:
@@ -62,7 +57,7 @@ def udp_client(start_daemon, run_client):
 
     def start(*extra: str):
         d = start_daemon()
-        port = free_port()
+        port = free_port(socket.SOCK_DGRAM)
         c = run_client("udp", "--listen", f"127.0.0.1:{port}", "--url", d.url, *extra)
         c.wait_output("listening for UDP")
         phone = Phone(port)
