@@ -173,20 +173,30 @@ class FakeSensorServer:
     messages: list[str] | None = None
     port: int = 0
     paths: list[str] = field(default_factory=list)
+    closed_with: list[int | None] = field(default_factory=list)
+    """The close code each client sent when it left (None: it just dropped the connection)."""
+    left: threading.Event = field(default_factory=threading.Event)
+    """Set when a client has left (its close code is in ``closed_with``)."""
 
     async def handler(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         self.paths.append(ws.request.path)
         if self.close_code is not None:
             await ws.close(self.close_code, "closing as asked by the test")
             return
         n = 0
-        while True:
-            n += 1
-            if self.messages:
-                await ws.send(self.messages[n % len(self.messages)])
-            else:
-                await ws.send(json.dumps({"values": self.values, "timestamp": 1_000_000 * n, "accuracy": 3}))
-            await asyncio.sleep(0.02)
+        try:
+            while True:
+                n += 1
+                if self.messages:
+                    await ws.send(self.messages[n % len(self.messages)])
+                else:
+                    await ws.send(json.dumps({"values": self.values, "timestamp": 1_000_000 * n, "accuracy": 3}))
+                await asyncio.sleep(0.02)
+        except ConnectionClosed as e:
+            self.closed_with.append(e.rcvd.code if e.rcvd is not None else None)
+            self.left.set()
 
 
 @pytest.fixture

@@ -274,6 +274,19 @@ def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> 
     assert got[-1][1] == Vector(3, 4, 5)
 
 
+def test_keepalive_stops_repeating_at_once_when_the_source_yields_none() -> None:
+    async def paused_phone():
+        yield Vector(0, 1, 0)
+        yield None  # phyphox: "not measuring"
+        await asyncio.sleep(0.3)
+        yield Vector(0, -1, 0)
+
+    async def go() -> list[Vector]:
+        return [v async for v in keepalive(paused_phone(), every_s=0.02, hold_s=10.0)]
+
+    assert asyncio.run(go()) == [Vector(0, 1, 0), Vector(0, -1, 0)]  # no repeats, and None is not passed on
+
+
 def test_flipped_negates_every_axis() -> None:
     async def go() -> list[Vector]:
         async def src():
