@@ -280,7 +280,10 @@ class Link:
             if self.opts.telemetry_hz:
                 await ws.send(encode_subscribe(self.opts.telemetry_hz))
             try:
-                first = await asyncio.wait_for(ws.recv(), CONFIRM_S)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns an answer that comes as
+                # the link is cancelled and swallows the cancellation, so --duration and Ctrl-C hang.
+                async with asyncio.timeout(CONFIRM_S):
+                    first = await ws.recv()
             except TimeoutError:
                 first = None
             self._problem = None

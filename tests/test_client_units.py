@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 
 from client import EXIT_USAGE, ClientError
 from client.cli import build_parser, main, normalize_argv
-from client.link import BACKOFF_CAP_S, backoff_delay, normalize_url
+from client.link import BACKOFF_CAP_S, Link, LinkOptions, backoff_delay, normalize_url
 from client.live import View, bar, Snapshot
 from client.pacing import Pacer, SendRate
 from client.recording import Recorder, Sample, read_recording
@@ -320,6 +320,56 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     delays = [backoff_delay(n, rng) for n in range(1, 40)]
     assert max(delays) <= BACKOFF_CAP_S
     assert len({round(d, 6) for d in delays[10:]}) > 5, "jitter: retries are not in lockstep"
+
+
+class _AnswersOnce:
+    """A connection, as far as ``Link._serve`` goes, whose first answer the test releases."""
+
+    close_code = None
+    close_reason = None
+
+    def __init__(self) -> None:
+        self.answer: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.forever = asyncio.Event()  # never set: later messages never come
+
+    async def send(self, message: str) -> None:
+        pass
+
+    async def recv(self) -> str:
+        return await self.answer
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> str:
+        await self.forever.wait()
+        raise StopAsyncIteration
+
+
+@pytest.mark.parametrize("turns", range(4))
+def test_the_link_stops_when_asked_even_as_the_first_answer_arrives(turns: int) -> None:
+    # The client stops the link by cancelling it (--duration, Ctrl-C). On Python 3.11 asyncio.wait_for
+    # returned an answer that came in the same turn and swallowed the cancellation: the link then went
+    # on to read the connection and the client hung. (The same fix as client/receivers.py's read_each.)
+    async def go() -> str:
+        ws = _AnswersOnce()
+        link = Link(LinkOptions(url="ws://127.0.0.1:1"))
+        serving = asyncio.ensure_future(link._serve(ws))
+        for _ in range(3):
+            await asyncio.sleep(0)  # it now waits for the daemon's first answer
+        ws.answer.set_result('{"type": "state"}')
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        serving.cancel()
+        try:
+            await asyncio.wait_for(serving, 2.0)
+        except asyncio.CancelledError:
+            return "stopped"
+        except TimeoutError:
+            return "hung"
+        return "ended"
+
+    assert asyncio.run(go()) == "stopped"
 
 
 def test_normalize_url() -> None:
