@@ -29,7 +29,7 @@ from websockets.protocol import State
 from .connections import ConnectionCount, peer_name
 from .framing import FastFramer
 
-__all__ = ["LedConnection", "MessageSink", "parser_idle"]
+__all__ = ["BACKLOG_FRAMES", "KEEP_NEWEST", "LedConnection", "MessageSink", "newest", "parser_idle"]
 
 log = logging.getLogger("gravity_led")
 
@@ -40,7 +40,30 @@ KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 """The reason websockets' keepalive closes with (websockets/asyncio/connection.py,
 ``keepalive()``); if it changes, only a log line's wording suffers."""
 
+BACKLOG_FRAMES = 2048
+"""A read holding more messages than this means the daemon has fallen behind
+its sender (a Pi Zero's core under a flood: parsing every frame costs more
+than the sender takes to send it).  At normal speed a flood's read holds one
+tick's frames, about 200 (the writer holds reads until the next write)."""
+
+KEEP_NEWEST = 64
+"""Behind, only the newest this many vectors of a read are parsed: the LED
+writer keeps only the newest vector anyway, and parsing the superseded ones
+is what keeps the daemon behind (seconds of stale LEDs on a Pi Zero)."""
+
 _TEXT, _BINARY = Opcode.TEXT, Opcode.BINARY
+
+
+def newest(messages: list[str | bytes]) -> tuple[list[str | bytes], int]:
+    """A backlog's messages worth parsing, in order: every control message
+    (``{...}``: subscribe, unsubscribe) and the newest ``KEEP_NEWEST``; and
+    how many were skipped.  The skipped ones have been through the framing
+    (header, unmasking, UTF-8) and are superseded by a newer frame."""
+    cut = len(messages) - KEEP_NEWEST
+    kept = [m for m in messages[:cut] if m[:1] == "{"]
+    skipped = cut - len(kept)
+    kept.extend(messages[cut:])
+    return kept, skipped
 
 
 class MessageSink(Protocol):
@@ -87,6 +110,7 @@ class LedConnection(ServerConnection):
         self.framer = FastFramer(limit=max_frame_bytes)
         self.sink: MessageSink | None = None
         self.reads_held = False
+        self.superseded = 0  # vectors skipped unparsed in a backlog (see newest())
         self._framed = False  # websockets' parser known to be at a frame boundary
 
     @property
@@ -162,6 +186,13 @@ class LedConnection(ServerConnection):
             transport.abort()  # over the cap: dropped at once
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.superseded:
+            log.info(
+                "%s sent faster than the daemon could parse: %d superseded frames were skipped unparsed",
+                self.peer,
+                self.superseded,
+                extra={"CLIENT_ADDRESS": self.peer},
+            )
         self.connections.closed()
         super().connection_lost(exc)
 
@@ -174,6 +205,9 @@ class LedConnection(ServerConnection):
             # callback (feeds its parser, processes its events).
             idle = self._framed or parser_idle(self.protocol)
             messages, rest = self.framer.receive_data(data, parser_idle=idle)
+            if len(messages) > BACKLOG_FRAMES:
+                messages, skipped = newest(messages)
+                self.superseded += skipped
             for message in messages:
                 sink.message(message)
             self._framed = not rest

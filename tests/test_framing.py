@@ -14,7 +14,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from daemon.framing import FastFramer, split_frames
-from daemon.wsadapter import parser_idle
+from daemon.wsadapter import BACKLOG_FRAMES, KEEP_NEWEST, newest, parser_idle
 
 LIMIT = 1024
 
@@ -176,3 +176,23 @@ frame_st = st.one_of(
 def test_same_as_websockets_on_any_stream(frames, points, limit):
     chunks = cut(b"".join(frames), points)
     assert fast_path(chunks, limit) == websockets_alone(chunks, limit)
+
+
+def test_a_backlog_parses_the_newest_vectors_and_every_control_message():
+    # A daemon that fell behind (a read of more than BACKLOG_FRAMES messages) parses the newest
+    # KEEP_NEWEST and every subscribe/unsubscribe, in order; the rest are superseded vectors.
+    vectors = [f"0 {i} 1" for i in range(BACKLOG_FRAMES + 500)]
+    controls = ['{"type": "subscribe", "rate": 10}', '{"type": "unsubscribe"}']
+    messages: list[str | bytes] = vectors[:10] + [controls[0]] + vectors[10:20] + [b"binary"] + [controls[1]] + vectors[20:]
+    kept, skipped = newest(messages)
+    assert kept == controls + messages[-KEEP_NEWEST:]
+    assert skipped == len(messages) - len(kept)
+    assert kept[-1] == vectors[-1]  # the newest always
+    assert KEEP_NEWEST < BACKLOG_FRAMES
+
+
+def test_a_backlog_keeps_a_control_message_among_the_newest_once():
+    messages: list[str | bytes] = [f"0 {i} 1" for i in range(BACKLOG_FRAMES)] + ['{"type": "unsubscribe"}'] + ["0 1 1"] * 3
+    kept, skipped = newest(messages)
+    assert kept == messages[-KEEP_NEWEST:] and kept.count('{"type": "unsubscribe"}') == 1
+    assert skipped == len(messages) - KEEP_NEWEST
