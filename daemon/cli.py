@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg, path = load_config(args)
-    except ConfigError as e:
+        # The token file is part of the configuration: its problems are
+        # configuration errors too (exit 2), whatever they are.
+        token = read_token(cfg.token_file) if cfg.token_file else None
+    except (ConfigError, SecurityError) as e:
         return _fail(str(e), 2)
     sd = Systemd()
     try:
@@ -77,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("gravity_led")
     log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
     try:
-        token = read_token(cfg.token_file) if cfg.token_file else None
         leds = LedPair(
             right_pin=cfg.right_pin,
             left_pin=cfg.left_pin,
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             pin_factory=cfg.pin_factory,
             write_delay_s=cfg.mock_write_delay_us / 1e6,
         )
-    except (SecurityError, HardwareError) as e:
+    except HardwareError as e:
         return _fail(str(e))
 
     def reload_config():

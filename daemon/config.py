@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping as MappingT
 
+from .files import UnreadableFile, read_small_file
 from .leds import FACTORY_NAMES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
@@ -183,14 +184,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except PermissionError:
-        raise ConfigError(f"config file {path} is not readable by this user") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory") from None
+        # Never blocks (a FIFO), never reads without end (a device, a huge
+        # file), and every OSError is one sentence: reload relies on it.
+        text = read_small_file(path, what="config file").decode("utf-8-sig")
+        data = tomllib.loads(text)
+    except UnreadableFile as e:
+        raise ConfigError(str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:

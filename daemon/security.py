@@ -11,7 +11,9 @@ import hmac
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["SecurityError", "normalise_origin", "origin_allowed", "read_token", "request_token", "token_matches"]
+from .files import UnreadableFile, read_small_file
+
+__all__ = ["SecurityError", "check_token", "normalise_origin", "origin_allowed", "read_token", "request_token", "token_matches"]
 
 
 class SecurityError(ValueError):
@@ -51,19 +53,35 @@ def origin_allowed(origin: str | None, host: str | None, *, tls: bool, allowed: 
     return any(want == normalise_origin(a) for a in allowed)
 
 
-def read_token(path: str | Path) -> str:
-    """The token in ``path`` (surrounding whitespace ignored)."""
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise SecurityError(f"token file {path} does not exist") from None
-    except PermissionError:
-        raise SecurityError(f"token file {path} is not readable by this user") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SecurityError(f"token file {path} cannot be read ({e.__class__.__name__})") from None
-    if len(token) < 8 or any(c.isspace() for c in token):
-        raise SecurityError(f"token file {path} must hold one token of at least 8 characters without spaces")
+TOKEN_MIN_CHARS = 8
+TOKEN_MAX_BYTES = 4096
+"""A token must fit in one HTTP header line with room to spare."""
+_TOKEN_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+def check_token(token: str, where: str) -> str:
+    """``token`` if a client can send it as-is in an HTTP header: printable
+    ASCII without spaces, at least 8 characters.  The error names ``where``
+    (the file or variable), never the token."""
+    if len(token) < TOKEN_MIN_CHARS or not _TOKEN_CHARS.issuperset(token):
+        raise SecurityError(
+            f"{where} must hold one token of at least {TOKEN_MIN_CHARS} printable ASCII characters without spaces"
+        )
     return token
+
+
+def read_token(path: str | Path) -> str:
+    """The token in ``path``: UTF-8, a byte-order mark (as Notepad writes)
+    and surrounding whitespace ignored."""
+    try:
+        data = read_small_file(path, what="token file", max_bytes=TOKEN_MAX_BYTES)
+    except UnreadableFile as e:
+        raise SecurityError(str(e)) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SecurityError(f"token file {path} is not UTF-8 text") from None
+    return check_token(text.strip(), f"token file {path}")
 
 
 def request_token(authorization: str | None, path: str) -> str | None:
