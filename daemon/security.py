@@ -21,8 +21,14 @@ class SecurityError(ValueError):
 
 
 def normalise_origin(origin: str) -> str:
-    """``scheme://host[:port]`` in lower case, default ports dropped."""
-    parts = urlsplit(origin.strip())
+    """``scheme://host[:port]`` in lower case, default ports dropped.
+
+    Never raises: what cannot be parsed is returned lower-cased, equal to no
+    well-formed origin."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:  # e.g. an unbalanced "[" (Invalid IPv6 URL)
+        return origin.strip().lower()
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:

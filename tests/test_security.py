@@ -54,6 +54,7 @@ from helpers_net import (
         ("HTTP://[::1]:5678", "http://[::1]:5678"),
         (" http://pi.local:5678 ", "http://pi.local:5678"),
         ("http://pi.local:99999", "http://pi.local"),  # bad port: ignored, never raises
+        ("http://[::1", "http://[::1"),  # unbalanced bracket: returned as is, never raises
     ],
 )
 def test_normalise_origin(origin, expected):
