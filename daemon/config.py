@@ -204,7 +204,10 @@ def config_path(args: argparse.Namespace | None, env: MappingT[str, str]) -> Pat
     given = getattr(args, "config", None) or env.get(ENV_PREFIX + "CONFIG")
     if given:
         return Path(given)
-    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    try:
+        return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    except OSError:  # e.g. /etc/gravity-led not searchable: reading it will say so
+        return DEFAULT_CONFIG_PATH
 
 
 def load_config(args: argparse.Namespace | None = None, env: MappingT[str, str] | None = None) -> tuple[Config, Path | None]:
