@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass
+from typing import Hashable
 
-__all__ = ["ConnectionLimiter", "FailureThrottle", "source_key"]
+__all__ = ["Admission", "ConnectionLimiter", "FailureThrottle", "source_key"]
 
 
 def source_key(host: str | None) -> str:
@@ -34,61 +35,110 @@ def source_key(host: str | None) -> str:
     return str(addr)
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The decision on a new connection: stay, or be dropped (``reason``);
+    ``evict`` is a pending connection of a greedier address to drop first."""
+
+    admitted: bool
+    reason: str | None = None
+    evict: Hashable | None = None
+
+
 class ConnectionLimiter:
     """Counts every connection from accept to close, per source and in
     total, and says whether a new one may stay.
 
-    ``pending`` are connections still in their (TLS or HTTP) handshake;
-    ``refused`` counts refusals by reason, for ``/status``.
+    * At most ``max_per_source`` from one address (``source_key``).
+    * At most ``max_total`` in all.  When that is full, a newcomer from an
+      address holding at least two fewer connections than the greediest one
+      takes the place of that address's oldest *pending* connection (one
+      still in its handshake): addresses are levelled, so a few addresses
+      holding every slot cannot keep out a new one.  A connection that
+      finished its handshake is never evicted.
+
+    Connections are opaque hashable handles.  ``refused`` counts refusals
+    (and evictions) by reason, for ``/status``.
     """
 
     PER_ADDRESS = "per_address"
     TOTAL = "total"
+    EVICTED = "evicted"
 
     def __init__(self, *, max_total: int, max_per_source: int) -> None:
         self.max_total = max_total
         self.max_per_source = max_per_source
-        self._by_source: Counter[str] = Counter()
-        self.open = 0
-        self.pending = 0
+        self._count: Counter[str] = Counter()
+        self._pending: dict[str, dict[Hashable, None]] = {}  # insertion order: oldest first
+        self._source: dict[Hashable, str] = {}
         self.refused: Counter[str] = Counter()
 
-    def admit(self, source: str) -> str | None:
-        """Count a new connection from ``source`` as pending; or, if it must
-        be dropped, count the refusal and return its reason."""
-        if self._by_source[source] >= self.max_per_source:
-            reason = self.PER_ADDRESS
-        elif self.open >= self.max_total:
-            reason = self.TOTAL
-        else:
-            self._by_source[source] += 1
-            self.open += 1
-            self.pending += 1
-            return None
-        self.refused[reason] += 1
-        return reason
+    @property
+    def open(self) -> int:
+        return len(self._source)
 
-    def handshake_done(self) -> None:
-        """An admitted connection finished its handshake (it stays counted)."""
-        self.pending -= 1
-
-    def release(self, source: str, *, pending: bool) -> None:
-        """An admitted connection closed (``pending``: before its handshake ended)."""
-        self.open -= 1
-        if pending:
-            self.pending -= 1
-        n = self._by_source[source] - 1
-        if n > 0:
-            self._by_source[source] = n
-        else:
-            del self._by_source[source]
-
-    def open_from(self, source: str) -> int:
-        return self._by_source.get(source, 0)
+    @property
+    def pending(self) -> int:
+        return sum(len(p) for p in self._pending.values())
 
     @property
     def sources(self) -> int:
-        return len(self._by_source)
+        return len(self._count)
+
+    def open_from(self, source: str) -> int:
+        return self._count.get(source, 0)
+
+    def admit(self, source: str, conn: Hashable) -> Admission:
+        """Decide on ``conn``, just accepted from ``source``.  If admitted it
+        is counted as pending (and ``evict``, if any, is no longer counted:
+        the caller must drop it)."""
+        mine = self._count.get(source, 0)
+        if mine >= self.max_per_source:
+            self.refused[self.PER_ADDRESS] += 1
+            return Admission(False, self.PER_ADDRESS)
+        evict = None
+        if self.open >= self.max_total:
+            greedy = max(self._pending, key=lambda s: (self._count[s], s), default=None)
+            if greedy is None or self._count[greedy] < mine + 2:
+                self.refused[self.TOTAL] += 1
+                return Admission(False, self.TOTAL)
+            evict = next(iter(self._pending[greedy]))
+            self.release(evict)
+            self.refused[self.EVICTED] += 1
+        self._count[source] = mine + 1
+        self._pending.setdefault(source, {})[conn] = None
+        self._source[conn] = source
+        return Admission(True, evict=evict)
+
+    def handshake_done(self, conn: Hashable) -> None:
+        """``conn`` finished its handshake: still counted, never evicted."""
+        source = self._source.get(conn)
+        if source is not None:
+            self._unpend(source, conn)
+
+    def release(self, conn: Hashable) -> bool:
+        """``conn`` closed; False if it was not counted (refused, or evicted)."""
+        source = self._source.pop(conn, None)
+        if source is None:
+            return False
+        self._unpend(source, conn)
+        n = self._count[source] - 1
+        if n > 0:
+            self._count[source] = n
+        else:
+            del self._count[source]
+        return True
+
+    def is_pending(self, conn: Hashable) -> bool:
+        source = self._source.get(conn)
+        return source is not None and conn in self._pending.get(source, ())
+
+    def _unpend(self, source: str, conn: Hashable) -> None:
+        pend = self._pending.get(source)
+        if pend is not None and conn in pend:
+            del pend[conn]
+            if not pend:
+                del self._pending[source]
 
 
 @dataclass(slots=True)
