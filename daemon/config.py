@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping as MappingT
 
+from .errors import ConfigError
 from .files import UnreadableFile, read_small_file
 from .leds import FACTORY_NAMES
 from .mapping import AXES, CURVES, Mapping, MappingError
@@ -30,8 +31,6 @@ ENV_PREFIX = "GRAVITY_LED_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-class ConfigError(ValueError):
-    """Bad configuration; ``str(err)`` is one sentence naming the problem."""
 
 
 def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str) -> Any:

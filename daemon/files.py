@@ -12,14 +12,12 @@ import os
 import stat
 from pathlib import Path
 
+from .errors import UnreadableFile
+
 __all__ = ["MAX_SETTINGS_BYTES", "UnreadableFile", "read_small_file"]
 
 MAX_SETTINGS_BYTES = 1024 * 1024
 """No configuration file needs more than 1 MiB; a bigger one is a mistake."""
-
-
-class UnreadableFile(ValueError):
-    """The file cannot be used; ``str(err)`` is one sentence naming it."""
 
 
 def _kind(mode: int) -> str:

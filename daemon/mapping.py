@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .errors import MappingError
 from .protocol import Vector
 
 __all__ = ["AXES", "CURVES", "Duties", "Mapping", "MappingError", "Smoother", "duties_for"]
@@ -20,8 +21,6 @@ _AXIS_INDEX = {name: i for i, name in enumerate(AXES)}
 CURVES = ("linear", "gamma")
 
 
-class MappingError(ValueError):
-    """A mapping option is out of range."""
 
 
 class Duties(NamedTuple):

@@ -39,6 +39,8 @@ import sys
 import time
 from typing import Any, Iterator, Mapping
 
+from .errors import SystemdError
+
 __all__ = ["JOURNAL_SOCKET", "SYSLOG_IDENTIFIER", "Systemd", "SystemdError", "make_journal_handler"]
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,6 @@ _MISSING = (
 )
 
 
-class SystemdError(RuntimeError):
-    """Running under systemd without what it needs; ``str(err)`` is one sentence."""
 
 
 def _import_daemon() -> Any:

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from . import urls
+from .errors import CertError
 
 __all__ = ["CertError", "DEFAULT_DIR", "default_hosts", "make_cert", "main"]
 
@@ -28,8 +29,6 @@ CERT_NAME = "cert.pem"
 KEY_NAME = "key.pem"
 
 
-class CertError(Exception):
-    """The certificate could not be made; ``str(err)`` is one sentence."""
 
 
 def default_hosts() -> list[str]:
