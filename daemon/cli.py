@@ -14,7 +14,7 @@ from .config import Config, add_arguments, load_config
 from .errors import GravityLedError
 from .leds import LedPair
 from .security import read_token
-from .server import Daemon
+from .server import Daemon, ignore_signals
 from .systemd import Systemd
 
 __all__ = ["build_parser", "main"]
@@ -98,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
             asyncio.run(daemon.run(on_listening=_announcer(daemon, qr=args.qr)))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set
             pass
+        finally:
+            ignore_signals()  # shutting down: no signal can kill us half-way
     if daemon.failed is not None:
         return 1
     log.info("stopped")

@@ -29,7 +29,7 @@ import json
 import math
 import re
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from websockets.frames import CloseCode
@@ -330,8 +330,14 @@ class ErrorMessage:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionCounts:
+    """Open connections (pending handshakes included), the caps, and the
+    refusals by kind since start."""
+
     open: int
     max: int
+    pending: int = 0
+    max_per_address: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,14 @@ page learns nothing (not even whether the LEDs are in use).
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import SecurityError
 from .files import UnreadableFile, read_small_file
 
-__all__ = ["SecurityError", "check_token", "normalise_origin", "origin_allowed", "read_token", "request_token", "token_matches"]
+__all__ = ["FailureThrottle", "SecurityError", "check_token", "normalise_origin", "origin_allowed", "read_token", "request_token", "token_matches"]
 
 
 
@@ -108,3 +109,80 @@ def token_matches(presented: str | None, expected: str) -> bool:
     if presented is None:
         return False
     return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    last_t: float
+    blocked_until: float
+
+
+class FailureThrottle:
+    """Exponential back-off for wrong tokens, per source address.
+
+    The first ``free_failures`` mistakes cost nothing (a typo, a stale
+    bookmark).  After that each failure blocks the address for
+    ``first_delay_s``, doubling up to ``max_delay_s``; an address that made
+    no mistake for ``forget_after_s`` starts afresh, and the right token
+    clears it at once.  Other addresses are never affected.  At most
+    ``max_sources`` addresses are remembered (the oldest forgotten first),
+    so a host with many addresses cannot grow memory.
+    """
+
+    def __init__(
+        self,
+        *,
+        free_failures: int = 5,
+        first_delay_s: float = 1.0,
+        max_delay_s: float = 60.0,
+        forget_after_s: float = 600.0,
+        max_sources: int = 4096,
+    ) -> None:
+        self.free_failures = free_failures
+        self.first_delay_s = first_delay_s
+        self.max_delay_s = max_delay_s
+        self.forget_after_s = forget_after_s
+        self.max_sources = max_sources
+        self._table: dict[str, _Failures] = {}  # insertion order = oldest failure first
+        self.refused = 0
+
+    def wait_s(self, source: str, now: float) -> float:
+        """Seconds before ``source`` may try a token again (0: now)."""
+        f = self._table.get(source)
+        if f is None:
+            return 0.0
+        if now - f.last_t >= self.forget_after_s and now >= f.blocked_until:
+            del self._table[source]
+            return 0.0
+        return max(0.0, f.blocked_until - now)
+
+    def check(self, source: str, now: float) -> float:
+        """:meth:`wait_s`, counting a refusal when it is not 0."""
+        wait = self.wait_s(source, now)
+        if wait > 0:
+            self.refused += 1
+        return wait
+
+    def failed(self, source: str, now: float) -> float:
+        """Record a wrong token; return how long ``source`` is now blocked."""
+        self.wait_s(source, now)  # forgets a stale entry
+        f = self._table.pop(source, None)
+        if f is None:
+            f = _Failures(0, now, now)
+            if len(self._table) >= self.max_sources:
+                del self._table[next(iter(self._table))]
+        f.count += 1
+        f.last_t = now
+        over = f.count - self.free_failures
+        if over > 0:
+            delay = min(self.max_delay_s, self.first_delay_s * 2.0 ** min(over - 1, 64))
+            f.blocked_until = max(f.blocked_until, now + delay)
+        self._table[source] = f  # re-inserted: now the newest
+        return max(0.0, f.blocked_until - now)
+
+    def succeeded(self, source: str) -> None:
+        self._table.pop(source, None)
+
+    def __len__(self) -> int:
+        return len(self._table)

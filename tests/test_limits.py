@@ -1,10 +1,13 @@
-"""daemon/limits.py with a fake clock (issue 11, requirements 2 and 6)."""
+"""Per-address limits with a fake clock (issue 11, requirements 2 and 6):
+connection accounting (daemon/connections.py) and the wrong-token back-off
+(daemon/security.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from daemon.limits import Admission, ConnectionLimiter, FailureThrottle, source_key
+from daemon.connections import Admission, ConnectionLimiter, source_key
+from daemon.security import FailureThrottle
 
 
 @pytest.mark.parametrize(
