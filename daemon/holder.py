@@ -114,6 +114,8 @@ class ClientState:
     errors: ErrorBudget = field(default_factory=ErrorBudget)
     rejects: RejectLog = field(default_factory=RejectLog)
     telemetry: asyncio.Task | None = None
+    telemetry_interval_s: float = 1.0
+    telemetry_changed: asyncio.Event = field(default_factory=asyncio.Event)
     last_state_t: float = -math.inf
     """When the last state message went (or was skipped): the telemetry cap
     counts from it, whatever the client re-subscribes."""
@@ -264,22 +266,32 @@ class Holder:
             asyncio.ensure_future(c.conn.send_quietly(encode_error(err, suppressed=suppressed)))
 
     def _set_telemetry(self, c: ClientState, rate_hz: float) -> None:
-        if c.telemetry is not None:
-            c.telemetry.cancel()
-            c.telemetry = None
-        if rate_hz > 0:
-            c.telemetry = asyncio.ensure_future(self._telemetry(c, 1.0 / rate_hz))
+        if rate_hz <= 0:
+            if c.telemetry is not None:
+                c.telemetry.cancel()
+                c.telemetry = None
+            return
+        c.telemetry_interval_s = 1.0 / rate_hz
+        if c.telemetry is None:
+            c.telemetry = asyncio.ensure_future(self._telemetry(c))
+        else:
+            c.telemetry_changed.set()  # the running task takes the new rate
 
-    async def _telemetry(self, c: ClientState, interval_s: float) -> None:
+    async def _telemetry(self, c: ClientState) -> None:
         # Paced from the last message sent, not from the subscribe: a client
-        # that re-subscribes a thousand times a second still gets at most
-        # one message per interval (and never more than 20 a second).
+        # that re-subscribes a thousand times a second gets the rate it asked
+        # for, never more than 20 messages a second.
         loop = asyncio.get_running_loop()
         try:
             while True:
-                wait = c.last_state_t + interval_s - loop.time()
+                wait = c.last_state_t + c.telemetry_interval_s - loop.time()
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    c.telemetry_changed.clear()
+                    try:
+                        await asyncio.wait_for(c.telemetry_changed.wait(), wait)
+                    except TimeoutError:
+                        pass
+                    continue
                 c.last_state_t = loop.time()  # a skipped message uses its slot too
                 if c.conn.has_room():
                     await c.conn.send(self.state().encode())

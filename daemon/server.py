@@ -48,7 +48,7 @@ autotune up to 6 MiB): a bound on what a connection can park in the kernel,
 yet large enough that a fast sender's TCP window seldom closes (reopening it
 costs tens of milliseconds of stall, measured as flood lag)."""
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-CLOSE_WAIT_S = 0.5
+CLOSE_WAIT_S = 0.25
 """At shutdown, how long connections get to answer our close frame before
 they are dropped (SIGTERM must end the process within a second)."""
 LOG_BURST = 3

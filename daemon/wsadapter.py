@@ -238,8 +238,11 @@ class LedConnection(ServerConnection):
             transport.abort()
             self._release()
             return
-        if transport.is_closing():  # timed out or evicted meanwhile
-            tls_transport.abort()
+        if tls_transport is None or transport.is_closing():
+            # Timed out or evicted meanwhile (asyncio then returns None
+            # rather than raising, when the abort came without an error).
+            if tls_transport is not None:
+                tls_transport.abort()
             self._release()
             return
         self._start(tls_transport)
