@@ -235,6 +235,11 @@ class Link:
             code = e.response.status_code
             if code in (401, 403):
                 raise ClientError(f"the daemon refused the connection (HTTP {code}): give the right --token-file") from None
+            if code == 429:
+                wait = e.response.headers.get("Retry-After", "a few")
+                raise ClientError(
+                    f"the daemon refused the connection (HTTP 429): too many wrong tokens came from this address; try again in {wait} s with the right --token-file"
+                ) from None
             if code < 500:
                 raise ClientError(f"{url} answered HTTP {code}, not a WebSocket: is it the gravity-led daemon?") from None
             self.state = State.DOWN

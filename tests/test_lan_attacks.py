@@ -553,3 +553,15 @@ def test_an_oversized_message_is_named_as_such(daemon):
     daemon.wait_for(lambda s: s["client"] is None)
     daemon.stop()
     assert "sent a message over 1024 bytes (closed with 1009)" in daemon.logs()
+
+
+def test_the_client_explains_the_back_off_without_the_secret(start_daemon, token_file):
+    from client_fixtures import run_client_to_end
+
+    d = start_daemon("--token-file", str(token_file))
+    for i in range(6):  # this address guessed wrong too often ...
+        assert int(handshake_from("127.0.0.1", d.port, f"guess-{i:04d}")[9:12]) == 401
+    r = run_client_to_end("send", "0", "5", "8", "--url", d.url, "--token-file", str(token_file))  # ... so even the right one waits
+    assert r.returncode == 1
+    assert "HTTP 429" in r.stderr and "too many wrong tokens came from this address" in r.stderr
+    assert SECRET not in r.stdout + r.stderr and r.stderr.count("\n") == 1
