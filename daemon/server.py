@@ -88,8 +88,8 @@ class Daemon:
             smoothing_s=cfg.smoothing_s,
             stale_after_s=cfg.stale_after_s,
         )
-        self.driver = LedDriver(writer, leds, on_failure=self._failed)
         self.events = RateLimitedLog(log, clock=self._now, call_at=self._call_at, budget=LogBudget(burst=LOG_BURST, window_s=LOG_WINDOW_S))
+        self.driver = LedDriver(writer, leds, on_failure=self._failed, events=self.events)
         self.connections = ConnectionLimiter(max_total=cfg.max_connections, max_per_source=cfg.max_connections_per_address)
         self.throttle = FailureThrottle()
         self.holder = Holder(self.driver, clock=self._now, events=self.events, idle_release_s=lambda: self.cfg.idle_release_s, on_change=self._client_changed)
