@@ -9,11 +9,14 @@ from its protocol callbacks and carries out the decision (drop, evict).
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Hashable
 
-__all__ = ["MAX_UNREAD_BYTES", "Admission", "ConnectionLimiter", "peer_name", "source_key", "too_much_unread"]
+from .ratelog import RateLimitedLog
+
+__all__ = ["MAX_UNREAD_BYTES", "REFUSAL_LOG", "Admission", "ConnectionLimiter", "Intake", "peer_name", "source_key", "too_much_unread"]
 
 MAX_UNREAD_BYTES = 256 * 1024
 """Abort a connection whose peer leaves this much of our output unread.
@@ -164,3 +167,24 @@ class ConnectionLimiter:
             del pend[conn]
             if not pend:
                 del self._pending[source]
+
+
+REFUSAL_LOG = {
+    ConnectionLimiter.PER_ADDRESS: ("refused connections: too many from one address", "refused a connection from %s: that address already has %d open (max_connections_per_address)"),
+    ConnectionLimiter.TOTAL: ("refused connections: every slot taken", "refused a connection from %s: all %d connection slots are taken (max_connections)"),
+}
+"""The log line of each refusal at accept: (kind, for the rate limit; text)."""
+
+
+@dataclass(eq=False)
+class Intake:
+    """What every new connection is checked against, from its TCP accept on
+    (daemon/wsadapter.py carries it out): the limits, one deadline for the
+    TLS and HTTP handshakes together, and the TLS context, used per
+    connection rather than by asyncio's server so that a stalled TLS
+    handshake is counted like any other; and where its lines go."""
+
+    limiter: ConnectionLimiter
+    handshake_timeout_s: float
+    tls: ssl.SSLContext | None
+    events: RateLimitedLog

@@ -1,8 +1,10 @@
-"""Who may connect: Origin allow-list and an optional shared token.
+"""Who may connect: Origin allow-list and an optional shared token, with a
+back-off for wrong tokens per source address.
 
-Pure functions of the request's headers and path, so they are tested
-without sockets; the server calls them before anything else, so a hostile
-page learns nothing (not even whether the LEDs are in use).
+Pure functions of the request's headers and path (and a fake-clock-tested
+throttle), so they are tested without sockets; the server calls them before
+anything else, so a hostile page learns nothing (not even whether the LEDs
+are in use).
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ changes.  If one of them stops matching, the fast path switches itself off
 and every byte takes websockets' own path (``parser_idle`` answers False):
 slower, never wrong.  ``tests/test_framing.py`` fails first when that happens.
 
-:class:`LedConnection` hands the holder's messages to one public sink (any
-object with ``message(data)`` and ``read_ended()``, daemon/holder.py), counts
-itself in daemon/connections.py, and offers the rest of the daemon a few
-plain methods (hold reads, send if there is room, why it closed).
+:class:`LedConnection` counts itself in daemon/connections.py from its TCP
+accept (it does its own TLS handshake for that, and drops itself when its
+handshake deadline passes), hands the holder's messages to one public sink
+(any object with ``message(data)`` and ``read_ended()``, daemon/holder.py),
+and offers the rest of the daemon a few plain methods (hold reads, send if
+there is room, why it closed).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -28,11 +29,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
-from .connections import ConnectionLimiter, peer_name, source_key, too_much_unread
+from .connections import REFUSAL_LOG, ConnectionLimiter, Intake, peer_name, source_key, too_much_unread
 from .framing import FastFramer
-from .ratelog import RateLimitedLog
 
-__all__ = ["Intake", "LedConnection", "MessageSink", "close_words", "parser_idle"]
+__all__ = ["LedConnection", "MessageSink", "close_words", "parser_idle"]
 
 log = logging.getLogger("gravity_led")
 
@@ -48,12 +48,6 @@ TOO_MANY_FRAGMENTS_REASON = "too many fragments"
 than its 4096 fragments (websockets/asyncio/connection.py, ``recv()``)."""
 
 _TEXT, _BINARY = Opcode.TEXT, Opcode.BINARY
-_REFUSED_WORDS = {
-    ConnectionLimiter.PER_ADDRESS: ("refused connections: too many from one address", "refused a connection from %s: that address already has %d open (max_connections_per_address)"),
-    ConnectionLimiter.TOTAL: ("refused connections: every slot taken", "refused a connection from %s: all %d connection slots are taken (max_connections)"),
-}
-
-
 def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
     """Why a connection ended, in words for the log, from the close frames
     we sent and received (websockets' ``Close`` objects, or None)."""
@@ -76,19 +70,6 @@ def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
     if sent is not None:
         return f"was disconnected ({sent.code})"
     return f"was disconnected ({CloseCode.ABNORMAL_CLOSURE}, no close frame)"
-
-
-@dataclass(eq=False)
-class Intake:
-    """What every new connection is checked against, from its TCP accept on:
-    the limits (daemon/connections.py), one deadline for the TLS and HTTP
-    handshakes together, and TLS itself, done here rather than by asyncio's
-    server so that a stalled TLS handshake is counted like any other."""
-
-    limiter: ConnectionLimiter
-    handshake_timeout_s: float
-    tls: ssl.SSLContext | None
-    events: RateLimitedLog
 
 
 class MessageSink(Protocol):
@@ -217,7 +198,7 @@ class LedConnection(ServerConnection):
                 "dropped a pending connection from %s to make room for %s (its address holds more)", decision.evict.peer, self.peer,
             )  # fmt: skip
         if not decision.admitted:
-            key, words = _REFUSED_WORDS[decision.reason]
+            key, words = REFUSAL_LOG[decision.reason]
             n = intake.limiter.open_from(self.source) if decision.reason == ConnectionLimiter.PER_ADDRESS else intake.limiter.max_total
             intake.events.log(logging.WARNING, key, words, self.peer, n, extra={"CLIENT_ADDRESS": self.peer})
             transport.abort()  # websockets never hears of it

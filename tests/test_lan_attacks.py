@@ -338,8 +338,8 @@ def test_the_telemetry_cap_holds_whatever_the_client_sends(daemon):
         stop = threading.Event()
         sent = [0]
 
-        def resubscribe() -> None:
-            while not stop.is_set():
+        def resubscribe() -> None:  # about 900 a second, as in the issue
+            while not stop.wait(0.001):
                 ws.send(encode_subscribe(MAX_TELEMETRY_HZ))
                 sent[0] += 1
 
@@ -357,7 +357,7 @@ def test_the_telemetry_cap_holds_whatever_the_client_sends(daemon):
             t.join()
     span = times[-1] - times[0]
     print(f"\n{sent[0]} subscribes in 2 s: {len(times)} state messages over {span:.2f} s")
-    assert sent[0] > 200
+    assert sent[0] > 1000
     assert len(times) <= MAX_TELEMETRY_HZ * span + 2
     assert len(times) >= 20  # and re-subscribing does not starve it either
 
