@@ -48,6 +48,8 @@ TOO_MANY_FRAGMENTS_REASON = "too many fragments"
 than its 4096 fragments (websockets/asyncio/connection.py, ``recv()``)."""
 
 _TEXT, _BINARY = Opcode.TEXT, Opcode.BINARY
+
+
 def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
     """Why a connection ended, in words for the log, from the close frames
     we sent and received (websockets' ``Close`` objects, or None)."""
@@ -123,6 +125,7 @@ class LedConnection(ServerConnection):
         self._started = False  # websockets' own connection_made ran
         self._early: list[bytes] = []  # decrypted bytes that came before it did
         self._deadline: asyncio.TimerHandle | None = None
+        self._tls_task: asyncio.Task[None] | None = None
 
     @property
     def peer(self) -> str:
@@ -207,7 +210,7 @@ class LedConnection(ServerConnection):
         if intake.tls is None:
             self._start(transport)
         else:
-            self.loop.create_task(self._start_tls(transport, intake.tls))
+            self._tls_task = self.loop.create_task(self._start_tls(transport, intake.tls))
 
     async def _start_tls(self, transport: asyncio.BaseTransport, tls: ssl.SSLContext) -> None:
         # ``loop.start_tls`` is asyncio's public API; asyncio's server would do
