@@ -19,17 +19,16 @@ from daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_
 from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
 from .link import Link, LinkOptions, env_url, normalize_url
 from .live import View, choose_mode
-from .phones import PHYPHOX_BUFFERS, parse_listen, phyphox_source, sensorserver_source, udp_source
+from .phone_cli import PHONE_COMMANDS, add_phone_parsers, phone_source
 from .recording import read_recording
 from .session import StreamOptions, run_stream
 from .sim import PATTERNS, SimConfig, sim_source
-from .sources import constant_source, keepalive, replay_source, stdin_source
+from .sources import constant_source, flipped, keepalive, replay_source, stdin_source
 
 __all__ = ["build_parser", "main"]
 
 PROG = "gravity-led-client"
-SUBCOMMANDS = ("sim", "stdin", "replay", "sensorserver", "phyphox", "udp", "send", "demo")
-UDP_DEFAULT_PORT = 5555
+SUBCOMMANDS = ("sim", "stdin", "replay", *PHONE_COMMANDS, "send", "demo")
 
 
 # ---- argument types -----------------------------------------------------------
@@ -64,13 +63,6 @@ def _angles(text: str) -> tuple[float, ...]:
     if not values or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles")
     return values
-
-
-def _buffers(text: str) -> tuple[str, str, str]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if len(names) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r}: give three buffer names, x,y,z")
-    return names  # type: ignore[return-value]
 
 
 # ---- parser -------------------------------------------------------------------
@@ -110,6 +102,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--count", type=count_type, metavar="N", help="stop after N frames were sent")
     g.add_argument("--record", metavar="FILE", help="also write every vector to FILE as CSV t,x,y,z (replayable)")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    g.add_argument("--flip", action="store_true", help="negate x, y and z (iOS apps report gravity the other way round)")
 
 
 def _sim_options(p: argparse.ArgumentParser) -> None:
@@ -167,45 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_options(p)
     _run_options(p)
 
-    p = add(
-        "sensorserver",
-        "stream from the SensorServer Android app (WebSocket)",
-        "Stream from the SensorServer Android app (github.com/umer0586/SensorServer): connects to "
-        "ws://PHONE:8080/sensor/connect?type=SENSOR. Start the app's server on the phone first.",
-    )
-    p.add_argument("phone", metavar="PHONE", help="phone address: IP, IP:PORT, or a full ws:// URL")
-    p.add_argument("--sensor", default="android.sensor.gravity", help="Android sensor type (default: android.sensor.gravity)")
-    _connection_options(p)
-    _run_options(p)
-
-    p = add(
-        "phyphox",
-        "poll the phyphox app's remote access (HTTP)",
-        "Poll phyphox's remote access (enable it in the experiment's menu; the 'Acceleration with g' experiment). "
-        "Starts the measurement if it is not running.",
-    )
-    p.add_argument("phone", metavar="PHONE", help="phone address: IP, IP:PORT, or the http:// URL phyphox shows")
-    p.add_argument("--rate", type=positive, default=20.0, metavar="HZ", help="polls per second (default: 20)")
-    p.add_argument(
-        "--buffers",
-        type=_buffers,
-        default=PHYPHOX_BUFFERS,
-        metavar="X,Y,Z",
-        help=f"names of the x, y, z buffers (default: {','.join(PHYPHOX_BUFFERS)})",
-    )
-    _connection_options(p)
-    _run_options(p)
-
-    p = add(
-        "udp",
-        "receive CSV datagrams from apps such as HyperIMU",
-        "Receive CSV datagrams ('[timestamp,] x, y, z[, ...]') from apps such as HyperIMU. In each line, "
-        "leading non-numbers are ignored; if the first number is a whole number of 10+ digits, "
-        "it is a timestamp and skipped; the next three numbers are x, y, z; the rest are ignored.",
-    )
-    p.add_argument("--listen", default=f"0.0.0.0:{UDP_DEFAULT_PORT}", metavar="HOST:PORT", help=f"where to listen (default: 0.0.0.0:{UDP_DEFAULT_PORT})")
-    _connection_options(p)
-    _run_options(p)
+    add_phone_parsers(add, _connection_options, _run_options, positive=positive)  # client/phone_cli.py
 
     p = add(
         "send",
@@ -299,22 +254,15 @@ def _source_for(args: argparse.Namespace, view: View) -> Callable[[], AsyncItera
     if cmd == "replay":
         samples = read_recording(args.file)
         return lambda: keepalive(replay_source(samples, speed=args.speed, loop=args.loop))
-    if cmd == "sensorserver":
-        return lambda: keepalive(sensorserver_source(args.phone, sensor=args.sensor))
-    if cmd == "phyphox":
-        return lambda: phyphox_source(args.phone, rate_hz=args.rate, buffers=args.buffers)
-    if cmd == "udp":
-        host, port = parse_listen(args.listen, UDP_DEFAULT_PORT)
-        return lambda: keepalive(
-            udp_source(host, port, warn=view.warn, on_listening=lambda addr: view.event(f"listening for UDP on {addr[0]}:{addr[1]}"))
-        )
+    if cmd in PHONE_COMMANDS:
+        return phone_source(args, view)
     raise AssertionError(cmd)
 
 
 def cmd_stream(args: argparse.Namespace, view: View) -> int:
     make_source = _source_for(args, view)
     run_stream(
-        make_source,
+        (lambda: flipped(make_source())) if args.flip else make_source,
         link_options(args),
         StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
         view,

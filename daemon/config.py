@@ -31,8 +31,6 @@ ENV_PREFIX = "GRAVITY_LED_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-
-
 def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str) -> Any:
     return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices, "group": group})
 

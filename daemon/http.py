@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import mimetypes
+from dataclasses import asdict
 from http import HTTPStatus
 from importlib import resources
 from typing import Callable
@@ -55,15 +56,7 @@ def build_status(
         ),
         pin_factory=leds.factory_name,
         pins=PinsDoc(cfg.right_pin, cfg.left_pin, cfg.frequency_hz),
-        mapping=MappingDoc(
-            axis=cfg.axis,
-            invert=cfg.invert,
-            dead_zone_deg=cfg.dead_zone_deg,
-            full_scale_deg=cfg.full_scale_deg,
-            curve=cfg.curve,
-            gamma=cfg.gamma,
-            smoothing_s=cfg.smoothing_s,
-        ),
+        mapping=MappingDoc(**asdict(cfg.mapping()), smoothing_s=cfg.smoothing_s),
         stale_after_s=cfg.stale_after_s,
         pin_writes=leds.writes,
     )

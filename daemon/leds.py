@@ -20,8 +20,6 @@ FACTORY_NAMES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 """Accepted ``pin_factory`` names; ``None`` means gpiozero's own choice."""
 
 
-
-
 WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
 """Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
 MOCK_HISTORY = 256

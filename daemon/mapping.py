@@ -21,8 +21,6 @@ _AXIS_INDEX = {name: i for i, name in enumerate(AXES)}
 CURVES = ("linear", "gamma")
 
 
-
-
 class Duties(NamedTuple):
     """PWM duty cycles in [0, 1]."""
 

@@ -20,8 +20,6 @@ from .files import UnreadableFile, read_small_file
 __all__ = ["FailureThrottle", "SecurityError", "check_token", "normalise_origin", "origin_allowed", "read_token", "request_token", "token_matches"]
 
 
-
-
 def normalise_origin(origin: str) -> str:
     """``scheme://host[:port]`` in lower case, default ports dropped.
 

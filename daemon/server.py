@@ -92,7 +92,9 @@ class Daemon:
         self.driver = LedDriver(writer, leds, on_failure=self._failed, events=self.events)
         self.connections = ConnectionLimiter(max_total=cfg.max_connections, max_per_source=cfg.max_connections_per_address)
         self.throttle = FailureThrottle()
-        self.holder = Holder(self.driver, clock=self._now, events=self.events, idle_release_s=lambda: self.cfg.idle_release_s, on_change=self._client_changed)
+        self.holder = Holder(  # clock: loop.time once running
+            self.driver, clock=self._now, events=self.events, idle_release_s=lambda: self.cfg.idle_release_s, on_change=self._client_changed
+        )
         self.routes = Routes(config=lambda: self.cfg, token=token, status=self.status, throttle=self.throttle, clock=self._now, events=self.events)
         self.reloader = Reloader(
             load=reload_config or self._no_reload_source,
@@ -261,6 +263,7 @@ class Daemon:
         loop = self.loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._loop_error)
         self.started_t = loop.time()
+        self.holder.clock = loop.time  # per frame: the loop's clock, without a call through the Daemon
         self.driver.start(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)

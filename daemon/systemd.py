@@ -58,8 +58,6 @@ _MISSING = (
 )
 
 
-
-
 def _import_daemon() -> Any:
     from systemd import daemon  # type: ignore[import-not-found]  # optional extra
 

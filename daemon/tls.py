@@ -29,8 +29,6 @@ CERT_NAME = "cert.pem"
 KEY_NAME = "key.pem"
 
 
-
-
 def default_hosts() -> list[str]:
     """This machine's host name, ``NAME.local``, its non-loopback IPs, and loopback."""
     hosts: list[str] = []

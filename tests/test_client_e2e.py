@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from client_fixtures import fake_phyphox, fake_sensorserver, run_client, run_client_to_end  # noqa: F401 (fixtures)
+from client_fixtures import run_client, run_client_to_end  # noqa: F401 (fixtures)
 
 SIN30 = 0.5
 RIGHT_53 = 5 / math.sqrt(89)  # send 0 5 8
@@ -167,50 +167,6 @@ def test_busy_waits_and_takes_over_when_the_leds_are_free(start_daemon, run_clie
     waiter.wait_output("connected to")
     assert waiter.interrupt() == 0
     assert waiter.stdout.count("in use by another client") == 1
-
-
-def test_sensorserver_source(start_daemon, run_client, fake_sensorserver) -> None:
-    d = start_daemon()
-    phone = fake_sensorserver(values=[0.0, -4.905, 8.496, 0.1])
-    c = run_client("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url)
-    d.wait_for(left(SIN30, 1e-3))
-    assert phone.paths == ["/sensor/connect?type=android.sensor.gravity"]
-    assert c.interrupt() == 0
-
-
-def test_sensorserver_close_code_is_explained(start_daemon, fake_sensorserver) -> None:
-    d = start_daemon()
-    phone = fake_sensorserver(close_code=4001)
-    r = run_client_to_end("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url)
-    assert r.returncode == 1
-    assert "no such sensor" in r.stderr and "4001" in r.stderr and "Traceback" not in r.stderr
-
-
-def test_phyphox_source_starts_the_experiment_and_skips_nulls(start_daemon, run_client, fake_phyphox) -> None:
-    d = start_daemon()
-    c = run_client("phyphox", f"127.0.0.1:{fake_phyphox.port}", "--url", d.url, "--rate", "50")
-    d.wait_for(right(SIN30, 1e-3))
-    assert "/control?cmd=start" in fake_phyphox.requests
-    assert fake_phyphox.requests[0] == "/get?accX&accY&accZ"
-    assert d.status()["frames"]["rejected"] == 0  # nulls never reached the daemon
-    assert c.interrupt() == 0
-
-
-def test_udp_source_follows_the_datagram_rule(start_daemon, run_client) -> None:
-    d = start_daemon()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    c = run_client("udp", "--listen", f"127.0.0.1:{port}", "--url", d.url)
-    c.wait_output("listening for UDP")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-        tx.sendto(b"1690000000123, 0.0, -4.905, 8.496, 1, 2, 3", ("127.0.0.1", port))
-        d.wait_for(left(SIN30, 1e-3))
-        tx.sendto(b"garbage", ("127.0.0.1", port))
-        c.wait_output("bad UDP datagram #1 'garbage'", stream="err")
-        tx.sendto(b"0,4.905,8.496", ("127.0.0.1", port))
-        d.wait_for(right(SIN30, 1e-3))
-    assert c.interrupt() == 0
 
 
 def test_phone_app_not_answering_is_one_sentence() -> None:

@@ -8,18 +8,17 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from client import EXIT_USAGE, ClientError
 from client.cli import _default_to_sim, build_parser, main
 from client.link import BACKOFF_CAP_S, backoff_delay, normalize_url
 from client.live import View, bar, Snapshot
 from client.pacing import Pacer, RateMeter
-from client.phones import parse_datagram, parse_listen, phone_url, _phyphox_vector, _sensorserver_vector
 from client.recording import Recorder, Sample, read_recording
 from client.sim import SimConfig, Simulator, vector_for_tilt
-from client.sources import keepalive, parse_line, replay_source, stdin_source
-from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary, encode_text
+from client.sources import flipped, keepalive, parse_line, replay_source, stdin_source
+from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary
 
 # ---- simulator --------------------------------------------------------------
 
@@ -231,6 +230,50 @@ def test_keepalive_repeats_the_last_vector_while_the_source_is_silent() -> None:
     assert 3 <= len(repeats) <= 5 and set(repeats) == {Vector(0, 1, 0)}
 
 
+def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> None:
+    async def go() -> tuple[list[tuple[float, Vector]], float]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Vector] = asyncio.Queue()
+        got: list[tuple[float, Vector]] = []
+        second = asyncio.Event()
+
+        async def phone():
+            while True:
+                yield await queue.get()
+
+        async def consume() -> None:
+            async for v in keepalive(phone(), every_s=0.02, hold_s=0.1):
+                got.append((loop.time(), v))
+                if v == Vector(3, 4, 5):
+                    second.set()
+
+        task = asyncio.ensure_future(consume())
+        start = loop.time()
+        queue.put_nowait(Vector(0, 1, 2))
+        await asyncio.sleep(0.6)  # the silence under test: repeats must stop after hold_s
+        queue.put_nowait(Vector(3, 4, 5))
+        await asyncio.wait_for(second.wait(), 2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return got, start
+
+    got, start = asyncio.run(go())
+    held = [t - start for t, v in got if v == Vector(0, 1, 2)]
+    assert 2 <= len(held) <= 7  # the first, then repeats every 0.02 s for 0.1 s
+    assert held[-1] < 0.35, "repeats went on after the hold"
+    assert got[-1][1] == Vector(3, 4, 5)
+
+
+def test_flipped_negates_every_axis() -> None:
+    async def go() -> list[Vector]:
+        async def src():
+            yield Vector(0.5, -4.9, 8.5)
+
+        return [v async for v in flipped(src())]
+
+    assert asyncio.run(go()) == [Vector(-0.5, 4.9, -8.5)]
+
+
 def test_keepalive_propagates_source_errors() -> None:
     async def failing():
         yield Vector(0, 1, 0)
@@ -242,72 +285,6 @@ def test_keepalive_propagates_source_errors() -> None:
 
     with pytest.raises(ClientError, match="phone went away"):
         asyncio.run(go())
-
-
-# ---- UDP datagram rule ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "datagram, expected",
-    [
-        (b"0.1,9.7,0.3", [Vector(0.1, 9.7, 0.3)]),
-        (b"1690000000123, 0.1, 9.7, 0.3", [Vector(0.1, 9.7, 0.3)]),  # HyperIMU with timestamp (ms)
-        (b"1690000000,0.1,9.7,0.3,1,2,3", [Vector(0.1, 9.7, 0.3)]),  # seconds, then a second sensor
-        (b"0.1 9.7 0.3 5.5", [Vector(0.1, 9.7, 0.3)]),  # 4 numbers, first not a timestamp: extra ignored
-        (b"12,9.7,0.3,1", [Vector(12, 9.7, 0.3)]),  # a short integer is a value, not a timestamp
-        (b"Pixel7, 0, -4.9, 8.5", [Vector(0, -4.9, 8.5)]),  # a leading device name is ignored
-        (b"0;1;2\r\n3,4,5\n", [Vector(0, 1, 2), Vector(3, 4, 5)]),  # one reading per line
-        (b"1690000000123,0.1,9.7,0.3,#", [Vector(0.1, 9.7, 0.3)]),  # trailing junk after the run
-    ],
-)
-def test_udp_datagram_rule(datagram: bytes, expected: list[Vector]) -> None:
-    assert parse_datagram(datagram) == expected
-
-
-@pytest.mark.parametrize("datagram", [b"", b"hello", b"1690000000123,1,2", b"0,0,0", b"1,nan,2", b"\xff\xfe"])
-def test_udp_bad_datagrams_raise_frame_error(datagram: bytes) -> None:
-    with pytest.raises(FrameError):
-        parse_datagram(datagram)
-
-
-@given(st.binary(max_size=200))
-@settings(max_examples=300)
-def test_udp_parser_never_raises_anything_but_frame_error(data: bytes) -> None:
-    try:
-        vectors = parse_datagram(data)
-    except FrameError:
-        return
-    for v in vectors:  # whatever it accepts, the daemon accepts too
-        assert parse_frame(encode_text(v)) == v
-
-
-def test_parse_listen() -> None:
-    assert parse_listen("127.0.0.1:9000", 5555) == ("127.0.0.1", 9000)
-    assert parse_listen(":9000", 5555) == ("0.0.0.0", 9000)
-    assert parse_listen("9000", 5555) == ("0.0.0.0", 9000)
-    assert parse_listen("[::1]:9000", 5555) == ("::1", 9000)
-    with pytest.raises(ClientError):
-        parse_listen("host:port", 5555)
-
-
-# ---- phone formats ------------------------------------------------------------------
-
-
-def test_phone_urls_get_the_apps_default_port() -> None:
-    assert phone_url("192.168.1.5", "ws") == "ws://192.168.1.5:8080"
-    assert phone_url("192.168.1.5:9000", "http") == "http://192.168.1.5:9000"
-    assert phone_url("fe80::1", "http") == "http://[fe80::1]:8080"
-    assert phone_url("http://phone.local:8080/", "http") == "http://phone.local:8080/"
-
-
-def test_sensorserver_and_phyphox_messages() -> None:
-    assert _sensorserver_vector('{"values":[0.1,9.7,0.3],"timestamp":1,"accuracy":3}') == Vector(0.1, 9.7, 0.3)
-    assert _sensorserver_vector('{"values":[0,0,0]}') is None
-    assert _sensorserver_vector("not json") is None
-    data = {"buffer": {"accX": {"buffer": [0.1]}, "accY": {"buffer": [9.7]}, "accZ": {"buffer": [0.3]}}}
-    assert _phyphox_vector(data, ("accX", "accY", "accZ")) == Vector(0.1, 9.7, 0.3)
-    data["buffer"]["accY"]["buffer"] = [None]
-    assert _phyphox_vector(data, ("accX", "accY", "accZ")) is None
 
 
 # ---- link and CLI ---------------------------------------------------------------------

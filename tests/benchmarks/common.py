@@ -58,6 +58,57 @@ def frame_for(duty: float) -> str:
     return f"0.0 {100.0 * duty!r} {100.0 * math.sqrt(max(0.0, 1.0 - duty * duty))!r}"
 
 
+class PiZeroStandIn:
+    """Confines the servers (not the load generator) to 10 % of one core,
+    pinned to one CPU: a Pi Zero 2 W core is roughly ten times slower than
+    one core of a desktop.  A cgroup (v2, else v1's cpu controller) with a
+    CPU quota of 1 ms per 10 ms period (the kernel's smallest quota; a
+    longer period would stall the server for longer at a time), and
+    ``sched_setaffinity`` for the pinning.  Needs root."""
+
+    SHARE = 0.10
+    PERIOD_US = 10_000
+
+    def __init__(self) -> None:
+        name = f"gravity-led-bench-{os.getpid()}"
+        quota = int(self.SHARE * self.PERIOD_US)
+        v2 = Path("/sys/fs/cgroup")
+        if "cpu" in (v2 / "cgroup.controllers").read_text().split() if (v2 / "cgroup.controllers").exists() else False:
+            self.path = v2 / name
+            self.path.mkdir()
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        else:
+            self.path = Path("/sys/fs/cgroup/cpu") / name
+            self.path.mkdir()
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        self.cpu = max(os.sched_getaffinity(0))
+        self.describe = f"{self.SHARE:.0%} of CPU {self.cpu} ({quota} us per {self.PERIOD_US} us, cgroup {self.path})"
+
+    def enter(self) -> None:
+        """In the server's process, before exec (``preexec_fn``)."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        os.sched_setaffinity(0, {self.cpu})
+
+    def throttled(self) -> str:
+        """The kernel's count of periods in which the quota ran out (proof it bit)."""
+        try:
+            stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        except (OSError, ValueError):
+            return "cpu.stat unreadable"
+        return f"throttled in {stat.get('nr_throttled', '?')} of {stat.get('nr_periods', '?')} periods"
+
+    def close(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
+CONFINE: PiZeroStandIn | None = None
+"""Set by ``python -m tests.benchmarks --pi-zero``: every Server runs in it."""
+
+
 class Server:
     """``kind`` = "daemon" (python -m daemon) or "naive" (naive_server.py)."""
 
@@ -82,7 +133,8 @@ class Server:
             cmd = [sys.executable, str(NAIVE), "--port", str(self.port), "--write-delay-us", str(write_delay_us)]
         self._log = open(d / "log", "wb")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        preexec = CONFINE.enter if CONFINE is not None else None
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=preexec)
         self.ps = psutil.Process(self.proc.pid)
         self._wait_ready()
         self.startup_s = time.monotonic() - t0
@@ -97,7 +149,7 @@ class Server:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=10) as r:
             return json.loads(r.read())
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
+    def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
