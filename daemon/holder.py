@@ -20,8 +20,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from .driver import LedDriver
-from .ratelog import RateLimitedLog
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameCounts, FrameError, LedLevels, StateMessage, Vector, encode_error, parse_frame
+from .ratelog import RateLimitedLog
 from .wsadapter import LedConnection
 
 __all__ = ["ClientState", "ErrorBudget", "FrameRate", "Holder", "RejectLog"]
