@@ -247,7 +247,7 @@ class Daemon:
             log.debug("event loop error details", exc_info=exc)
 
     def _signal_while_stopping(self, sig: signal.Signals) -> None:
-        log.info("already stopping: %s ignored", sig.name)
+        self.events.log(logging.INFO, "signals while stopping", "already stopping: %s ignored", sig.name)
 
     async def _watchdog(self, interval_s: float) -> None:
         # From the event loop itself: if the loop stalls, systemd restarts us.
