@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ from .config import Config, add_arguments, load_config
 from .errors import GravityLedError
 from .leds import LedPair
 from .security import read_token
-from .server import Daemon, ignore_signals
+from .server import Daemon, run_daemon
 from .systemd import Systemd
 
 __all__ = ["build_parser", "main"]
@@ -95,11 +94,9 @@ def _run(args: argparse.Namespace) -> int:
     with leds:
         daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
         try:
-            asyncio.run(daemon.run(on_listening=_announcer(daemon, qr=args.qr)))
+            run_daemon(daemon, on_listening=_announcer(daemon, qr=args.qr))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set
             pass
-        finally:
-            ignore_signals()  # shutting down: no signal can kill us half-way
     if daemon.failed is not None:
         return 1
     log.info("stopped")

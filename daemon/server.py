@@ -36,7 +36,7 @@ from .systemd import Systemd
 from .writer import Writer
 from .wsadapter import Intake, LedConnection
 
-__all__ = ["Daemon", "StartupError", "ignore_signals"]
+__all__ = ["Daemon", "StartupError", "run_daemon"]
 
 log = logging.getLogger("gravity_led")
 
@@ -56,12 +56,23 @@ LOG_WINDOW_S = 10.0
 """Lines of one kind a peer can cause: 3 per 10 s, then one summary line."""
 
 
-def ignore_signals() -> None:
-    """After :meth:`Daemon.run`: SIGTERM, SIGINT and SIGHUP do nothing from
-    now on (run() left them blocked, so none killed us in between)."""
-    for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+def run_daemon(daemon: Daemon, *, on_listening: Callable[[], None] | None = None) -> None:
+    """Run ``daemon`` in this process's main thread until it stops; from its
+    shutdown on, SIGTERM, SIGINT and SIGHUP change nothing.
+
+    While the loop runs, :meth:`Daemon.run` ignores them once stopping; but
+    closing the loop restores their default actions, and SIGHUP's kills.  So
+    they are blocked before the loop closes and ignored after, and a signal
+    that came in between is dropped.
+    """
+    try:
+        with asyncio.Runner() as runner:
+            runner.run(daemon.run(on_listening=on_listening))
+            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    finally:
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
 class Daemon:
@@ -300,6 +311,3 @@ class Daemon:
             await asyncio.gather(*tasks, self.reloader.close(), return_exceptions=True)
             self.events.close()
             self.leds.off()
-            # Blocked until ignore_signals(): asyncio restores the default
-            # actions when its loop closes, and SIGHUP's would kill us.
-            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
