@@ -321,6 +321,33 @@ def test_3000_refused_handshakes_add_little_log(start_daemon, token_file):
     assert any("origin not allowed" in line for line in summaries) and any("LEDs busy" in line for line in summaries), summaries
 
 
+def test_running_out_of_file_descriptors_is_a_line_not_tracebacks(start_daemon):
+    """asyncio logs a traceback for every failed accept(); the daemon's own
+    handler makes it one rate-limited line, and it serves on afterwards."""
+    import resource
+
+    d = start_daemon("--max-connections", "200", "--max-connections-per-address", "200", "--handshake-timeout-s", "2")
+    pid = d.proc.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (fds(pid) + 8, hard))
+    socks = open_idle_connections(d.port, 40, sources=ATTACKERS)
+    try:
+        deadline = time.monotonic() + 10
+        while "out of system resource" not in d.logs():
+            assert time.monotonic() < deadline, d.logs()
+            time.sleep(0.05)
+    finally:
+        for sock in socks:
+            sock.close()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    d.wait_for(lambda s: s["connections"]["open"] == 1, timeout=15)
+    drive_and_check_from(d, 0.5)
+    assert d.stop() == 0
+    logs = d.logs()
+    assert "Traceback" not in logs
+    assert 1 <= logs.count("socket.accept() out of system resource") <= 4  # 3 in full, maybe a summary
+
+
 # ---- requirements 4 and 5: control messages -----------------------------------
 
 
