@@ -302,7 +302,7 @@ class Link:
         if code == CloseCode.MESSAGE_TOO_BIG:
             raise ClientError(f"the daemon closed the connection because a frame was too big (code {code})")
         why = {CloseCode.GOING_AWAY: "the daemon is shutting down or restarting", CloseCode.SERVICE_RESTART: "the daemon is restarting"}.get(
-            code or 0, f"the connection to the daemon was lost (code {code})"
+            code or 0, f"the daemon closed the connection: {ws.close_reason} (code {code})" if ws.close_reason else f"the connection to the daemon was lost (code {code})"
         )
         self._problem = None
         self._report("lost", why)
