@@ -13,14 +13,16 @@ The exact reading rule of each format is documented in the README
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from daemon.protocol import _NUM_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
+from daemon.protocol import NUMBER_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
 from daemon.protocol import FrameError, Vector, make_vector
 
 __all__ = [
@@ -138,7 +140,8 @@ def _csv_line(line: str, columns: tuple[int, int, int] | None) -> Vector:
             raise FrameError("wrong_count", f"expected 3 numbers, got {len(values)}")
         raise FrameError(
             "ambiguous",
-            f"{len(values)} values (several sensors): pick the gravity ones with --columns, e.g. --columns 1,2,3",
+            f"{len(values)} values (several sensors): give the positions of gravity's three with --columns, "
+            "e.g. --columns 4,5,6 when gravity is the second sensor set in the app",
         )
     if max(columns) > len(values):
         raise FrameError("wrong_count", f"--columns {','.join(map(str, columns))} but the line has {len(values)} values")
@@ -254,14 +257,15 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
     """OSC messages and bundles (nested too), parsed by python-osc; messages whose address matches
     one of the ``fnmatch`` patterns ``addresses`` (case-insensitive) give a vector from their first three
     arguments, others are ignored."""
-    from pythonosc.osc_packet import OscPacket, ParseError  # here, not at the top: only OSC users pay for it
+    from pythonosc.osc_packet import OscPacket  # here, not at the top: only OSC users pay for it
 
     try:
-        packet = OscPacket(bytes(data))
-    except ParseError:
+        with _python_osc_warnings() as skipped:
+            packet = OscPacket(bytes(data))
+    except Exception:  # ParseError, and anything else: a third-party parser fed by strangers on the LAN
         raise FrameError("not_osc", "not a valid OSC message or bundle") from None
-    except Exception:  # a third-party parser fed by strangers on the LAN: nothing may escape
-        raise FrameError("not_osc", "not a valid OSC message or bundle") from None
+    if skipped:
+        raise FrameError("not_osc", f"python-osc cannot read all of it ({skipped[0]})"[:120])
     patterns = [a.lower() for a in addresses]
     vectors: list[Vector] = []
     for timed in packet.messages:
@@ -270,6 +274,37 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
         if any(fnmatchcase(address, p) for p in patterns):
             vectors.append(_vector(list(msg.params)))
     return vectors
+
+
+class _Catch(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
+
+
+@contextlib.contextmanager
+def _python_osc_warnings() -> Iterator[list[str]]:
+    """The warnings python-osc logs while parsing, kept from the log.
+
+    python-osc skips what it cannot read (an unknown argument type, a bundle
+    element that is neither a message nor a bundle) with ``logging.warning``
+    on the root logger: without this, one stderr line per datagram a stranger
+    sends, and a skipped argument would shift the ones after it.  The
+    NullHandler stops ``logging.warning`` from calling ``basicConfig``.
+    """
+    root = logging.getLogger()
+    catch, guard = _Catch(), logging.NullHandler()
+    root.addFilter(catch)
+    root.addHandler(guard)
+    try:
+        yield catch.messages
+    finally:
+        root.removeHandler(guard)
+        root.removeFilter(catch)
 
 
 # --------------------------------------------------------------------------- UDP dispatch
@@ -451,14 +486,40 @@ class BadInputReport:
     or None inside the quiet period; once that period is over, ``flush``
     returns the summary of what it held back (the caller wakes up after
     ``wait_s`` for it, so a burst that stops is still counted).
+
+    Input that is fine but holds no gravity (another sensor on the same
+    stream) is no error; but when, for ``every_s``, input comes and none of
+    it holds gravity, the app is not sending it: ``ignored`` says so once,
+    with ``advice``, until ``used`` (a vector came) starts over.
     """
 
     what: str = "datagram"
     every_s: float = 5.0
+    advice: str = "turn on Gravity in the app"
     total: int = 0
     _since: int = 0
     _last_said: float | None = None
     _latest: tuple[str, str] = ("", "")
+    _ignored_since: float | None = None
+    _ignored: int = 0
+    _ignored_said: bool = False
+
+    def used(self) -> None:
+        """A reading gave a vector: gravity is coming."""
+        self._ignored_since, self._ignored, self._ignored_said = None, 0, False
+
+    def ignored(self, now: float, sample: bytes | str = b"") -> str | None:
+        """A reading without gravity; the sentence once they have come alone for ``every_s``."""
+        if self._ignored_since is None:
+            self._ignored_since = now
+        self._ignored += 1
+        if self._ignored_said or now - self._ignored_since < self.every_s:
+            return None
+        self._ignored_said = True
+        return (
+            f"{self._ignored} {self.what}s in {now - self._ignored_since:.0f} s, none with gravity "
+            f"(latest{_quoted(_shown(sample))}): {self.advice}"
+        )
 
     def wait_s(self, now: float) -> float | None:
         """How long until ``flush`` has a summary to give; None while nothing is held back."""
@@ -469,19 +530,29 @@ class BadInputReport:
     def add(self, now: float, reason: str, sample: bytes | str = b"") -> str | None:
         self.total += 1
         self._since += 1
-        shown = sample[:60].decode("utf-8", errors="replace") if isinstance(sample, (bytes, bytearray)) else sample[:60]
+        shown = _shown(sample)
         self._latest = (reason, shown)
         if self._last_said is None:
             self._since = 0
             self._last_said = now
-            return f"bad {self.what} {shown!r}: {reason}; skipped"
+            return f"bad {self.what}{_quoted(shown)}: {reason}; skipped"
         return self.flush(now)
 
     def flush(self, now: float) -> str | None:
         if not self._since or self._last_said is None or now - self._last_said < self.every_s:
             return None
         reason, shown = self._latest
-        text = f"{self._since} bad {self.what}s in the last {now - self._last_said:.0f} s ({self.total} in all), latest {shown!r}: {reason}"
+        plural = "s" if self._since != 1 else ""
+        text = f"{self._since} bad {self.what}{plural} in the last {now - self._last_said:.0f} s ({self.total} in all), latest{_quoted(shown)}: {reason}"
         self._since = 0
         self._last_said = now
         return text
+
+
+def _shown(sample: bytes | str) -> str:
+    return sample[:60].decode("utf-8", errors="replace") if isinstance(sample, (bytes, bytearray)) else sample[:60]
+
+
+def _quoted(sample: str) -> str:
+    """`` 'what it started with'``, or nothing for input refused before it was read (an oversized POST)."""
+    return f" {sample!r}" if sample else ""

@@ -38,6 +38,8 @@ from daemon.protocol import (
     encode_text,
 )
 
+from daemon.wording import count
+
 from . import EXIT_BUSY, EXIT_ERROR, EXIT_USAGE, ClientError
 
 __all__ = ["BACKOFF_CAP_S", "Link", "LinkOptions", "State", "backoff_delay", "normalize_url"]
@@ -177,33 +179,42 @@ class Link:
         return {"Authorization": f"Bearer {self.opts.token}"} if self.opts.token else {}
 
     async def run(self) -> None:
-        """Connect and reconnect until :meth:`close`, or raise ClientError after ``max_retries``."""
-        failures = 0
-        ever_connected = False
+        """Connect and reconnect until :meth:`close`, or raise ClientError after ``max_retries``.
+
+        ``max_retries`` N: after a failed attempt or a lost connection, at most
+        N more attempts in a row (so N + 1 attempts in all to connect at first).
+        """
+        retries = 0
+        after_loss = False
         while not self._closing:
             self.state = State.CONNECTING
-            outcome = await self._one_connection(first=not ever_connected)
+            outcome = await self._one_connection(first=not after_loss)
             if self._closing:
                 return
-            if outcome == "held":
-                ever_connected = True
-                failures = 0
-                outcome = "lost"
-            failures += 1
-            if self.opts.max_retries is not None and failures > self.opts.max_retries:
-                if outcome == "busy":
-                    raise ClientError(
-                        f"the LEDs are in use by another client ({self.opts.url}); gave up after {failures} attempts",
-                        EXIT_BUSY,
-                    )
-                raise ClientError(f"{self._problem_text}; gave up after {failures} attempts", EXIT_ERROR)
-            await asyncio.sleep(backoff_delay(failures))
+            if outcome == "held":  # then lost: a new streak of retries
+                retries, after_loss = 0, True
+            if self.opts.max_retries is not None and retries >= self.opts.max_retries:
+                raise self._gave_up(outcome, retries, after_loss)
+            retries += 1
+            await asyncio.sleep(backoff_delay(retries))
+
+    def _gave_up(self, outcome: str, retries: int, after_loss: bool) -> ClientError:
+        attempts = retries if after_loss else retries + 1
+        if self.opts.max_retries == 0:
+            tail = "not retrying (--max-retries 0)"
+        else:
+            tail = f"gave up after {count(attempts, 'attempt')}" + (" to reconnect" if after_loss else "")
+        if outcome == "busy":
+            return ClientError(f"the LEDs are in use by another client ({self.opts.url}); {tail}", EXIT_BUSY)
+        return ClientError(f"{self._problem_text}; {tail}", EXIT_ERROR)
 
     def _report(self, kind: str, message: str) -> None:
         """Tell the user about a problem once, not on every retry."""
         self._problem_text = message
         if kind != self._problem:
             self._problem = kind
+            if self.opts.max_retries == 0:
+                return  # the error that ends the run says it at once
             forever = self.opts.max_retries is None
             self.notify(message + ("; retrying (Ctrl-C to stop)" if forever else "; retrying"))
 
@@ -248,7 +259,8 @@ class Link:
         except InvalidHandshake as e:
             # Often a daemon shutting down mid-handshake, or not a WebSocket server at all.
             self.state = State.DOWN
-            self._report("handshake", f"{url} did not complete a WebSocket handshake ({e})")
+            tls_hint = "; if the daemon uses TLS (--certfile), the address starts with wss://" if url.startswith("ws://") else ""
+            self._report("handshake", f"{url} did not complete a WebSocket handshake ({e}){tls_hint}")
             return "down"
         except (OSError, TimeoutError) as e:
             reason = "connection refused" if isinstance(e, ConnectionRefusedError) else (

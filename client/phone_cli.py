@@ -12,11 +12,12 @@ import math
 from typing import AsyncIterator, Callable
 
 from daemon.protocol import Vector
+from daemon.urls import local_addresses, url_for
 
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, DEFAULT_OSC_ADDRESSES, FORMATS, Reading
 from .live import View
-from .phones import PHYPHOX_BUFFERS, phyphox_source, sensorserver_source
+from .phones import PHYPHOX_BUFFERS, phyphox_bases, phyphox_source, sensorserver_source, sensorserver_url
 from .receivers import parse_listen, sensorlogger_source, udp_source
 from .sources import HOLD_S, keepalive
 
@@ -156,12 +157,26 @@ def add_phone_parsers(add: Add, connection_options: Options, run_options: Option
     run_options(p)
 
 
+def _netloc(addr: tuple[str, int]) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _reachable(host: str) -> list[str]:
+    """The addresses to give the phone app: this machine's LAN ones (as the daemon logs them) for a wildcard."""
+    if host in ("0.0.0.0", "::"):
+        return local_addresses(ipv6=host == "::") or [host]
+    return [host]
+
+
 def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIterator[Vector]]:
     """The source factory of a phone subcommand, built after checking its arguments."""
     cmd, hold_s = args.command, args.hold
     if cmd == "sensorserver":
+        sensorserver_url(args.phone, args.sensor)  # a bad address or URL is a usage error before anything connects
         return lambda: keepalive(sensorserver_source(args.phone, sensor=args.sensor, warn=view.warn), hold_s=hold_s)
     if cmd == "phyphox":
+        phyphox_bases(args.phone)  # likewise
         time_buffer = args.time_buffer or None
         return lambda: keepalive(
             phyphox_source(args.phone, rate_hz=args.rate, buffers=args.buffers, time_buffer=time_buffer, notify=view.event),
@@ -181,7 +196,9 @@ def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIter
         return lambda: keepalive(
             udp_source(
                 host, port, reading=reading, warn=view.warn,
-                on_listening=lambda addr: view.event(f"listening for UDP on {addr[0]}:{addr[1]}"),
+                on_listening=lambda addr: view.event(
+                    f"listening for UDP on {_netloc(addr)}: in the app, send to {' or '.join(_reachable(addr[0]))}, port {addr[1]}"
+                ),
             ),
             hold_s=hold_s,
         )  # fmt: skip
@@ -190,7 +207,10 @@ def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIter
         return lambda: keepalive(
             sensorlogger_source(
                 host, port, warn=view.warn,
-                on_listening=lambda addr: view.event(f"listening for Sensor Logger's HTTP push on http://{addr[0]}:{addr[1]}/"),
+                on_listening=lambda addr: view.event(
+                    f"listening for Sensor Logger's HTTP push on {_netloc(addr)}: push URL "
+                    + " or ".join(url_for(a, addr[1], tls=False) for a in _reachable(addr[0]))
+                ),
             ),
             hold_s=hold_s,
         )  # fmt: skip

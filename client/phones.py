@@ -9,10 +9,10 @@ The receivers the phone pushes to (UDP, Sensor Logger) are :mod:`client.receiver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,13 +22,15 @@ from typing import AsyncIterator, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from daemon.protocol import FrameError, Vector
+from daemon.protocol import Vector
 
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, BadInputReport, PhyphoxReader, read_sensorserver
 from .pacing import Pacer
+from .receivers import read_each
 
 __all__ = [
+    "NotAnswering",
     "PHYPHOX_BUFFERS",
     "PHYPHOX_PORTS",
     "SENSORSERVER_CLOSE_CODES",
@@ -45,14 +47,14 @@ PHYPHOX_PORTS = (80, 8080)
 
 SENSORSERVER_CLOSE_CODES = {
     4001: "the phone has no such sensor (try --sensor android.sensor.accelerometer)",
-    4002: "SensorServer did not recognise the request path (use /sensor/connect or /sensors/connect)",
-    4003: "SensorServer needs a sensor type in the request (?type=... or ?types=[...])",
-    4004: "SensorServer was stopped on the phone",
+    4002: "it does not know the request path (use /sensor/connect or /sensors/connect)",
+    4003: "it needs a sensor type in the request (?type=... or ?types=[...])",
+    4004: "it was stopped on the phone",
     4005: "the connection was closed on the phone",
     4006: 'the types list in the URL is not a valid JSON array (types=["android.sensor.gravity","android.sensor.accelerometer"])',
     4007: "/sensors/connect needs at least two sensor types (for one, use /sensor/connect?type=...)",
     4008: "the request names no sensor type",
-    4009: "SensorServer lacks a permission on the phone: allow it in the phone's app settings",
+    4009: "it lacks a permission on the phone: allow it in the phone's app settings",
 }
 """Close codes of SensorServer's SensorWebSocketServer.kt (umer0586/SensorServer), in plain words."""
 
@@ -87,7 +89,15 @@ def phone_url(phone: str, scheme: str, path: str = "", *, default_port: int = SE
     return f"{scheme}://{host}:{port or default_port}{path}"
 
 
-def _unreachable(what: str, url: str, err: BaseException) -> ClientError:
+class NotAnswering(ClientError):
+    """The phone app does not answer at ``url`` (so another port may): one sentence with the ``reason``."""
+
+    def __init__(self, what: str, url: str, reason: str) -> None:
+        super().__init__(f"{what} at {url} is not answering ({reason})")
+        self.reason = reason
+
+
+def _unreachable(what: str, url: str, err: BaseException) -> NotAnswering:
     if isinstance(err, socket.gaierror):
         reason = "the phone's name does not resolve"
     elif isinstance(err, ConnectionRefusedError):
@@ -96,7 +106,7 @@ def _unreachable(what: str, url: str, err: BaseException) -> ClientError:
         reason = "no answer: is the phone on the same network?"
     else:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return ClientError(f"{what} at {url} is not answering ({reason})")
+    return NotAnswering(what, url, reason)
 
 
 # --------------------------------------------------------------------------- SensorServer
@@ -147,27 +157,17 @@ async def sensorserver_source(
         raise _unreachable("SensorServer", url, e) from None
     except InvalidHandshake as e:
         raise ClientError(f"{url} does not speak SensorServer's WebSocket protocol ({e})") from None
-    report = BadInputReport("SensorServer message")
-    async with ws:
-        try:
-            while True:
-                try:
-                    message = await asyncio.wait_for(ws.recv(), report.wait_s(time.monotonic()))
-                except TimeoutError:
-                    said = report.flush(time.monotonic())
-                else:
-                    try:
-                        vectors = read_sensorserver(message, sensor=sensor)
-                    except FrameError as e:
-                        said = report.add(time.monotonic(), e.message, message)
-                    else:
-                        for v in vectors:
-                            yield v
-                        continue
-                if said:
-                    warn(said)
-        except ConnectionClosed:
-            pass
+    report = BadInputReport(what="SensorServer message", advice=f"the URL does not ask SensorServer for {sensor}")
+    messages = read_each(ws.recv, lambda m: read_sensorserver(m, sensor=sensor), report, warn)
+    try:
+        async with contextlib.aclosing(messages):
+            async for v in messages:
+                yield v
+    except ConnectionClosed:
+        pass
+    finally:
+        # A normal close (1000) when the client stops; ``async with ws`` would say 1011 (internal error) to the phone.
+        await ws.close()
     rcvd = ws.close_code
     meaning = SENSORSERVER_CLOSE_CODES.get(rcvd or 0)
     if meaning:
@@ -219,19 +219,16 @@ class _Phyphox:
 
 async def _first_answer(phone: str, reader: PhyphoxReader, timeout_s: float) -> tuple[_Phyphox, dict]:
     """The first ``/get``, trying each candidate port; one sentence naming them all if none answers."""
-    failures: list[ClientError] = []
+    failures: list[NotAnswering] = []
     for base in phyphox_bases(phone):
         api = _Phyphox(base, timeout_s)
         try:
             return api, await asyncio.to_thread(api.get, reader.query())
-        except ClientError as e:
-            if e.exit_code == EXIT_USAGE or "not answering" not in str(e):
-                raise
+        except NotAnswering as e:
             failures.append(e)
     if len(failures) == 1:
         raise failures[0]
-    tried = " or ".join(phyphox_bases(phone))
-    raise ClientError(f"phyphox at {tried} is not answering ({str(failures[-1]).rpartition('(')[2]}")
+    raise NotAnswering("phyphox", " or ".join(phyphox_bases(phone)), failures[-1].reason)
 
 
 async def phyphox_source(
@@ -242,8 +239,9 @@ async def phyphox_source(
     time_buffer: str | None = PHYPHOX_TIME_BUFFER,
     timeout_s: float = 2.0,
     notify: Callable[[str], None] = lambda msg: print(msg),
-) -> AsyncIterator[Vector]:
-    """Poll phyphox's ``/get`` at ``rate_hz``: every new sample once, nothing while it is not measuring.
+) -> AsyncIterator[Vector | None]:
+    """Poll phyphox's ``/get`` at ``rate_hz``: every new sample once, nothing while it is not measuring
+    (``None`` then, for :func:`client.sources.keepalive`: do not hold the last one).
 
     Starts the experiment once if it is not measuring when the client starts;
     a later pause is the user's: the client waits (the LEDs go dark) and
@@ -280,5 +278,7 @@ async def phyphox_source(
         vectors, note = reader.read(answer)
         if note:
             notify(note)
+        if not reader.measuring:
+            yield None  # paused, or the timed run ended: no --hold, the LEDs go dark at the daemon's stale timeout
         for v in vectors:
             yield v

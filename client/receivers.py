@@ -14,23 +14,28 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from daemon.protocol import FrameError, Vector
 
 from . import EXIT_USAGE, ClientError
 from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger
 
-__all__ = ["MAX_POST_BYTES", "parse_listen", "sensorlogger_source", "udp_source"]
+__all__ = ["MAX_POST_BYTES", "parse_listen", "read_each", "sensorlogger_source", "udp_source"]
 
-QUEUE_LIMIT = 10_000
-"""A flood drops datagrams instead of eating memory."""
-BODY_QUEUE_LIMIT = 32
-"""POST bodies waiting to be read (up to MAX_POST_BYTES each); more are dropped."""
+QUEUE_LIMIT = 256
+"""Datagrams waiting to be read: a flood drops the rest instead of eating memory (at most 256 x 64 KiB
+= 16 MiB; a phone sends at most a few hundred a second, each read as it comes)."""
+BODY_QUEUE_LIMIT = 4
+"""POST bodies waiting to be read (up to MAX_POST_BYTES each, so 32 MiB at most); more are dropped.
+Sensor Logger posts one batch at a time."""
 MAX_POST_BYTES = 8 << 20
 """Sensor Logger batches every enabled sensor; 8 MiB is minutes of them.  Bigger bodies get 413."""
 MAX_HTTP_CONNECTIONS = 16
 """One phone needs one or two; more are closed at once, so a flood cannot start a thread each."""
+
+UDP_ADVICE = "turn on Gravity in the app (or pick the sensor with --sensor, the OSC address with --osc-address)"
+SENSORLOGGER_ADVICE = "turn on Gravity in Sensor Logger's sensors"
 
 Warn = Callable[[str], None]
 Inputs = asyncio.Queue[bytes | tuple[str, bytes]]
@@ -42,9 +47,11 @@ def _stderr(msg: str) -> None:
 
 
 def parse_listen(spec: str, default_port: int) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT``, ``PORT`` or ``HOST`` -> (host, port)."""
+    """``HOST:PORT``, ``[V6]:PORT``, ``:PORT``, ``PORT``, ``HOST`` or a bare IPv6 address -> (host, port)."""
     host, sep, port = spec.rpartition(":")
-    if not sep:
+    if (spec.count(":") > 1 and not spec.startswith("[")) or spec.endswith("]"):
+        host, port = spec, str(default_port)  # '::1' is an address, not host ':' and port 1
+    elif not sep:
         host, port = ("", spec) if spec.isdigit() else (spec, str(default_port))
     host = host.strip("[]") or "0.0.0.0"
     if not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -52,13 +59,22 @@ def parse_listen(spec: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _read_each(
-    queue: Inputs, read: Callable[[bytes], list[Vector]], report: BadInputReport, warn: Warn
+async def read_each(
+    get: Callable[[], Awaitable[Any]], read: Callable[[Any], list[Vector]], report: BadInputReport, warn: Warn
 ) -> AsyncIterator[Vector]:
-    """Read each input the socket queued; bad ones (and the socket's own ``(reason, sample)`` notes) are reported."""
+    """Read each input ``get`` returns (a datagram, a body, a WebSocket message); bad ones, and the
+    ``(reason, sample)`` notes of input refused at the socket, are reported at ``report``'s rate;
+    input that keeps coming without gravity, once.
+
+    ``get`` is awaited under a timeout when a summary is due, so it must be safe to cancel
+    (``asyncio.Queue.get`` and websockets' ``recv`` are); what it raises ends the iteration.
+    """
     while True:
         try:
-            item = await asyncio.wait_for(queue.get(), report.wait_s(time.monotonic()))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result and swallows a
+            # cancellation that comes as ``get`` completes (under a flood, often), and the client hangs at exit.
+            async with asyncio.timeout(report.wait_s(time.monotonic())):
+                item = await get()
         except TimeoutError:
             said = report.flush(time.monotonic())
         else:
@@ -70,9 +86,12 @@ async def _read_each(
                 except FrameError as e:
                     said = report.add(time.monotonic(), e.message, item)
                 else:
-                    for v in vectors:
-                        yield v
-                    continue
+                    if vectors:
+                        report.used()
+                        for v in vectors:
+                            yield v
+                        continue
+                    said = report.ignored(time.monotonic(), item)  # another sensor's reading
         if said:
             warn(said)
 
@@ -108,7 +127,8 @@ async def udp_source(
     if on_listening is not None:
         on_listening(transport.get_extra_info("sockname")[:2])
     try:
-        reader = _read_each(queue, lambda data: read_datagram(data, reading), BadInputReport("UDP datagram"), warn)
+        report = BadInputReport(what="UDP datagram", advice=UDP_ADVICE)
+        reader = read_each(queue.get, lambda data: read_datagram(data, reading), report, warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v
@@ -214,7 +234,8 @@ async def sensorlogger_source(
     if on_listening is not None:
         on_listening(server.server_address[:2])
     try:
-        reader = _read_each(server.bodies, read_sensorlogger, BadInputReport("Sensor Logger POST"), warn)
+        report = BadInputReport(what="Sensor Logger POST", advice=SENSORLOGGER_ADVICE)
+        reader = read_each(server.bodies.get, read_sensorlogger, report, warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v

@@ -36,21 +36,23 @@ HOLD_S = 2.0
 
 
 async def keepalive(
-    source: AsyncIterator[Vector], every_s: float = KEEPALIVE_S, *, hold_s: float | None = None
+    source: AsyncIterator[Vector | None], every_s: float = KEEPALIVE_S, *, hold_s: float | None = None
 ) -> AsyncIterator[Vector]:
     """Pass ``source`` through, repeating the last vector whenever it is silent for ``every_s``.
 
     With ``hold_s``, repeats stop once the source has been silent that long
     (a phone that stopped), so the daemon's failsafe darkens the LEDs; the
     next fresh vector starts them again.  Without it (stdin, replay, send) the
-    last vector is held for as long as the source is open.
+    last vector is held for as long as the source is open.  A source yields
+    ``None`` to stop the repeats at once (phyphox says it is paused): it is
+    not passed on.
 
     The pending ``__anext__`` lives in its own task, so a timeout never
     cancels (and so never breaks) the wrapped generator.
     """
     it = aiter(source)
     clock = asyncio.get_running_loop().time
-    pending: asyncio.Task[Vector] | None = None
+    pending: asyncio.Task[Vector | None] | None = None
     last: Vector | None = None
     fresh_at = 0.0
     try:
@@ -69,6 +71,8 @@ async def keepalive(
                 last = task.result()
             except StopAsyncIteration:
                 return
+            if last is None:
+                continue  # the source knows the phone stopped: no hold
             fresh_at = clock()
             yield last
     finally:

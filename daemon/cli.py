@@ -107,13 +107,15 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
     def announce() -> None:
-        from .urls import qr_text, urls_to_open
+        from .urls import announcement, qr_text, urls_to_open
 
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
-        for url in urls:
-            logging.getLogger("gravity_led").info("open %s on a phone", url)
-        if qr and urls:
+        for line in announcement(urls, tls=cfg.tls):
+            logging.getLogger("gravity_led").info("%s", line)
+        if qr and urls and cfg.tls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)
+        elif qr:
+            logging.getLogger("gravity_led").warning("--qr: no QR code, as a phone cannot use the http:// page")
 
     return announce

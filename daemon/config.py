@@ -16,6 +16,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Mapping as MappingT
 
 from .errors import ConfigError
@@ -31,8 +32,17 @@ ENV_PREFIX = "GRAVITY_LED_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str) -> Any:
-    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices, "group": group})
+def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str, default_text: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices, "group": group, "default_text": default_text})
+
+
+def default_text(name: str) -> str:
+    """An option's default as ``--help`` and the README show it ("none" when there is none)."""
+    f = _FIELDS[name]
+    if f.metadata["default_text"]:
+        return f.metadata["default_text"]
+    d = f.default
+    return "none" if d is None or d == () else ",".join(d) if isinstance(d, tuple) else str(d).lower() if isinstance(d, bool) else str(d)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,11 +62,11 @@ class Config:
     ping_interval_s: float = _opt(5.0, "WebSocket ping interval, to find vanished phones", metavar="S", group="security")
     ping_timeout_s: float = _opt(5.0, "time to wait for a pong before dropping the client", metavar="S", group="security")
 
-    pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock (default: gpiozero's own choice)", metavar="NAME", choices=FACTORY_NAMES, group="leds")
+    pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock", metavar="NAME", choices=FACTORY_NAMES, group="leds", default_text="gpiozero's own choice")
     right_pin: str = _opt("GPIO18", "pin of the right LED (BCM number, GPIO18 or BOARD12 form)", metavar="PIN", group="leds")
     left_pin: str = _opt("GPIO22", "pin of the left LED", metavar="PIN", group="leds")
     frequency_hz: float = _opt(100.0, "PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
-    update_hz: float = _opt(250.0, "most LED updates per second; newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
+    update_hz: float = _opt(250.0, "most LED updates per second, on average (up to four back to back, for a phone's jitter); newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
     stale_after_s: float = _opt(1.0, "turn the LEDs off when no valid frame arrived for this long", metavar="S", group="leds")
     idle_release_s: float = _opt(30.0, "close the LED holder's connection when no valid frame arrived for this long, so the next client can take the LEDs (0 = never)", metavar="S", group="leds")
     mock_write_delay_us: float = _opt(0.0, "with mock pins, make each PWM write cost this much CPU (benchmarks)", metavar="US", group="leds")
@@ -131,7 +141,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return str(value)
         if not isinstance(value, str):
             raise ValueError
-        return value
+        return value.lower() if _FIELDS[name].metadata["choices"] else value  # --log-level DEBUG, =MOCK
     except (TypeError, ValueError):
         wanted = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "list": "a list of strings"}.get(kind, "a string")
         raise ConfigError(f"{name} {where} must be {wanted}, not {value!r}") from None
@@ -151,6 +161,9 @@ def _validate(cfg: Config) -> Config:
         value = getattr(cfg, name)
         if value is not None and value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    for origin in cfg.allowed_origins:
+        if not _is_origin(origin):
+            raise ConfigError(f"allowed_origins: {origin!r} is not a web origin such as https://app.example or http://host:8080")
     if (cfg.certfile is None) != (cfg.keyfile is None):
         raise ConfigError("certfile and keyfile must be given together")
     try:
@@ -158,6 +171,16 @@ def _validate(cfg: Config) -> Config:
     except MappingError as e:
         raise ConfigError(str(e)) from None
     return cfg
+
+
+def _is_origin(text: str) -> bool:
+    """``http(s)://host[:port]`` and nothing more: what a browser sends as Origin."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/") and not (parts.query or parts.fragment or parts.username)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,15 +194,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(Config):
         meta = f.metadata
         group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        default = f.default if not isinstance(f.default, tuple) else ",".join(f.default) or "none"
-        help = f"{meta['help']} (default: {default}; env {ENV_PREFIX}{f.name.upper()})"
+        help = f"{meta['help']} (default: {default_text(f.name)}; env {ENV_PREFIX}{f.name.upper()})"
         flags = ["--" + f.name.replace("_", "-")]
         if f.name == "stale_after_s":
             flags.append("--stale-after")
         if _kind(f.name) == "bool":
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
         else:
-            group.add_argument(*flags, dest=f.name, metavar=meta["metavar"], choices=meta["choices"], default=None, help=help)
+            lower = str.lower if meta["choices"] else None  # choices in any case: --log-level DEBUG
+            group.add_argument(*flags, dest=f.name, metavar=meta["metavar"], choices=meta["choices"], type=lower, default=None, help=help)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

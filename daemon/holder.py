@@ -22,6 +22,7 @@ from websockets.frames import CloseCode
 from .driver import LedDriver
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameCounts, FrameError, LedLevels, StateMessage, Vector, encode_error, parse_frame
 from .ratelog import RateLimitedLog
+from .wording import frame_counts
 from .wsadapter import LedConnection
 
 __all__ = ["ClientState", "ErrorBudget", "FrameRate", "Holder", "RejectLog"]
@@ -144,6 +145,7 @@ class Holder:
         self.on_change = on_change
         self.client: ClientState | None = None
         self.busy_refused = 0
+        self.stopping = False  # set by the daemon at shutdown, for the log line
         self._past = FrameCounts(0, 0)  # frames of clients gone
 
     @property
@@ -191,14 +193,16 @@ class Holder:
             self.driver.release()
             self.client = None
             self._past = FrameCounts(self._past.accepted + c.accepted, self._past.rejected + c.rejected)
+            reason = c.released or conn.disconnect_reason(closed)
+            if self.stopping and c.released is None:
+                reason = "was disconnected (the daemon is stopping)"
             self.events.log(
                 logging.INFO,
                 "clients left",
-                "client %s %s after %d frames (%d rejected): LEDs off",
+                "client %s %s after %s: LEDs off",
                 c.peer,
-                c.released or conn.disconnect_reason(closed),
-                c.accepted,
-                c.rejected,
+                reason,
+                frame_counts(c.accepted, c.rejected),
                 extra={"CLIENT_ADDRESS": c.peer, "FRAMES_ACCEPTED": c.accepted, "FRAMES_REJECTED": c.rejected},
             )
             self.on_change()

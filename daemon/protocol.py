@@ -52,12 +52,14 @@ __all__ = [
     "FrameError",
     "MAX_FRAME_BYTES",
     "MAX_TELEMETRY_HZ",
+    "NUMBER_RE",
     "STANDARD_GRAVITY",
     "Subscribe",
     "Vector",
     "decode_server_message",
     "encode_binary",
     "encode_error",
+    "parse_number",
     "encode_subscribe",
     "encode_text",
     "make_vector",
@@ -105,7 +107,8 @@ _SEP = r"(?:\s*,\s*|\s+)"
 # re.ASCII: Python's \d and \s would also match other scripts' digits and
 # spaces (and float() would accept them); the wire format is ASCII.
 _TEXT_RE = re.compile(rf"\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*", re.ASCII)
-_NUM_RE = re.compile(_NUM, re.ASCII)
+NUMBER_RE = _NUM_RE = re.compile(_NUM, re.ASCII)
+"""One number as the wire format spells it; the client's CSV, UDP and option parsers use it too."""
 _TOKEN_SPLIT_RE = re.compile(r"\s*,\s*|\s+", re.ASCII)
 _INF = math.inf
 _new_vector = tuple.__new__  # Vector(x, y, z) without NamedTuple's Python-level __new__ (hot path)
@@ -146,6 +149,18 @@ def _explain_text(text: str) -> FrameError:
     if len(tokens) != 3:
         return FrameError("wrong_count", f"expected 3 numbers 'x y z', got {len(tokens)}")
     return FrameError("bad_separator", "numbers must be separated by whitespace and/or one comma")
+
+
+def parse_number(text: str) -> float:
+    """One number in the wire format's syntax (``1.0E-5``, ``.5``; no ``nan``, ``inf`` or ``1_0``),
+    or :class:`FrameError`; for the numbers that the client reads outside frames."""
+    token = text.strip()
+    if _NUM_RE.fullmatch(token):
+        value = float(token)
+        if value not in (_INF, -_INF):
+            return value
+        raise FrameError("not_finite", f"{token!r} is too large")
+    raise _explain_text(token) if _NON_FINITE_RE.fullmatch(token) else FrameError("not_a_number", f"{token!r} is not a number")
 
 
 def parse_text(text: str) -> Vector:

@@ -58,11 +58,13 @@ class Reloader:
         running: Callable[[], Config],
         apply: Callable[[ReloadPlan], None],
         cycle: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+        restart_hint: str = "restart the daemon",
     ) -> None:
         self._load = load
         self._running = running
         self._apply = apply
         self._cycle = cycle
+        self._restart_hint = restart_hint
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self.done = 0
@@ -99,8 +101,9 @@ class Reloader:
             return
         if plan.refused:
             log.warning(
-                "reload: %s cannot change without a restart (systemctl restart gravity-led); keeping the running values",
+                "reload: %s cannot change without a restart (%s); keeping the running values",
                 ", ".join(plan.refused),
+                self._restart_hint,
             )
         if plan.live:
             self._apply(plan)

@@ -112,6 +112,7 @@ class Daemon:
             running=lambda: self.cfg,
             apply=self._apply_reload,
             cycle=lambda: self.sd.reload_cycle(self._status_line()),
+            restart_hint="systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
         )
         self.server: Server | None = None
         self.failed: BaseException | None = None
@@ -291,7 +292,7 @@ class Daemon:
             # From here on a signal changes nothing (a SIGHUP used to kill us).
             for sig in SIGNALS:
                 loop.add_signal_handler(sig, self._signal_while_stopping, sig)
-            self.stopping = True
+            self.stopping = self.holder.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()
             self.driver.close()

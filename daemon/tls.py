@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import urls
 from .errors import CertError
+from .wording import count
 
 __all__ = ["CertError", "DEFAULT_DIR", "default_hosts", "make_cert", "main"]
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     cert_abs, key_abs = cert_path.resolve(), key_path.resolve()
     print(f"Wrote certificate {cert_abs}")
     print(f"  and private key  {key_abs} (mode 0600)")
-    print(f"Valid {args.days} days for: {', '.join(names)}")
+    print(f"Valid {count(args.days, 'day')} for: {', '.join(names)}")
     print()
     print("Start the daemon with:")
     print(f"  gravity-led-daemon --certfile {_q(cert_abs)} --keyfile {_q(key_abs)}")

@@ -68,7 +68,7 @@ def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
         if code == CloseCode.POLICY_VIOLATION or (code == CloseCode.NORMAL_CLOSURE and reason):
             return f"was closed: {reason} ({code})"
     if rcvd is not None:
-        return f"closed the connection ({rcvd.code})"
+        return "closed the connection" if rcvd.code == CloseCode.NORMAL_CLOSURE else f"closed the connection ({rcvd.code})"
     if sent is not None:
         return f"was disconnected ({sent.code})"
     return f"was disconnected ({CloseCode.ABNORMAL_CLOSURE}, no close frame)"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,20 +16,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, clean_env, scaled
 
 
 def client_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITY_LED_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+    return clean_env(PYTHONUNBUFFERED="1", **extra)
 
 
 class ClientProcess:
@@ -77,7 +71,7 @@ class ClientProcess:
         """Block until a line of stdout (or stderr) matches ``pattern``; return the line."""
         rx = re.compile(pattern)
         sink = self.out if stream == "out" else self.err
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             seen = 0
             while True:
@@ -179,20 +173,30 @@ class FakeSensorServer:
     messages: list[str] | None = None
     port: int = 0
     paths: list[str] = field(default_factory=list)
+    closed_with: list[int | None] = field(default_factory=list)
+    """The close code each client sent when it left (None: it just dropped the connection)."""
+    left: threading.Event = field(default_factory=threading.Event)
+    """Set when a client has left (its close code is in ``closed_with``)."""
 
     async def handler(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         self.paths.append(ws.request.path)
         if self.close_code is not None:
             await ws.close(self.close_code, "closing as asked by the test")
             return
         n = 0
-        while True:
-            n += 1
-            if self.messages:
-                await ws.send(self.messages[n % len(self.messages)])
-            else:
-                await ws.send(json.dumps({"values": self.values, "timestamp": 1_000_000 * n, "accuracy": 3}))
-            await asyncio.sleep(0.02)
+        try:
+            while True:
+                n += 1
+                if self.messages:
+                    await ws.send(self.messages[n % len(self.messages)])
+                else:
+                    await ws.send(json.dumps({"values": self.values, "timestamp": 1_000_000 * n, "accuracy": 3}))
+                await asyncio.sleep(0.02)
+        except ConnectionClosed as e:
+            self.closed_with.append(e.rcvd.code if e.rcvd is not None else None)
+            self.left.set()
 
 
 @pytest.fixture

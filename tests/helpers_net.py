@@ -7,7 +7,6 @@ Everything talks to 127.0.0.1 only.
 from __future__ import annotations
 
 import base64
-import math
 import os
 import socket
 import struct
@@ -18,18 +17,9 @@ from typing import Iterator
 import psutil
 from websockets.sync.client import ClientConnection, connect
 
+from harness import tilt_text as text_frame  # noqa: F401 (the suite's one tilt helper)
+
 ROOT_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tilt(duty: float) -> tuple[float, float, float]:
-    """A unit gravity vector whose default mapping gives the right LED ``duty``
-    (negative: the left LED ``-duty``)."""
-    return (0.0, duty, math.sqrt(max(0.0, 1.0 - duty * duty)))
-
-
-def text_frame(duty: float) -> str:
-    x, y, z = tilt(duty)
-    return f"{x!r} {y!r} {z!r}"
 
 
 def approx_leds(leds: tuple[float, float], want: tuple[float, float], tol: float = 1e-6) -> bool:

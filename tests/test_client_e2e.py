@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import re
 import socket
-import time
 
 import pytest
 
+from client.sources import KEEPALIVE_S
 from client_fixtures import run_client, run_client_to_end  # noqa: F401 (fixtures)
 
 SIN30 = 0.5
@@ -93,6 +93,18 @@ def test_replay_plays_a_recording_in_order(start_daemon, run_client, tmp_path) -
     d.wait_for(no_client)
 
 
+def assert_held_through_repeats(d, lit: dict, *, stale_after_s: float, left_duty: float) -> None:
+    """The client's keep-alive repeats (every KEEPALIVE_S, under the daemon's
+    stale timeout) arrive for over two stale timeouts, and the LEDs never
+    blank in between: no pin write since ``lit`` (a blackout and relight
+    would be two), and the left LED still at ``left_duty``."""
+    repeats = math.ceil(2 * stale_after_s / KEEPALIVE_S) + 1
+    n = lit["frames"]["accepted"]
+    st = d.wait_for(lambda s: s["frames"]["accepted"] >= n + repeats, timeout=10)
+    assert near(st["leds"]["left"], left_duty), st
+    assert st["pin_writes"] == lit["pin_writes"], f"the LEDs blanked in between: {st}"
+
+
 def test_stdin_lines_bad_lines_and_keepalive(start_daemon, run_client) -> None:
     d = start_daemon("--stale-after", "0.5")
     c = run_client("stdin", "--url", d.url, stdin=True)
@@ -102,10 +114,9 @@ def test_stdin_lines_bad_lines_and_keepalive(start_daemon, run_client) -> None:
     c.write("not a vector\n")
     c.wait_output(r"stdin line 2: 'not' is not a number; skipped", stream="err")
     c.write("0,-5,8\n")
-    d.wait_for(left(RIGHT_53))
+    lit = d.wait_for(left(RIGHT_53))
     # Longer than the daemon's stale timeout without a new line: keep-alive holds the LEDs on.
-    time.sleep(1.2)
-    assert near(d.status()["leds"]["left"], RIGHT_53)
+    assert_held_through_repeats(d, lit, stale_after_s=0.5, left_duty=RIGHT_53)
     c.close_stdin()
     assert c.wait() == 0
     d.wait_for(no_client)
@@ -124,9 +135,8 @@ def test_send_reports_the_daemons_verdict(start_daemon) -> None:
 def test_send_with_duration_holds_the_vector(start_daemon, run_client) -> None:
     d = start_daemon("--stale-after", "0.3")
     c = run_client("send", "0", "-5", "8", "--url", d.url, "--duration", "30")
-    d.wait_for(left(RIGHT_53))
-    time.sleep(0.8)  # several stale timeouts: the repeats keep it lit
-    assert near(d.status()["leds"]["left"], RIGHT_53)
+    lit = d.wait_for(left(RIGHT_53))
+    assert_held_through_repeats(d, lit, stale_after_s=0.3, left_duty=RIGHT_53)  # the repeats keep it lit
     assert c.interrupt() == 0
 
 

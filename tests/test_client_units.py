@@ -11,14 +11,15 @@ import pytest
 from hypothesis import given, strategies as st
 
 from client import EXIT_USAGE, ClientError
-from client.cli import _default_to_sim, build_parser, main
+from client.cli import build_parser, main, normalize_argv
 from client.link import BACKOFF_CAP_S, backoff_delay, normalize_url
 from client.live import View, bar, Snapshot
-from client.pacing import Pacer, RateMeter
+from client.pacing import Pacer, SendRate
 from client.recording import Recorder, Sample, read_recording
 from client.sim import SimConfig, Simulator, vector_for_tilt
 from client.sources import flipped, keepalive, parse_line, replay_source, stdin_source
 from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary
+from harness import scaled
 
 # ---- simulator --------------------------------------------------------------
 
@@ -114,18 +115,20 @@ def test_pacer_tick_achieves_the_rate_on_the_real_clock() -> None:
             t = await pacer.tick()
         return t
 
-    # The scheduled time of frame 249 is 249/500 s; the run takes about that long.
+    # The scheduled time of frame 249 is 249/500 s: tick() waits for it (never
+    # early) and does not oversleep by much (a bound stretched by the suite's
+    # time factor; the client's rate benchmark measures the real figure).
     import time
 
     t0 = time.monotonic()
     last = asyncio.run(go())
     elapsed = time.monotonic() - t0
     assert last == pytest.approx(249 / 500)
-    assert 0.49 <= elapsed < 0.6
+    assert 249 / 500 <= elapsed < 249 / 500 + scaled(0.25)
 
 
 def test_rate_meter_reports_recent_rate() -> None:
-    m = RateMeter(window_s=1.0)
+    m = SendRate(window_s=1.0)
     rate = 0.0
     for i in range(31):
         rate = m.update(i * 0.1, i * 5)  # 50 per second
@@ -153,7 +156,7 @@ def test_recording_round_trips_exactly(tmp_path) -> None:
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("t,x,y,z\n0,0,1,0\n0.1,0,abc,0\n", "line 3: not a number"),
+        ("t,x,y,z\n0,0,1,0\n0.1,0,abc,0\n", "line 3: 'abc' is not a number"),
         ("t,x,y,z\n0,0,1,0\n0.1,0,0,0\n", "line 3: the vector has zero length"),
         ("0,0,1,0\n0.2,0,1\n", "line 2: expected 4 columns"),
         ("0,0,1,0\n-1,0,1,0\n", "line 2: times must be finite and never go backwards"),
@@ -216,18 +219,25 @@ def test_stdin_source_reports_bad_lines_with_numbers_and_goes_on() -> None:
 
 
 def test_keepalive_repeats_the_last_vector_while_the_source_is_silent() -> None:
-    async def sparse():
-        yield Vector(0, 1, 0)
-        await asyncio.sleep(0.23)
-        yield Vector(0, -1, 0)
-
     async def go() -> list[Vector]:
-        return [v async for v in keepalive(sparse(), every_s=0.05)]
+        enough = asyncio.Event()  # the source stays silent until 4 repeats came
 
-    got = asyncio.run(go())
+        async def sparse():
+            yield Vector(0, 1, 0)
+            await enough.wait()
+            yield Vector(0, -1, 0)
+
+        got = []
+        async for v in keepalive(sparse(), every_s=0.05):
+            got.append(v)
+            if len(got) == 5:
+                enough.set()
+        return got
+
+    got = asyncio.run(asyncio.wait_for(go(), 10))
     assert got[0] == Vector(0, 1, 0) and got[-1] == Vector(0, -1, 0)
     repeats = got[1:-1]
-    assert 3 <= len(repeats) <= 5 and set(repeats) == {Vector(0, 1, 0)}
+    assert len(repeats) >= 4 and set(repeats) == {Vector(0, 1, 0)}
 
 
 def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> None:
@@ -250,7 +260,7 @@ def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> 
         task = asyncio.ensure_future(consume())
         start = loop.time()
         queue.put_nowait(Vector(0, 1, 2))
-        await asyncio.sleep(0.6)  # the silence under test: repeats must stop after hold_s
+        await asyncio.sleep(scaled(0.6))  # the silence under test (no event marks it): repeats must stop after hold_s
         queue.put_nowait(Vector(3, 4, 5))
         await asyncio.wait_for(second.wait(), 2)
         task.cancel()
@@ -260,8 +270,21 @@ def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> 
     got, start = asyncio.run(go())
     held = [t - start for t, v in got if v == Vector(0, 1, 2)]
     assert 2 <= len(held) <= 7  # the first, then repeats every 0.02 s for 0.1 s
-    assert held[-1] < 0.35, "repeats went on after the hold"
+    assert held[-1] < 0.1 + scaled(0.25), "repeats went on after the hold"
     assert got[-1][1] == Vector(3, 4, 5)
+
+
+def test_keepalive_stops_repeating_at_once_when_the_source_yields_none() -> None:
+    async def paused_phone():
+        yield Vector(0, 1, 0)
+        yield None  # phyphox: "not measuring"
+        await asyncio.sleep(0.3)
+        yield Vector(0, -1, 0)
+
+    async def go() -> list[Vector]:
+        return [v async for v in keepalive(paused_phone(), every_s=0.02, hold_s=10.0)]
+
+    assert asyncio.run(go()) == [Vector(0, 1, 0), Vector(0, -1, 0)]  # no repeats, and None is not passed on
 
 
 def test_flipped_negates_every_axis() -> None:
@@ -311,11 +334,49 @@ def test_normalize_url() -> None:
 
 
 def test_sim_is_the_default_subcommand() -> None:
-    assert _default_to_sim([]) == ["sim"]
-    assert _default_to_sim(["--rate", "100"]) == ["sim", "--rate", "100"]
-    assert _default_to_sim(["--url", "x", "send", "1", "2", "3"]) == ["--url", "x", "send", "1", "2", "3"]
-    args = build_parser().parse_args(_default_to_sim(["--rate", "100"]))
+    p = build_parser()
+    assert normalize_argv(p, []) == ["sim"]
+    assert normalize_argv(p, ["--rate", "100"]) == ["sim", "--rate", "100"]
+    args = p.parse_args(normalize_argv(p, ["--rate", "100"]))
     assert args.command == "sim" and args.rate == 100
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--url", "ws://pi:5678", "sim"], ["sim", "--url", "ws://pi:5678"]),
+        (["-q", "send", "0", "4.9", "8.5"], ["send", "-q", "0", "4.9", "8.5"]),
+        (["--url", "x", "send", "1", "2", "3"], ["send", "--url", "x", "1", "2", "3"]),
+        (["--url", "sim", "demo"], ["demo", "--url", "sim"]),  # an option's value is never taken for the subcommand
+        (["sim", "--pattern", "steps", "--steps", "-60,0,60"], ["sim", "--pattern", "steps", "--steps=-60,0,60"]),
+        (["send", "0", "-4.9", "8.5"], ["send", "0", "-4.9", "8.5"]),
+        (["-h"], ["-h"]),
+        (["replay", "sim"], ["replay", "sim"]),
+    ],
+)
+def test_options_before_or_after_the_subcommand(argv: list[str], expected: list[str]) -> None:
+    assert normalize_argv(build_parser(), argv) == expected
+
+
+def test_global_options_parse_the_same_before_and_after() -> None:
+    from client.cli import parse_args
+
+    p = build_parser()
+    before = parse_args(p, ["--url", "ws://pi:5678", "--max-retries", "2", "sim", "--rate", "10"])
+    after = parse_args(p, ["sim", "--rate", "10", "--url", "ws://pi:5678", "--max-retries", "2"])
+    assert vars(before) == vars(after)
+    demo = parse_args(p, ["demo", "--count", "5"])
+    assert demo.count == 5
+    assert parse_args(p, ["sim", "--pattern", "steps", "--steps", "-60,0,60"]).steps == (-60, 0, 60)
+
+
+@pytest.mark.parametrize("argv", [["sim", "ws://pi:5678"], ["ws://pi:5678"], ["sim", "pi.local:5678"], ["send", "ws://pi", "0", "4.9", "8.5"]])
+def test_a_url_given_as_an_argument_gets_a_hint(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--url" in err.splitlines()[-1] and "Traceback" not in err, err
 
 
 def test_send_takes_negative_numbers() -> None:

@@ -17,7 +17,7 @@ from daemon.wsadapter import close_words
         (Close(1007, "invalid start byte at position 4"), None, "sent text that is not UTF-8 (closed with 1007)"),
         (Close(1002, "reserved bits must be 0"), None, "broke the WebSocket protocol: reserved bits must be 0 (closed with 1002)"),
         (Close(1000, "no valid frame for 30 s: LEDs released"), None, "was closed: no valid frame for 30 s: LEDs released (1000)"),
-        (Close(1000, ""), Close(1000, ""), "closed the connection (1000)"),
+        (Close(1000, ""), Close(1000, ""), "closed the connection"),
         (Close(1001, ""), None, "was disconnected (1001)"),
         (None, Close(1001, "bye"), "closed the connection (1001)"),
         (None, None, "was disconnected (1006, no close frame)"),

@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import http.client
 import socket
+import time
 from typing import Callable
 
 import pytest
 
 import phone_apps as apps
 from client_fixtures import fake_phyphox, fake_sensorserver, run_client, run_client_to_end  # noqa: F401 (fixtures)
+from harness import free_port
 
 SIN30 = 0.5
 G30 = (0.0, 4.905, 8.496)  # Android, m/s^2: tilted 30 degrees to the right
@@ -34,12 +36,6 @@ def left(target: float, tol: float = 2e-3) -> Callable[[dict], bool]:
 
 def dark(s: dict) -> bool:
     return s["leds"]["right"] == 0 and s["leds"]["left"] == 0
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Phone:
@@ -61,7 +57,7 @@ def udp_client(start_daemon, run_client):
 
     def start(*extra: str):
         d = start_daemon()
-        port = free_port()
+        port = free_port(socket.SOCK_DGRAM)
         c = run_client("udp", "--listen", f"127.0.0.1:{port}", "--url", d.url, *extra)
         c.wait_output("listening for UDP")
         phone = Phone(port)
@@ -136,6 +132,24 @@ def test_sensagram_gyroscope_never_drives_the_leds(udp_client) -> None:
 # ---- UDP: ZIG SIM (JSON and OSC), Sensors2OSC, GyrOSC -----------------------------------------
 
 
+def test_an_app_that_sends_no_gravity_is_told_to_turn_it_on(udp_client) -> None:
+    d, c, phone = udp_client()
+    no_gravity = [apps.sensagram_datagram("android.sensor.gyroscope", GYRO), apps.sensors2osc("accelerometer", G30)]
+    # Datagrams keep coming for 5 s and more, none of them gravity: one line says what to do.
+    deadline = time.monotonic() + 15
+    while True:
+        phone.send(*no_gravity)
+        try:
+            c.wait_output("none with gravity", stream="err", timeout=0.1)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, c.stderr
+    phone.send(*no_gravity)
+    assert "turn on Gravity in the app" in c.stderr and c.stderr.count("none with gravity") == 1
+    assert dark(d.status()) and d.status()["frames"]["accepted"] == 0
+    assert c.interrupt() == 0
+
+
 def test_zigsim_json_from_an_iphone_with_flip(udp_client) -> None:
     d, c, phone = udp_client("--flip")
     keep_sending(d, phone, [apps.zigsim_json(IOS30, accel=(0.3, 0.3, 0.3))], right(SIN30))
@@ -174,7 +188,8 @@ def test_forced_format_and_osc_address(udp_client) -> None:
 def test_bad_datagrams_are_counted_not_printed_one_by_one_and_never_move_the_leds(udp_client) -> None:
     d, c, phone = udp_client()
     keep_sending(d, phone, [apps.hyperimu_line(G30)], right(SIN30))
-    junk = [b"garbage", b"{not json", b"/gravity", b"1.5,2", b"\xff\xfe\x00", b"0,0,0", b'{"values":[1,2,"x"]}']
+    empty_osc_element = b"#bundle\x00" + b"\x00" * 7 + b"\x01" + b"\x00" * 4  # python-osc would log a warning for it
+    junk = [b"garbage", b"{not json", b"/gravity", b"1.5,2", b"\xff\xfe\x00", b"0,0,0", b'{"values":[1,2,"x"]}', empty_osc_element]
     for _ in range(30):
         phone.send(*junk)
     phone.send(apps.hyperimu_line(G30))  # the LEDs still show the last good reading
@@ -184,7 +199,7 @@ def test_bad_datagrams_are_counted_not_printed_one_by_one_and_never_move_the_led
     c.wait_output(r"\d+ bad UDP datagrams in the last 5 s \(\d+ in all\)", stream="err", timeout=10)
     assert c.proc.poll() is None
     assert c.stderr.count("bad UDP datagram") == 2  # the first and one summary: not 210 lines
-    assert "Traceback" not in c.stderr
+    assert "Traceback" not in c.stderr and "WARNING" not in c.stderr
     assert d.status()["frames"]["rejected"] == 0  # nothing bad reached the daemon
     assert c.interrupt() == 0
 
@@ -223,6 +238,30 @@ def sensorlogger_client(start_daemon, run_client):
         return d, c, port
 
     return start
+
+
+def _ipv6_loopback_port() -> int | None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+            return s.getsockname()[1]
+    except OSError:
+        return None
+
+
+def test_sensorlogger_on_ipv6_loopback_names_a_url_that_works(start_daemon, run_client) -> None:
+    port = _ipv6_loopback_port()
+    if port is None:
+        pytest.skip("no IPv6 loopback here")
+    d = start_daemon()
+    c = run_client("sensorlogger", "--listen", f"[::1]:{port}", "--url", d.url)
+    c.wait_output(rf"listening for Sensor Logger's HTTP push on \[::1\]:{port}: push URL http://\[::1\]:{port}/$")
+    conn = http.client.HTTPConnection("::1", port, timeout=5)
+    conn.request("POST", "/", body=apps.sensorlogger_body([("gravity", 1, G30)]))
+    assert conn.getresponse().status == 200
+    conn.close()
+    d.wait_for(right(SIN30))
+    assert c.interrupt() == 0
 
 
 def test_sensorlogger_push_uses_the_newest_gravity_sample(sensorlogger_client) -> None:
@@ -265,6 +304,15 @@ def test_sensorserver_source(start_daemon, run_client, fake_sensorserver) -> Non
     d.wait_for(left(SIN30, 1e-3))
     assert phone.paths == ["/sensor/connect?type=android.sensor.gravity"]
     assert c.interrupt() == 0
+    assert phone.left.wait(5) and phone.closed_with == [1000]  # a normal close on Ctrl-C, not 1011 (internal error)
+
+
+def test_sensorserver_is_closed_normally_when_the_client_is_done(start_daemon, fake_sensorserver) -> None:
+    d = start_daemon()
+    phone = fake_sensorserver()
+    r = run_client_to_end("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url, "--count", "5")
+    assert r.returncode == 0, r.stderr
+    assert phone.left.wait(5) and phone.closed_with == [1000]
 
 
 def test_sensorserver_several_sensors_on_one_socket(start_daemon, run_client, fake_sensorserver) -> None:
@@ -281,6 +329,20 @@ def test_sensorserver_several_sensors_on_one_socket(start_daemon, run_client, fa
     seen = d.status()["frames"]["accepted"]
     # 30 more frames later, still gravity: the other sensors' messages never reached the LEDs.
     assert right(SIN30, 1e-3)(d.wait_for(lambda s: s["frames"]["accepted"] > seen + 30))
+    assert c.interrupt() == 0
+
+
+def test_sensorserver_bad_messages_are_reported_once_and_never_move_the_leds(start_daemon, run_client, fake_sensorserver) -> None:
+    d = start_daemon()
+    messages = ["{not json", apps.sensorserver_message(G30), '{"values": [1.0, 2.0], "timestamp": 1, "accuracy": 3}', '{"values": [0, "x", 1]}']
+    phone = fake_sensorserver(messages=messages)
+    c = run_client("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url)
+    d.wait_for(right(SIN30, 1e-3))
+    c.wait_output("bad SensorServer message", stream="err")
+    seen = d.status()["frames"]["accepted"]
+    assert right(SIN30, 1e-3)(d.wait_for(lambda s: s["frames"]["accepted"] > seen + 30))  # ~45 bad ones later
+    assert c.stderr.count("bad SensorServer message") == 1  # the rest wait for the 5 s summary
+    assert d.status()["frames"]["rejected"] == 0 and "Traceback" not in c.stderr
     assert c.interrupt() == 0
 
 
@@ -309,11 +371,12 @@ def test_phyphox_starts_the_experiment_and_skips_nulls(start_daemon, run_client,
 
 def test_phyphox_pause_lets_the_leds_go_dark_and_resume_lights_them(start_daemon, run_client, fake_phyphox) -> None:
     d = start_daemon()
-    c = run_client("phyphox", f"127.0.0.1:{fake_phyphox.port}", "--url", d.url, "--rate", "50")
+    # A long --hold: a pause phyphox reports is no silence to bridge, so the LEDs go dark at the daemon's 1 s.
+    c = run_client("phyphox", f"127.0.0.1:{fake_phyphox.port}", "--url", d.url, "--rate", "50", "--hold", "30")
     d.wait_for(right(SIN30, 1e-2))
     fake_phyphox.measuring = False  # the user pauses; /get keeps answering the last values
     c.wait_output("phyphox is not measuring")
-    d.wait_for(dark, timeout=6)
+    d.wait_for(dark, timeout=4)
     fake_phyphox.measuring = True
     c.wait_output("measuring again")
     d.wait_for(right(SIN30, 1e-2))

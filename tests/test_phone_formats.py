@@ -184,6 +184,19 @@ def test_osc_address_pattern_and_bad_packets() -> None:
             read_datagram(bad)
 
 
+def test_osc_python_osc_cannot_read_is_rejected_without_a_log_line(caplog) -> None:
+    # python-osc skips an argument type it does not know ('c', a char) without reading its bytes, so
+    # the floats after it would be read 4 bytes off: a wrong vector. It says so on the root logger.
+    grav = apps.sensors2osc("gravity", G)  # '/gravity\0\0\0\0' ',fff\0\0\0\0' then 12 bytes of floats
+    char_first = b"/gravity\x00\x00\x00\x00,cfff\x00\x00\x00\x00\x00\x00A" + grav[-12:]
+    empty_element = b"#bundle\x00" + b"\x00" * 7 + b"\x01" + b"\x00\x00\x00\x00"  # a bundle holding an empty element
+    for data in (char_first, empty_element, empty_element + len(grav).to_bytes(4, "big") + grav):
+        with pytest.raises(FrameError, match="python-osc cannot read all of it"):
+            read_osc(data)
+    assert caplog.records == []  # not one log line per datagram a stranger sends
+    assert read_osc(grav) == [Vector(0.0, pytest.approx(4.905), pytest.approx(8.496))]
+
+
 @given(st.binary(max_size=200))
 @settings(max_examples=400)
 def test_udp_reader_never_raises_anything_but_frame_error(data: bytes) -> None:
@@ -276,11 +289,63 @@ def test_phyphox_ports_and_phone_urls() -> None:
     assert phone_url("[fe80::1]:9000", "ws") == "ws://[fe80::1]:9000"
 
 
+def test_a_datagram_flood_waits_in_a_bounded_queue() -> None:
+    import asyncio
+
+    from client.receivers import QUEUE_LIMIT, _Datagrams
+
+    queue: asyncio.Queue = asyncio.Queue()
+    protocol = _Datagrams(queue)
+    for _ in range(QUEUE_LIMIT + 1000):
+        protocol.datagram_received(b"x" * 65507, ("127.0.0.1", 1))
+    assert queue.qsize() == QUEUE_LIMIT and QUEUE_LIMIT * 65507 <= 16 << 20  # the rest were dropped
+
+
+@pytest.mark.parametrize("turns", range(6))
+def test_reading_can_always_be_stopped_even_as_input_arrives(turns: int) -> None:
+    # The client stops a source by cancelling it. On Python 3.11, asyncio.wait_for returned the input
+    # that came in the same turn and swallowed the cancellation: under a flood of bad datagrams (a
+    # summary due, so a timeout armed) the client then hung at --duration or Ctrl-C.
+    import asyncio
+
+    from client.receivers import read_each
+
+    def bad(data: bytes) -> list:
+        raise FrameError("not_a_number", "bad")
+
+    async def go() -> str:
+        queue: asyncio.Queue = asyncio.Queue()
+        reader = asyncio.ensure_future(_drain(read_each(queue.get, bad, BadInputReport(every_s=60.0), lambda msg: None)))
+        queue.put_nowait(b"first")
+        queue.put_nowait(b"second")  # held back: a summary is due
+        for _ in range(5):
+            await asyncio.sleep(0)
+        queue.put_nowait(b"flood")
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        reader.cancel()
+        try:
+            await asyncio.wait_for(reader, 2.0)
+        except asyncio.CancelledError:
+            return "stopped"
+        except TimeoutError:
+            return "hung"
+        return "ended"
+
+    assert asyncio.run(go()) == "stopped"
+
+
+async def _drain(vectors) -> None:
+    async for _ in vectors:
+        pass
+
+
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:9000", 5555) == ("127.0.0.1", 9000)
     assert parse_listen(":9000", 5555) == ("0.0.0.0", 9000)
     assert parse_listen("9000", 5555) == ("0.0.0.0", 9000)
     assert parse_listen("[::1]:9000", 5555) == ("::1", 9000)
+    assert parse_listen("::1", 5555) == ("::1", 5555) and parse_listen("[::]", 8000) == ("::", 8000)
     with pytest.raises(ClientError):
         parse_listen("host:port", 5555)
 
@@ -311,6 +376,26 @@ def test_bad_input_held_back_is_summarised_when_the_quiet_period_ends() -> None:
     assert report.wait_s(16.0) is None and report.flush(30.0) is None
 
 
+def test_input_without_gravity_is_said_once_when_nothing_else_comes_for_5_s() -> None:
+    report = BadInputReport(what="UDP datagram", every_s=5.0, advice="turn on Gravity")
+    gyro = apps.sensagram_datagram("android.sensor.gyroscope", GYRO)
+    assert [report.ignored(t / 10, gyro) for t in range(50)] == [None] * 50  # 4.9 s: a gap, maybe
+    said = report.ignored(5.0, gyro)
+    assert said is not None and said.startswith("51 UDP datagrams in 5 s, none with gravity") and said.endswith(": turn on Gravity")
+    assert "android.sensor.gyroscope" in said or "timestamp" in said  # what the app does send
+    assert report.ignored(60.0, gyro) is None  # once
+    report.used()  # gravity came: a later stretch without it is said again
+    assert report.ignored(61.0, gyro) is None and report.ignored(66.0, gyro) is not None
+    assert report.total == 0  # none of it was bad input
+
+
+def test_bad_input_refused_before_it_was_read_shows_no_empty_sample() -> None:
+    report = BadInputReport("Sensor Logger POST", every_s=5.0)
+    assert report.add(0.0, "a POST of 9000000 bytes is over the 8 MiB limit") == "bad Sensor Logger POST: a POST of 9000000 bytes is over the 8 MiB limit; skipped"
+    assert report.add(1.0, "the POST has no Content-Length") is None
+    assert report.flush(5.0) == "1 bad Sensor Logger POST in the last 5 s (2 in all), latest: the POST has no Content-Length"
+
+
 # ---- command line ------------------------------------------------------------------------
 
 
@@ -330,3 +415,21 @@ def test_bad_phone_options_are_usage_errors(argv: list[str], capsys) -> None:
         main(argv)
     assert e.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["sensorserver", "10.0.0.2:abc"], "is not a phone address"),
+        (["sensorserver", 'ws://10.0.0.2:8080/sensors/connect?types=["android.sensor.gyroscope","android.sensor.light"]'], "but not android.sensor.gravity"),
+        (["sensorserver", "ws://10.0.0.2:8080/gravity"], "not a SensorServer sensor path"),
+        (["phyphox", "10.0.0.2:abc"], "is not a phone address"),
+    ],
+)
+def test_bad_phone_addresses_are_usage_errors_before_connecting(argv: list[str], words: str, capsys) -> None:
+    from client.cli import main
+
+    # Port 9 on loopback: nothing answers there, so "connected" or a retry would show the check came too late.
+    assert main([*argv, "--url", "ws://127.0.0.1:9", "--max-retries", "0"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "daemon" not in err and "Traceback" not in err
