@@ -151,7 +151,7 @@ class Holder:
     @property
     def frames(self) -> FrameCounts:
         c, p = self.client, self._past
-        return p if c is None else FrameCounts(p.accepted + c.accepted, p.rejected + c.rejected)
+        return p if c is None else FrameCounts(p.accepted + c.accepted, p.rejected + c.rejected, p.superseded + c.conn.superseded)
 
     def state(self) -> StateMessage:
         """What telemetry and /status report."""
@@ -192,7 +192,7 @@ class Holder:
                 c.telemetry.cancel()
             self.driver.release()
             self.client = None
-            self._past = FrameCounts(self._past.accepted + c.accepted, self._past.rejected + c.rejected)
+            self._past = FrameCounts(self._past.accepted + c.accepted, self._past.rejected + c.rejected, self._past.superseded + conn.superseded)
             reason = c.released or conn.disconnect_reason(closed)
             if self.stopping and c.released is None:
                 reason = "was disconnected (the daemon is stopping)"

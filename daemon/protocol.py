@@ -286,10 +286,12 @@ class LedLevels:
 
 @dataclass(frozen=True, slots=True)
 class FrameCounts:
-    """Frames the daemon accepted and rejected since it started."""
+    """Frames the daemon accepted and rejected since it started, and those it
+    skipped unparsed, superseded in a backlog (daemon/wsadapter.py, newest())."""
 
     accepted: int
     rejected: int
+    superseded: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

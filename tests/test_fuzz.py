@@ -403,8 +403,11 @@ def test_random_mixed_stream_counts_match_the_parser_and_the_leds_show_the_last_
     with ws_client(d.url) as ws:
         for f in stream:
             ws.send(f)
-        s = d.wait_for(lambda s: s["frames"]["accepted"] + s["frames"]["rejected"] == len(stream), timeout=30)
-        assert s["frames"]["accepted"] == n_ok and s["frames"]["rejected"] == n_bad
+        s = d.wait_for(lambda s: sum(s["frames"].values()) == len(stream), timeout=30)
+        if s["frames"]["superseded"] == 0:  # the daemon kept up (a read of over 2048 frames skips the older ones)
+            assert s["frames"]["accepted"] == n_ok and s["frames"]["rejected"] == n_bad
+        else:
+            assert s["frames"]["accepted"] <= n_ok and s["frames"]["rejected"] <= n_bad
         # The writer applies the newest vector within one update tick.
         d.wait_for(lambda s: approx_leds(leds_of(s), want_duty(0.25)))
 

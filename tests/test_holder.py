@@ -56,6 +56,7 @@ def test_frame_rate_counts_the_last_whole_second():
 
 class FakeConn:
     peer = "127.0.0.1:9"
+    superseded = 0  # vectors skipped unparsed in a backlog (wsadapter)
 
     def __init__(self, room: bool = True) -> None:
         self.room = room

@@ -108,7 +108,7 @@ def test_subscribe():
     assert parse_frame('{"type": "unsubscribe"}') == Subscribe(0.0)
 
 
-STATE = StateMessage(leds=LedLevels(0.5, 0.0), client="127.0.0.1:5000", frames=FrameCounts(7, 1), rate_hz=50)
+STATE = StateMessage(leds=LedLevels(0.5, 0.0), client="127.0.0.1:5000", frames=FrameCounts(7, 1, 2), rate_hz=50)
 
 
 def test_server_messages_round_trip():
@@ -120,7 +120,7 @@ def test_server_messages_round_trip():
         "type": "state",
         "leds": {"right": 0.5, "left": 0.0},
         "client": "127.0.0.1:5000",
-        "frames": {"accepted": 7, "rejected": 1},
+        "frames": {"accepted": 7, "rejected": 1, "superseded": 2},
         "rate_hz": 50,
     }
     assert decode_server_message(STATE.encode()) == STATE

@@ -10,7 +10,7 @@ import time
 
 from websockets.asyncio.client import connect
 
-from .common import CYCLE, KINDS, Result, Row, Server, frame_for, median, subscribe_telemetry
+from .common import CYCLE, KINDS, Result, Row, Server, frame_for, handled, median, subscribe_telemetry
 
 async def _load(server: Server, n: int, rate_hz: float | None) -> float:
     """CPU seconds the server spent on n frames (flood if rate_hz is None)."""
@@ -20,7 +20,7 @@ async def _load(server: Server, n: int, rate_hz: float | None) -> float:
         reader = await subscribe_telemetry(ws) if server.kind == "daemon" else None
         await ws.send(frame_for(0.5))
         await asyncio.to_thread(server.wait_frames, 1)
-        base = server.status()["frames"]["accepted"]
+        base = handled(server.status()["frames"])
         cpu0 = server.cpu_s()
         loop = asyncio.get_running_loop()
         t0 = loop.time()

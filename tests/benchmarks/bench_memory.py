@@ -8,11 +8,11 @@ import time
 
 from websockets.asyncio.client import connect
 
-from .common import CYCLE, KINDS, Result, Row, Server, frame_for, median
+from .common import CYCLE, KINDS, Result, Row, Server, frame_for, handled, median
 
 async def _flood(server: Server, n: int) -> None:
     async with connect(server.url, compression=None) as ws:
-        base = server.status()["frames"]["accepted"]
+        base = handled(server.status()["frames"])
         for i in range(n):
             await ws.send(frame_for(CYCLE[i % len(CYCLE)]))
         await asyncio.to_thread(server.wait_frames, base + n, 300.0)
