@@ -244,8 +244,16 @@ class Link:
             ) from None
         except InvalidStatus as e:
             code = e.response.status_code
-            if code in (401, 403):
-                raise ClientError(f"the daemon refused the connection (HTTP {code}): give the right --token-file") from None
+            if code == 401 and not self.opts.token:
+                raise ClientError(
+                    "the daemon needs a token (HTTP 401): give --token-file (or set $GRAVITY_LED_TOKEN_FILE)"
+                ) from None
+            if code == 401:
+                raise ClientError("the daemon refused the token (HTTP 401): give the right --token-file") from None
+            if code == 403:
+                raise ClientError(
+                    "the daemon refused the connection (HTTP 403): this client's Origin header is not allowed"
+                ) from None
             if code == 429:
                 wait = e.response.headers.get("Retry-After", "a few")
                 raise ClientError(
