@@ -60,11 +60,15 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     return step / 2 + (rng or random).uniform(0, step / 2)
 
 
-def normalize_url(url: str) -> str:
-    """Accept ``host``, ``host:port`` or a full ``ws://``/``wss://`` URL; raise ClientError otherwise."""
+def normalize_url(url: str, *, tls: bool = False) -> str:
+    """Accept ``host``, ``host:port`` or a full ``ws://``/``wss://`` URL; raise ClientError otherwise.
+
+    Without a port, the daemon's (5678), for ``wss://`` too: the daemon serves
+    TLS on its own port.  A bare host is ``wss://`` when ``tls`` (the user gave
+    ``--cafile`` or ``--insecure``), else ``ws://``."""
     url = url.strip()
     if "://" not in url:
-        url = "ws://" + url
+        url = ("wss://" if tls else "ws://") + url
     try:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme in ("http", "https"):
@@ -75,7 +79,7 @@ def normalize_url(url: str) -> str:
         raise ClientError(f"{url!r} is not a valid ws:// or wss:// URL", EXIT_USAGE) from None
     if not parsed.host:
         raise ClientError(f"{url!r} has no host name", EXIT_USAGE)
-    if port is None and not parsed.secure:
+    if port is None:
         netloc = parts.netloc + f":{DEFAULT_PORT}"
         url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     return url
@@ -345,5 +349,5 @@ class Link:
                 self.notify(f"the daemon rejected a frame: {msg.message}")
 
 
-def env_url(default: str = f"ws://localhost:{DEFAULT_PORT}") -> str:
+def env_url(default: str = "localhost") -> str:
     return os.environ.get("GRAVITY_LED_URL") or default
