@@ -52,6 +52,9 @@ SENSORSTREAM_IDS = {1: 3, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 1, 81: 3, 82: 3, 83: 
 (CSV_ID_*): 1 GPS latitude/longitude/altitude, 3 accelerometer, 4 gyroscope, 5 magnetometer, 6 GPS
 position (WGS84 x/y/z), 7 GPS velocity, 8 GPS UTC time, 81 orientation, 82 linear acceleration,
 83 gravity, 84 rotation vector, 85 orientation matrix, 86 quaternion, 87 pressure, 88 battery temperature."""
+SENSORSTREAM_WHOLE_IDS = frozenset({8, 88})
+"""Ids whose values the app writes as whole numbers (%d): GPS UTC time and battery temperature; every
+other value is written with a decimal point (%.3f, %10.6f, ...), the timestamp too (%.5f seconds)."""
 SENSORSTREAM_GRAVITY = 83
 SENSORSTREAM_ACCELEROMETER = 3
 
@@ -68,7 +71,9 @@ def flip(v: Vector) -> Vector:
 
 _FIELD_SPLIT = re.compile(r"[,;\s]+")
 _LINE_SPLIT = re.compile(r"[\r\n#]+")  # HyperIMU ends a reading with CR LF, or '#' as an option
-_BARE_INT = re.compile(r"\d{1,3}")
+_BARE_INT = re.compile(r"\d{1,3}", re.ASCII)
+_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
+_SECONDS = re.compile(r"\d+\.\d+", re.ASCII)  # Sensorstream's timestamp, String.format("%.5f", seconds)
 _TIMESTAMP = re.compile(r"\d{10,}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}")
 
@@ -138,6 +143,12 @@ def _csv_line(line: str, columns: tuple[int, int, int] | None) -> Vector:
             return make_vector(*(float(n) for n in values))
         if len(values) < 3:
             raise FrameError("wrong_count", f"expected 3 numbers, got {len(values)}")
+        if _resembles_sensorstream(_fields(line)):
+            raise FrameError(
+                "ambiguous",
+                f"{len(values)} values in Sensorstream's order (number, sensor id, values) but without its seconds "
+                "timestamp (1234.56789) and decimal values, so the line cannot be read unambiguously",
+            )
         raise FrameError(
             "ambiguous",
             f"{len(values)} values (several sensors): give the positions of gravity's three with --columns, "
@@ -151,11 +162,19 @@ def _csv_line(line: str, columns: tuple[int, int, int] | None) -> Vector:
 # --------------------------------------------------------------------------- Sensorstream IMU+GPS
 
 
+def _resembles_sensorstream(fields: list[str]) -> bool:
+    """A number, then a known sensor id, then more: the order of a Sensorstream line, whatever its numbers look like."""
+    return len(fields) >= 5 and bool(_NUMBER.fullmatch(fields[0])) and _BARE_INT.fullmatch(fields[1]) is not None and int(fields[1]) in SENSORSTREAM_IDS
+
+
 def _sensorstream_groups(fields: list[str]) -> dict[int, list[str]] | None:
-    """``timestamp, id, v.., id, v..`` -> {id: values}; None if the line does not have that layout."""
-    if len(fields) < 5 or not _NUMBER.fullmatch(fields[0]) or not _BARE_INT.fullmatch(fields[1]):
-        return None
-    if int(fields[1]) not in SENSORSTREAM_IDS:
+    """``timestamp, id, v.., id, v..`` -> {id: values}; None if the line does not have that layout.
+
+    Strict, as the app writes it: the timestamp in seconds with a fractional part and every value
+    with a decimal point (except the whole-number ids), so that a line of bare integers such as
+    ``1 3 0 4 8`` is not taken for one.
+    """
+    if not _resembles_sensorstream(fields) or not _SECONDS.fullmatch(fields[0]):
         return None
     groups: dict[int, list[str]] = {}
     i = 1
@@ -170,6 +189,8 @@ def _sensorstream_groups(fields: list[str]) -> dict[int, list[str]] | None:
         values = fields[i + 1 : i + 1 + n]
         if len(values) < n or not all(_NUMBER.fullmatch(v) for v in values):
             return None
+        if sid not in SENSORSTREAM_WHOLE_IDS and any(_WHOLE.fullmatch(v) for v in values):
+            return None
         groups[sid] = values
         i += 1 + n
     return groups
@@ -183,7 +204,9 @@ def read_sensorstream(data: bytes | str, *, sensor_id: int | None = None) -> lis
 def _sensorstream_line(line: str, sensor_id: int | None) -> Vector:
     groups = _sensorstream_groups(_fields(line))
     if groups is None:
-        raise FrameError("not_sensorstream", "not Sensorstream's 'timestamp, id, x, y, z, id, ...' layout")
+        raise FrameError(
+            "not_sensorstream", "not Sensorstream's 'timestamp, id, x, y, z, id, ...' layout (seconds like 1234.56789, values like 0.147)"
+        )
     unknown = [-k for k in groups if k < 0]
     wanted = (sensor_id,) if sensor_id is not None else (SENSORSTREAM_GRAVITY, SENSORSTREAM_ACCELEROMETER)
     for sid in wanted:

@@ -107,6 +107,30 @@ def test_sensorstream_cannot_read_past_an_unknown_id() -> None:
         read_sensorstream(b"0.1,9.7,0.3")
 
 
+@pytest.mark.parametrize(
+    "datagram",
+    [
+        b"1 3 0 4 8",  # bare integers: the old rule took id 3 and built (0, 4, 8)
+        b"1,3,0,4,8,83,1,2,3",
+        b"1234, 3, 0.1, 9.7, 0.3",  # a timestamp without Sensorstream's fractional seconds
+        b"1234.5, 3, 0, 4, 8",  # Sensorstream writes every x, y, z with a decimal point (%.3f)
+    ],
+)
+def test_a_line_that_only_resembles_sensorstream_is_rejected_not_read(datagram: bytes) -> None:
+    with pytest.raises(FrameError, match="cannot be read unambiguously") as e:
+        read_datagram(datagram)
+    assert e.value.code == "ambiguous"
+    with pytest.raises(FrameError, match="layout"):
+        read_datagram(datagram, Reading(format="sensorstream"))
+
+
+def test_sensorstream_lines_with_whole_number_fields_where_the_app_writes_them() -> None:
+    # GPS UTC time (8) and battery temperature (88) are written with %d; a zero-valued sensor still has '.000'.
+    line = apps.sensorstream_line(0.5, [(3, (0.0, 0.0, 9.81)), (88, [31])], gps=(0.0, 0.0, 0.0))
+    assert b", 8, 1764167400123" in line and b", 88, 31" in line
+    assert read_datagram(line) == [Vector(0.0, 0.0, 9.81)]
+
+
 # ---- JSON: SensaGram, SensorServer, ZIG SIM ----------------------------------------------
 
 
