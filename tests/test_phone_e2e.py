@@ -113,6 +113,16 @@ def test_sensorstream_reads_the_gravity_triple_not_the_timestamp(udp_client) -> 
     assert c.interrupt() == 0
 
 
+def test_lines_that_only_resemble_sensorstream_never_move_the_leds(udp_client) -> None:
+    d, c, phone = udp_client()
+    phone.send(b"1 3 0 4 8")  # the old rule read the accelerometer (0, 4, 8) of it: right LED at ~0.45
+    c.wait_output("bad UDP datagram '1 3 0 4 8': .*cannot be read unambiguously", stream="err")
+    assert dark(d.status())
+    keep_sending(d, phone, [apps.sensorstream_line(1235.0, [(3, G30)])], right(SIN30))  # a real line after it
+    assert d.status()["frames"]["rejected"] == 0
+    assert c.interrupt() == 0
+
+
 # ---- UDP: SensaGram (JSON) ---------------------------------------------------------------
 
 
