@@ -349,6 +349,7 @@ class Reading:
 
     format: str = "auto"
     columns: tuple[int, int, int] | None = None
+    """Plain CSV only: positions of gravity's x, y, z among a line's values (Sensorstream names its sensors)."""
     sensor: str | None = None
     """JSON: Android sensor type or ZIG SIM key; Sensorstream: the sensor id."""
     osc_addresses: tuple[str, ...] = DEFAULT_OSC_ADDRESSES
@@ -356,6 +357,9 @@ class Reading:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        if self.columns is not None and self.format not in ("auto", "csv"):
+            why = ": Sensorstream names its sensors, pick one with --sensor ID" if self.format == "sensorstream" else ""
+            raise ValueError(f"--columns picks values of plain CSV lines, not with --format {self.format}{why}")
 
 
 def read_datagram(data: bytes, reading: Reading = Reading()) -> list[Vector]:
@@ -368,9 +372,15 @@ def read_datagram(data: bytes, reading: Reading = Reading()) -> list[Vector]:
     sensor_id = _sensorstream_id(reading.sensor)
     if fmt == "sensorstream":
         return read_sensorstream(data, sensor_id=sensor_id)
-    if reading.format == "auto" and reading.columns is None:
+    if reading.format == "auto":
         lines = _lines(data)
         if lines and _sensorstream_groups(_fields(lines[0])) is not None:
+            if reading.columns is not None:  # counted as CSV values, its timestamp and ids would make a wrong vector
+                raise FrameError(
+                    "columns_sensorstream",
+                    "--columns does not apply to Sensorstream lines, whose sensors are named by id: "
+                    "leave it out (gravity, else the accelerometer) or pick one with --sensor ID",
+                )
             return read_sensorstream(data, sensor_id=sensor_id)
     return read_csv(data, columns=reading.columns)
 

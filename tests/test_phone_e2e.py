@@ -123,6 +123,16 @@ def test_lines_that_only_resemble_sensorstream_never_move_the_leds(udp_client) -
     assert c.interrupt() == 0
 
 
+def test_sensorstream_with_columns_is_rejected_not_read_as_csv(udp_client) -> None:
+    d, c, phone = udp_client("--columns", "4,5,6")
+    # As plain CSV, positions 4,5,6 of this line are 9.7, 0.3 and the id 83: the right LED nearly full.
+    phone.send(apps.sensorstream_line(1234.56789, [(3, (0.1, 9.7, 0.3)), (83, G30_LEFT)]))
+    c.wait_output("bad UDP datagram .*--columns does not apply to Sensorstream", stream="err")
+    assert dark(d.status())
+    keep_sending(d, phone, [apps.hyperimu_line(GYRO, G30_LEFT)], left(SIN30))  # CSV still read by --columns
+    assert d.status()["frames"]["accepted"] > 0 and c.interrupt() == 0
+
+
 # ---- UDP: SensaGram (JSON) ---------------------------------------------------------------
 
 

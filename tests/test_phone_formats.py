@@ -131,6 +131,18 @@ def test_sensorstream_lines_with_whole_number_fields_where_the_app_writes_them()
     assert read_datagram(line) == [Vector(0.0, 0.0, 9.81)]
 
 
+def test_columns_never_count_a_sensorstream_timestamp_and_ids_as_values() -> None:
+    line = apps.sensorstream_line(1234.56789, [(3, (0.1, 9.7, 0.3)), (83, G)])
+    # Read as plain CSV, --columns 4,5,6 made (9.7, 0.3, 83) of it: the ids are no values.
+    with pytest.raises(FrameError, match="--columns does not apply to Sensorstream") as e:
+        read_datagram(line, Reading(columns=(4, 5, 6)))
+    assert "--sensor" in e.value.message
+    for fmt in ("sensorstream", "json", "osc"):
+        with pytest.raises(ValueError, match=f"--columns .* not with --format {fmt}"):
+            Reading(format=fmt, columns=(4, 5, 6))
+    assert read_datagram(line, Reading(format="sensorstream", sensor="3")) == [Vector(0.1, 9.7, 0.3)]
+
+
 # ---- JSON: SensaGram, SensorServer, ZIG SIM ----------------------------------------------
 
 
@@ -444,6 +456,7 @@ def test_bad_phone_options_are_usage_errors(argv: list[str], capsys) -> None:
 @pytest.mark.parametrize(
     "argv, words",
     [
+        (["udp", "--format", "sensorstream", "--columns", "4,5,6"], "--columns picks values of plain CSV lines"),
         (["sensorserver", "10.0.0.2:abc"], "is not a phone address"),
         (["sensorserver", 'ws://10.0.0.2:8080/sensors/connect?types=["android.sensor.gyroscope","android.sensor.light"]'], "but not android.sensor.gravity"),
         (["sensorserver", "ws://10.0.0.2:8080/gravity"], "not a SensorServer sensor path"),
