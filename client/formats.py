@@ -41,6 +41,7 @@ __all__ = [
     "read_sensorlogger",
     "read_sensorserver",
     "read_sensorstream",
+    "sensor_names",
 ]
 
 FORMATS = ("auto", "csv", "sensorstream", "json", "osc")
@@ -280,6 +281,17 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
     """OSC messages and bundles (nested too), parsed by python-osc; messages whose address matches
     one of the ``fnmatch`` patterns ``addresses`` (case-insensitive) give a vector from their first three
     arguments, others are ignored."""
+    patterns = [a.lower() for a in addresses]
+    vectors: list[Vector] = []
+    for msg in _osc_messages(data):
+        address = msg.address.lower()
+        if any(fnmatchcase(address, p) for p in patterns):
+            vectors.append(_vector(list(msg.params)))
+    return vectors
+
+
+def _osc_messages(data: bytes) -> list[Any]:
+    """The messages of an OSC packet, bundles opened; FrameError for what python-osc cannot read whole."""
     from pythonosc.osc_packet import OscPacket  # here, not at the top: only OSC users pay for it
 
     try:
@@ -289,14 +301,7 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
         raise FrameError("not_osc", "not a valid OSC message or bundle") from None
     if skipped:
         raise FrameError("not_osc", f"python-osc cannot read all of it ({skipped[0]})"[:120])
-    patterns = [a.lower() for a in addresses]
-    vectors: list[Vector] = []
-    for timed in packet.messages:
-        msg = timed.message
-        address = msg.address.lower()
-        if any(fnmatchcase(address, p) for p in patterns):
-            vectors.append(_vector(list(msg.params)))
-    return vectors
+    return [timed.message for timed in packet.messages]
 
 
 class _Catch(logging.Filter):
@@ -387,6 +392,32 @@ def read_datagram(data: bytes, reading: Reading = Reading()) -> list[Vector]:
 
 def _sensorstream_id(sensor: str | None) -> int | None:
     return int(sensor) if sensor is not None and sensor.isdigit() else None
+
+
+# --------------------------------------------------------------------------- what came instead of gravity
+
+
+def sensor_names(data: bytes | str) -> list[str]:
+    """The sensors a reading that held no gravity came from, as the app names them, each once.
+
+    For telling the user what the app does send: SensaGram's and SensorServer's ``"type"`` without
+    ``android.sensor.``, OSC addresses (what ``--osc-address`` takes), Sensor Logger's sample names.
+    Nothing for input that names no sensor or cannot be read.
+    """
+    raw = data.encode("utf-8", errors="replace") if isinstance(data, str) else bytes(data)
+    try:
+        if detect_format(raw) == "osc":
+            return list(dict.fromkeys(str(m.address) for m in _osc_messages(raw)))
+        doc = _json(raw, "")
+    except FrameError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    if isinstance(doc.get("payload"), list):  # Sensor Logger
+        return list(dict.fromkeys(str(s["name"]) for s in doc["payload"] if isinstance(s, dict) and "name" in s))
+    if "type" in doc:  # SensaGram, SensorServer's /sensors/connect
+        return [str(doc["type"]).removeprefix("android.sensor.")]
+    return []
 
 
 # --------------------------------------------------------------------------- Sensor Logger (HTTP push)
@@ -523,8 +554,12 @@ class BadInputReport:
     Input that is fine but holds no gravity (another sensor on the same
     stream) is no error; but when, for ``every_s``, input comes and none of
     it holds gravity, the app is not sending it: ``ignored`` says so once,
-    with ``advice``, until ``used`` (a vector came) starts over.
+    with the sensors that did come and ``advice``, until ``used`` (a vector
+    came) starts over.
     """
+
+    SEEN_SHOWN = 5
+    """Sensor names kept for the sentence (each at most 40 characters): strangers on the LAN choose them."""
 
     what: str = "datagram"
     every_s: float = 5.0
@@ -536,22 +571,41 @@ class BadInputReport:
     _ignored_since: float | None = None
     _ignored: int = 0
     _ignored_said: bool = False
+    _seen: dict[str, None] = field(default_factory=dict)
+    _seen_more: bool = False
 
     def used(self) -> None:
         """A reading gave a vector: gravity is coming."""
         self._ignored_since, self._ignored, self._ignored_said = None, 0, False
+        self._seen, self._seen_more = {}, False
 
-    def ignored(self, now: float, sample: bytes | str = b"") -> str | None:
-        """A reading without gravity; the sentence once they have come alone for ``every_s``."""
+    @property
+    def wants_names(self) -> bool:
+        """Whether ``ignored`` would still use the sensor names of a reading (they cost a parse)."""
+        return not self._ignored_said and not self._seen_more
+
+    def ignored(self, now: float, seen: Iterable[str] = ()) -> str | None:
+        """A reading without gravity, from the sensors ``seen`` (:func:`sensor_names`);
+        the sentence once they have come alone for ``every_s``."""
         if self._ignored_since is None:
             self._ignored_since = now
         self._ignored += 1
+        for name in seen:
+            if self._seen_more:
+                break
+            shown = "".join(c for c in name if c.isprintable())[:40]
+            if shown and shown not in self._seen:
+                if len(self._seen) < self.SEEN_SHOWN:
+                    self._seen[shown] = None
+                else:
+                    self._seen_more = True
         if self._ignored_said or now - self._ignored_since < self.every_s:
             return None
         self._ignored_said = True
+        names = ", ".join(self._seen) + (" and others" if self._seen_more else "")
         return (
-            f"{self._ignored} {self.what}s in {now - self._ignored_since:.0f} s, none with gravity "
-            f"(latest{_quoted(_shown(sample))}): {self.advice}"
+            f"{self._ignored} {self.what}s in {now - self._ignored_since:.0f} s, none with gravity"
+            f"{f' (saw {names})' if names else ''}: {self.advice}"
         )
 
     def wait_s(self, now: float) -> float | None:

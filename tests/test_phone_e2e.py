@@ -166,6 +166,7 @@ def test_an_app_that_sends_no_gravity_is_told_to_turn_it_on(udp_client) -> None:
             assert time.monotonic() < deadline, c.stderr
     phone.send(*no_gravity)
     assert "turn on Gravity in the app" in c.stderr and c.stderr.count("none with gravity") == 1
+    assert "none with gravity (saw gyroscope, /accelerometer)" in c.stderr  # each sensor that did come
     assert dark(d.status()) and d.status()["frames"]["accepted"] == 0
     assert c.interrupt() == 0
 

@@ -19,6 +19,7 @@ from client.formats import (
     read_sensorlogger,
     read_sensorserver,
     read_sensorstream,
+    sensor_names,
 )
 from client.phones import phone_url, phyphox_bases, sensorserver_url
 from client.receivers import parse_listen
@@ -414,15 +415,39 @@ def test_bad_input_held_back_is_summarised_when_the_quiet_period_ends() -> None:
 
 def test_input_without_gravity_is_said_once_when_nothing_else_comes_for_5_s() -> None:
     report = BadInputReport(what="UDP datagram", every_s=5.0, advice="turn on Gravity")
-    gyro = apps.sensagram_datagram("android.sensor.gyroscope", GYRO)
-    assert [report.ignored(t / 10, gyro) for t in range(50)] == [None] * 50  # 4.9 s: a gap, maybe
+    gyro = sensor_names(apps.sensagram_datagram("android.sensor.gyroscope", GYRO))
+    acc = sensor_names(apps.sensagram_datagram("android.sensor.accelerometer", G))
+    assert [report.ignored(t / 10, gyro if t % 2 else acc) for t in range(50)] == [None] * 50  # 4.9 s: a gap, maybe
     said = report.ignored(5.0, gyro)
-    assert said is not None and said.startswith("51 UDP datagrams in 5 s, none with gravity") and said.endswith(": turn on Gravity")
-    assert "android.sensor.gyroscope" in said or "timestamp" in said  # what the app does send
+    # What the app does send, by sensor: SensaGram's datagrams begin with the timestamp, so the first
+    # 60 characters never reached their "type".
+    assert said == "51 UDP datagrams in 5 s, none with gravity (saw accelerometer, gyroscope): turn on Gravity"
     assert report.ignored(60.0, gyro) is None  # once
-    report.used()  # gravity came: a later stretch without it is said again
-    assert report.ignored(61.0, gyro) is None and report.ignored(66.0, gyro) is not None
+    report.used()  # gravity came: a later stretch without it is said again, with what came since
+    assert report.ignored(61.0, gyro) is None
+    assert report.ignored(66.0, gyro) == "2 UDP datagrams in 5 s, none with gravity (saw gyroscope): turn on Gravity"
     assert report.total == 0  # none of it was bad input
+
+
+def test_the_sensors_seen_are_named_as_each_app_names_them() -> None:
+    assert sensor_names(apps.sensagram_datagram("android.sensor.gyroscope", GYRO)) == ["gyroscope"]
+    assert sensor_names(apps.sensorserver_message(GYRO, "android.sensor.magnetic_field")) == ["magnetic_field"]
+    assert sensor_names(apps.sensors2osc("accelerometer", G)) == ["/accelerometer"]  # the address --osc-address takes
+    assert sensor_names(apps.gyrosc_bundle(G)) == ["/gyrosc/gyro", "/gyrosc/accel", "/gyrosc/grav"]
+    body = apps.sensorlogger_body([("accelerometer", 1, G), ("gyroscope", 2, GYRO), ("accelerometer", 3, G)])
+    assert sensor_names(body) == ["accelerometer", "gyroscope"]
+    for unnamed in (b"", b"\xff", b"[1]", b"{", b"#bundle\x00oops", apps.sensorserver_message(G)):
+        assert sensor_names(unnamed) == []
+
+
+def test_the_sensors_seen_are_few_short_and_printable_whatever_a_stranger_sends() -> None:
+    report = BadInputReport(what="UDP datagram", every_s=5.0, advice="turn on Gravity")
+    report.ignored(0.0, ["\x1b[2Jevil" + "x" * 200])
+    for i in range(100):
+        report.ignored(1.0, [f"sensor{i}"])
+    said = report.ignored(5.0, [])
+    assert said is not None and "\x1b" not in said and len(said) < 240
+    assert "(saw [2Jevil" in said and "sensor0, sensor1, sensor2, sensor3 and others)" in said
 
 
 def test_bad_input_refused_before_it_was_read_shows_no_empty_sample() -> None:
