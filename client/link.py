@@ -18,17 +18,19 @@ import socket
 import ssl
 import time
 import urllib.parse
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from daemon.protocol import (
     BUSY_CLOSE_CODE,
     DEFAULT_PORT,
     FrameError,
+    StateMessage,
     Vector,
     decode_server_message,
     encode_binary,
@@ -122,7 +124,7 @@ class Telemetry:
     right: float | None = None
     left: float | None = None
     received_at: float = 0.0
-    raw: dict[str, Any] = field(default_factory=dict)
+    last: StateMessage | None = None
 
 
 class Link:
@@ -302,11 +304,11 @@ class Link:
             return "busy"
         was_connected = self.state is State.CONNECTED
         self.state = State.DOWN
-        if code == 1008:
-            raise ClientError(f"the daemon closed the connection: {ws.close_reason or 'policy violation'} (code 1008)")
-        if code == 1009:
-            raise ClientError("the daemon closed the connection because a frame was too big (code 1009)")
-        why = {1001: "the daemon is shutting down or restarting", 1012: "the daemon is restarting"}.get(
+        if code == CloseCode.POLICY_VIOLATION:
+            raise ClientError(f"the daemon closed the connection: {ws.close_reason or 'policy violation'} (code {code})")
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            raise ClientError(f"the daemon closed the connection because a frame was too big (code {code})")
+        why = {CloseCode.GOING_AWAY: "the daemon is shutting down or restarting", CloseCode.SERVICE_RESTART: "the daemon is restarting"}.get(
             code or 0, f"the connection to the daemon was lost (code {code})"
         )
         self._problem = None
@@ -318,19 +320,16 @@ class Link:
             msg = decode_server_message(message)
         except FrameError:
             return
-        kind = msg.get("type")
-        if kind == "state":
-            leds = msg.get("leds") or {}
+        if isinstance(msg, StateMessage):
             t = self.telemetry
-            t.right, t.left = leds.get("right"), leds.get("left")
+            t.right, t.left = msg.leds.right, msg.leds.left
             t.received_at = time.monotonic()
-            t.raw = msg
-        elif kind == "error":
-            code = str(msg.get("error", "error"))
-            self.last_error = str(msg.get("message", code))
-            n = self.rejected[code] = self.rejected.get(code, 0) + 1 + int(msg.get("suppressed") or 0)
-            if n == 1 + int(msg.get("suppressed") or 0):
-                self.notify(f"the daemon rejected a frame: {msg.get('message', code)}")
+            t.last = msg
+        else:
+            self.last_error = msg.message
+            n = self.rejected[msg.error] = self.rejected.get(msg.error, 0) + 1 + msg.suppressed
+            if n == 1 + msg.suppressed:
+                self.notify(f"the daemon rejected a frame: {msg.message}")
 
 
 def env_url(default: str = f"ws://localhost:{DEFAULT_PORT}") -> str:

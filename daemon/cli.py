@@ -10,11 +10,12 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .config import ConfigError, add_arguments, load_config
-from .leds import HardwareError, LedPair
-from .security import SecurityError, read_token
-from .server import Daemon, StartupError
-from .systemd import Systemd, SystemdError
+from .config import Config, add_arguments, load_config
+from .errors import GravityLedError
+from .leds import LedPair
+from .security import read_token
+from .server import Daemon
+from .systemd import Systemd
 
 __all__ = ["build_parser", "main"]
 
@@ -65,38 +66,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cfg, path = load_config(args)
-    except ConfigError as e:
-        return _fail(str(e), 2)
+        return _run(args)
+    except GravityLedError as e:  # one sentence for the user, no traceback
+        return _fail(str(e), e.exit_code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg, path = load_config(args)
     sd = Systemd()
-    try:
-        sd.check()
-    except SystemdError as e:
-        return _fail(str(e))
+    sd.check()
     _setup_logging(cfg.log_level, sd)
     log = logging.getLogger("gravity_led")
     log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
-    try:
-        token = read_token(cfg.token_file) if cfg.token_file else None
-        leds = LedPair(
-            right_pin=cfg.right_pin,
-            left_pin=cfg.left_pin,
-            frequency_hz=cfg.frequency_hz,
-            pin_factory=cfg.pin_factory,
-            write_delay_s=cfg.mock_write_delay_us / 1e6,
-        )
-    except (SecurityError, HardwareError) as e:
-        return _fail(str(e))
+    token = read_token(cfg.token_file) if cfg.token_file else None
+    leds = LedPair(
+        right_pin=cfg.right_pin,
+        left_pin=cfg.left_pin,
+        frequency_hz=cfg.frequency_hz,
+        pin_factory=cfg.pin_factory,
+        write_delay_s=cfg.mock_write_delay_us / 1e6,
+    )
 
-    def reload_config():
+    def reload_config() -> Config:
         return load_config(args, os.environ)[0]
 
     with leds:
         daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
         try:
             asyncio.run(daemon.run(on_listening=_announcer(daemon, qr=args.qr)))
-        except StartupError as e:
-            return _fail(str(e))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set
             pass
     if daemon.failed is not None:

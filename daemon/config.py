@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Any, Mapping as MappingT
 
+from .errors import ConfigError
 from .leds import FACTORY_NAMES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
@@ -28,10 +29,6 @@ __all__ = ["Config", "ConfigError", "DEFAULT_CONFIG_PATH", "ENV_PREFIX", "RELOAD
 DEFAULT_CONFIG_PATH = Path("/etc/gravity-led/daemon.toml")
 ENV_PREFIX = "GRAVITY_LED_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class ConfigError(ValueError):
-    """Bad configuration; ``str(err)`` is one sentence naming the problem."""
 
 
 def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str, default_text: str | None = None) -> Any:
@@ -67,7 +64,7 @@ class Config:
     right_pin: str = _opt("GPIO18", "pin of the right LED (BCM number, GPIO18 or BOARD12 form)", metavar="PIN", group="leds")
     left_pin: str = _opt("GPIO22", "pin of the left LED", metavar="PIN", group="leds")
     frequency_hz: float = _opt(100.0, "PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
-    update_hz: float = _opt(250.0, "most LED updates per second; newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
+    update_hz: float = _opt(250.0, "most LED updates per second, on average (up to four back to back, for a phone's jitter); newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
     stale_after_s: float = _opt(1.0, "turn the LEDs off when no valid frame arrived for this long", metavar="S", group="leds")
     mock_write_delay_us: float = _opt(0.0, "with mock pins, make each PWM write cost this much CPU (benchmarks)", metavar="US", group="leds")
 

@@ -11,16 +11,13 @@ import time
 import warnings
 from typing import Any
 
+from .errors import HardwareError
 from .mapping import OFF, Duties
 
 __all__ = ["FACTORY_NAMES", "HardwareError", "LedPair"]
 
 FACTORY_NAMES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 """Accepted ``pin_factory`` names; ``None`` means gpiozero's own choice."""
-
-
-class HardwareError(RuntimeError):
-    """GPIO could not be set up; ``str(err)`` is one sentence for the user."""
 
 
 WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"

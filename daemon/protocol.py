@@ -16,7 +16,11 @@ Client -> daemon
 
 Daemon -> client (only ever in answer to something the client sent)
     * ``{"type": "error", "error": CODE, "message": TEXT, "suppressed": N}``
+      (:class:`ErrorMessage`)
     * ``{"type": "state", "leds": {"right": R, "left": L}, ...}``
+      (:class:`StateMessage`)
+
+Over HTTP: ``GET /status`` answers the :class:`Status` document.
 """
 
 from __future__ import annotations
@@ -25,11 +29,24 @@ import json
 import math
 import re
 import struct
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, NamedTuple
+
+from websockets.frames import CloseCode
+
+from .errors import FrameError
 
 __all__ = [
     "BUSY_CLOSE_CODE",
+    "ConnectionCounts",
+    "ErrorMessage",
+    "FrameCounts",
+    "LedLevels",
+    "MappingDoc",
+    "PinsDoc",
+    "SERVER_MESSAGES",
+    "StateMessage",
+    "Status",
     "BUSY_REASON",
     "DEFAULT_PORT",
     "FrameError",
@@ -43,7 +60,6 @@ __all__ = [
     "encode_binary",
     "encode_error",
     "parse_number",
-    "encode_state",
     "encode_subscribe",
     "encode_text",
     "make_vector",
@@ -57,8 +73,8 @@ DEFAULT_PORT = 5678
 MAX_FRAME_BYTES = 1024
 """Largest frame the daemon accepts by default; bigger ones close with 1009."""
 
-BUSY_CLOSE_CODE = 1013
-"""RFC 6455 "Try Again Later": sent to a second client while the LEDs are held."""
+BUSY_CLOSE_CODE = CloseCode.TRY_AGAIN_LATER
+"""RFC 6455 "Try Again Later" (1013): sent to a second client while the LEDs are held."""
 
 BUSY_REASON = "LEDs in use by another client"
 
@@ -82,19 +98,6 @@ class Subscribe:
     """A request for telemetry at ``rate_hz`` (0 = stop)."""
 
     rate_hz: float
-
-
-class FrameError(ValueError):
-    """A frame that is not a valid message.
-
-    ``code`` is a short machine-readable reason (sent to the client in the
-    ``error`` field); ``str(err)`` is one human sentence.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # One number: Python's and Java's decimal float syntax without underscores
@@ -251,17 +254,154 @@ def encode_subscribe(rate_hz: float = MAX_TELEMETRY_HZ) -> str:
     return json.dumps({"type": "subscribe", "rate": rate_hz})
 
 
+# ---- daemon -> client, and the /status document ---------------------------
+# Declared here once: the daemon encodes them, the client decodes them, and
+# tests/test_protocol.py checks the phone page (daemon/web/*.js) reads only
+# fields that exist.
+
+
+@dataclass(frozen=True, slots=True)
+class LedLevels:
+    """PWM duty cycles in [0, 1], as the daemon last wrote them."""
+
+    right: float
+    left: float
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCounts:
+    """Frames the daemon accepted and rejected since it started."""
+
+    accepted: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateMessage:
+    """``{"type": "state", ...}``: telemetry, sent to a subscribed client."""
+
+    TYPE: ClassVar[str] = "state"
+    leds: LedLevels
+    client: str | None
+    frames: FrameCounts
+    rate_hz: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **asdict(self)}
+
+    def encode(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StateMessage:
+        return cls(
+            leds=LedLevels(**d["leds"]),
+            client=d["client"],
+            frames=FrameCounts(**d["frames"]),
+            rate_hz=d["rate_hz"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorMessage:
+    """``{"type": "error", ...}``: the answer to a rejected frame;
+    ``suppressed`` counts the errors not answered since the last one."""
+
+    TYPE: ClassVar[str] = "error"
+    error: str
+    message: str
+    suppressed: int = 0
+
+    @classmethod
+    def of(cls, err: FrameError, *, suppressed: int = 0) -> ErrorMessage:
+        return cls(error=err.code, message=err.message, suppressed=suppressed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **asdict(self)}
+
+    def encode(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ErrorMessage:
+        return cls(error=str(d["error"]), message=str(d["message"]), suppressed=int(d.get("suppressed") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCounts:
+    open: int
+    max: int
+
+
+@dataclass(frozen=True, slots=True)
+class PinsDoc:
+    right: int | str
+    left: int | str
+    frequency_hz: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappingDoc:
+    axis: str
+    invert: bool
+    dead_zone_deg: float
+    full_scale_deg: float
+    curve: str
+    gamma: float
+    smoothing_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """The ``/status`` document: the state message's fields and the rest."""
+
+    state: StateMessage
+    version: str
+    uptime_s: float
+    busy_refused: int
+    connections: ConnectionCounts
+    pin_factory: str
+    pins: PinsDoc
+    mapping: MappingDoc
+    stale_after_s: float
+    pin_writes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["state"]
+        state = self.state.to_dict()
+        del state["type"]
+        return {**state, **d}
+
+    def encode(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Status:
+        return cls(
+            state=StateMessage.from_dict(d),
+            version=d["version"],
+            uptime_s=d["uptime_s"],
+            busy_refused=d["busy_refused"],
+            connections=ConnectionCounts(**d["connections"]),
+            pin_factory=d["pin_factory"],
+            pins=PinsDoc(**d["pins"]),
+            mapping=MappingDoc(**d["mapping"]),
+            stale_after_s=d["stale_after_s"],
+            pin_writes=d["pin_writes"],
+        )
+
+
+SERVER_MESSAGES: dict[str, type[StateMessage] | type[ErrorMessage]] = {m.TYPE: m for m in (StateMessage, ErrorMessage)}
+"""Every message the daemon sends, by its ``type``."""
+
+
 def encode_error(err: FrameError, *, suppressed: int = 0) -> str:
     """The daemon's answer to a rejected frame."""
-    return json.dumps({"type": "error", "error": err.code, "message": err.message, "suppressed": suppressed})
+    return ErrorMessage.of(err, suppressed=suppressed).encode()
 
 
-def encode_state(state: dict) -> str:
-    """A telemetry message; ``state`` holds at least ``leds``."""
-    return json.dumps({"type": "state", **state}, separators=(",", ":"))
-
-
-def decode_server_message(text: str | bytes) -> dict:
+def decode_server_message(text: str | bytes) -> StateMessage | ErrorMessage:
     """Decode a daemon message; raises :class:`FrameError` if it is not one."""
     try:
         msg = json.loads(text)
@@ -269,4 +409,10 @@ def decode_server_message(text: str | bytes) -> dict:
         raise FrameError("bad_json", "the daemon sent something that is not JSON") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise FrameError("bad_json", "the daemon sent a JSON value without a 'type'")
-    return msg
+    kind = SERVER_MESSAGES.get(msg["type"])
+    if kind is None:
+        raise FrameError("unknown_type", f"the daemon sent a message of unknown type {msg['type']!r}")
+    try:
+        return kind.from_dict(msg)
+    except (KeyError, TypeError, ValueError):
+        raise FrameError("bad_json", f"the daemon sent a {msg['type']!r} message without the fields it must have") from None

@@ -11,11 +11,9 @@ import hmac
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from .errors import SecurityError
+
 __all__ = ["SecurityError", "normalise_origin", "origin_allowed", "read_token", "request_token", "token_matches"]
-
-
-class SecurityError(ValueError):
-    """The token file is unusable; one sentence."""
 
 
 def normalise_origin(origin: str) -> str:

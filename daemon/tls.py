@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from . import urls
+from .errors import CertError
 from .wording import count
 
 __all__ = ["CertError", "DEFAULT_DIR", "default_hosts", "make_cert", "main"]
@@ -27,10 +28,6 @@ DEFAULT_DIR = Path("/etc/gravity-led")
 SERVICE_USER = "gravity-led"
 CERT_NAME = "cert.pem"
 KEY_NAME = "key.pem"
-
-
-class CertError(Exception):
-    """The certificate could not be made; ``str(err)`` is one sentence."""
 
 
 def default_hosts() -> list[str]:

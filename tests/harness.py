@@ -139,12 +139,29 @@ class Process:
     """A program started for a test, its output in a file; ``stop()`` (or the
     ``with`` block) ends it.  ``ready_url``: wait until that URL answers."""
 
-    def __init__(self, cmd: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None, ready_url: str | None = None, ready_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        ready_url: str | None = None,
+        ready_timeout: float = 15.0,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.cmd = list(cmd)
         self.log_path = log_path
         self._log = log_path.open("ab")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(self.cmd, env=dict(env) if env is not None else clean_env(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            env=dict(env) if env is not None else clean_env(),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,  # e.g. the benchmarks' Pi Zero stand-in: into a cgroup before exec
+        )
         if ready_url is not None:
             self.wait_http(ready_url, timeout=ready_timeout)
         self.startup_s = time.monotonic() - t0

@@ -260,11 +260,11 @@ def test_motion_screen_angle_and_webkit_detection(blank):
 
 
 def test_link_frame_and_messages_match_the_daemons_protocol(blank):
-    from daemon.protocol import FrameError, encode_binary, encode_error, encode_state
+    from daemon.protocol import FrameCounts, FrameError, LedLevels, StateMessage, encode_binary, encode_error
 
     data = blank.evaluate("(d) => Array.from(new Uint8Array(window.link.frame(d)))", [1.5, -2.5, 9.5])
     assert bytes(data) == encode_binary((1.5, -2.5, 9.5))
-    state = encode_state({"leds": {"right": 0.25, "left": 0.0}, "client": "x", "frames": {"accepted": 1, "rejected": 0}, "rate_hz": 60})
+    state = StateMessage(leds=LedLevels(0.25, 0.0), client="x", frames=FrameCounts(1, 0), rate_hz=60).encode()
     error = encode_error(FrameError("not-a-number", "'x' is not a number"), suppressed=3)
     got = blank.evaluate("(m) => m.map(window.link.readMessage)", [state, error, "{", "[]", '{"type": "other"}'])
     assert got[0] == {"type": "state", "leds": {"right": 0.25, "left": 0.0}}

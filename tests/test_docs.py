@@ -294,6 +294,12 @@ def check_benchmarks(request, tmp_path: Path) -> None:
     assert r.returncode == 0 and "--quick" in r.stdout
 
 
+def check_benchmarks_pi_zero(request, tmp_path: Path) -> None:
+    """DRY (needs root and a cgroup; tests/test_benchmarks_smoke.py runs it small where it can): the option exists."""
+    r = subprocess.run([".venv/bin/python", "-m", "tests.benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--pi-zero" in r.stdout and "10%" in r.stdout
+
+
 SIN60 = 0.866
 CHECKS: dict[str, Callable[..., None]] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/gravity-led-client demo": check_quick_start,
@@ -330,6 +336,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "journalctl -u gravity-led -o verbose -n 1": check_journal_fields,
     "sudo systemctl reload gravity-led": check_systemd_unit,
     ".venv/bin/python -m tests.benchmarks": check_benchmarks,
+    ".venv/bin/python -m tests.benchmarks --pi-zero": check_benchmarks_pi_zero,
 }
 
 

@@ -55,6 +55,63 @@ def frame_for(duty: float) -> str:
     return f"0.0 {100.0 * duty!r} {100.0 * math.sqrt(max(0.0, 1.0 - duty * duty))!r}"
 
 
+class PiZeroStandIn:
+    """Confines the servers (not the load generator) to 10 % of one core,
+    pinned to one CPU: a Pi Zero 2 W core is roughly ten times slower than
+    one core of a desktop.  A cgroup (v2, else v1's cpu controller) with a
+    CPU quota of 1 ms per 10 ms period (the kernel's smallest quota; a
+    longer period would stall the server for longer at a time), and
+    ``sched_setaffinity`` for the pinning.  Needs root."""
+
+    SHARE = 0.10
+    PERIOD_US = 10_000
+
+    def __init__(self) -> None:
+        name = f"gravity-led-bench-{os.getpid()}"
+        quota = int(self.SHARE * self.PERIOD_US)
+        v2 = Path("/sys/fs/cgroup")
+        if (v2 / "cgroup.controllers").exists() and "cpu" in (v2 / "cgroup.controllers").read_text().split():
+            if "cpu" not in (v2 / "cgroup.subtree_control").read_text().split():
+                (v2 / "cgroup.subtree_control").write_text("+cpu")  # OSError if this cgroup may not
+            self.path = v2 / name
+            self.path.mkdir()
+            try:
+                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            except OSError:
+                self.path.rmdir()
+                raise
+        else:
+            self.path = Path("/sys/fs/cgroup/cpu") / name
+            self.path.mkdir()
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        self.cpu = max(os.sched_getaffinity(0))
+        self.describe = f"{self.SHARE:.0%} of CPU {self.cpu} ({quota} us per {self.PERIOD_US} us, cgroup {self.path})"
+
+    def enter(self) -> None:
+        """In the server's process, before exec (``preexec_fn``)."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        os.sched_setaffinity(0, {self.cpu})
+
+    def throttled(self) -> str:
+        """The kernel's count of periods in which the quota ran out (proof it bit)."""
+        try:
+            stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        except (OSError, ValueError):
+            return "cpu.stat unreadable"
+        return f"throttled in {stat.get('nr_throttled', '?')} of {stat.get('nr_periods', '?')} periods"
+
+    def close(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
+CONFINE: PiZeroStandIn | None = None
+"""Set by ``python -m tests.benchmarks --pi-zero``: every Server runs in it."""
+
+
 class Server:
     """``kind`` = "daemon" (python -m daemon) or "naive" (naive_server.py)."""
 
@@ -75,7 +132,9 @@ class Server:
             cmd = daemon_cmd(self.port, "--stale-after", "3600", "--log-level", "warning", "--mock-write-delay-us", str(write_delay_us), *extra)
         else:
             cmd = [sys.executable, str(NAIVE), "--port", str(self.port), "--write-delay-us", str(write_delay_us)]
-        self.process = Process(cmd, d / "log", env=env, ready_url=f"http://127.0.0.1:{self.port}/status", ready_timeout=20.0)
+        preexec = CONFINE.enter if CONFINE is not None else None
+        # Under the Pi Zero stand-in start-up takes seconds: a longer wait.
+        self.process = Process(cmd, d / "log", env=env, ready_url=f"http://127.0.0.1:{self.port}/status", ready_timeout=60.0, preexec_fn=preexec)
         self.proc = self.process.proc
         self.ps = psutil.Process(self.proc.pid)
         self.startup_s = self.process.startup_s
