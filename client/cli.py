@@ -260,15 +260,16 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
 def _token(args: argparse.Namespace) -> str | None:
     import os
 
-    from daemon.security import SecurityError, read_token
+    from daemon.security import SecurityError, check_token, read_token
 
     path = getattr(args, "token_file", None) or os.environ.get("GRAVITY_LED_TOKEN_FILE")
-    if path:
-        try:
+    try:
+        if path:
             return read_token(path)
-        except SecurityError as e:
-            raise ClientError(str(e), EXIT_USAGE) from None
-    return os.environ.get("GRAVITY_LED_TOKEN") or None
+        token = os.environ.get("GRAVITY_LED_TOKEN", "").strip()
+        return check_token(token, "$GRAVITY_LED_TOKEN") if token else None
+    except SecurityError as e:  # the same rules as the daemon's, so it can always be sent
+        raise ClientError(str(e), EXIT_USAGE) from None
 
 
 def link_options(args: argparse.Namespace, *, max_retries: int | None = None, url: str | None = None) -> LinkOptions:

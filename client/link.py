@@ -246,6 +246,11 @@ class Link:
             code = e.response.status_code
             if code in (401, 403):
                 raise ClientError(f"the daemon refused the connection (HTTP {code}): give the right --token-file") from None
+            if code == 429:
+                wait = e.response.headers.get("Retry-After", "a few")
+                raise ClientError(
+                    f"the daemon refused the connection (HTTP 429): too many wrong tokens came from this address; try again in {wait} s with the right --token-file"
+                ) from None
             if code < 500:
                 raise ClientError(f"{url} answered HTTP {code}, not a WebSocket: is it the gravity-led daemon?") from None
             self.state = State.DOWN
@@ -309,7 +314,7 @@ class Link:
         if code == CloseCode.MESSAGE_TOO_BIG:
             raise ClientError(f"the daemon closed the connection because a frame was too big (code {code})")
         why = {CloseCode.GOING_AWAY: "the daemon is shutting down or restarting", CloseCode.SERVICE_RESTART: "the daemon is restarting"}.get(
-            code or 0, f"the connection to the daemon was lost (code {code})"
+            code or 0, f"the daemon closed the connection: {ws.close_reason} (code {code})" if ws.close_reason else f"the connection to the daemon was lost (code {code})"
         )
         self._problem = None
         self._report("lost", why)

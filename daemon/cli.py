@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ from .config import Config, add_arguments, load_config
 from .errors import GravityLedError
 from .leds import LedPair
 from .security import read_token
-from .server import Daemon
+from .server import Daemon, run_daemon
 from .systemd import Systemd
 
 __all__ = ["build_parser", "main"]
@@ -73,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     cfg, path = load_config(args)
+    # The token file is part of the configuration: read it with the rest
+    # (a problem is a SecurityError, exit 2 like a ConfigError).
+    token = read_token(cfg.token_file) if cfg.token_file else None
     sd = Systemd()
     sd.check()
     _setup_logging(cfg.log_level, sd)
     log = logging.getLogger("gravity_led")
     log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
-    token = read_token(cfg.token_file) if cfg.token_file else None
     leds = LedPair(
         right_pin=cfg.right_pin,
         left_pin=cfg.left_pin,
@@ -93,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     with leds:
         daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
         try:
-            asyncio.run(daemon.run(on_listening=_announcer(daemon, qr=args.qr)))
+            run_daemon(daemon, on_listening=_announcer(daemon, qr=args.qr))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set
             pass
     if daemon.failed is not None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from typing import Any, Mapping as MappingT
 
 from .errors import ConfigError
+from .files import UnreadableFile, read_small_file
 from .leds import FACTORY_NAMES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
@@ -55,6 +56,7 @@ class Config:
     token_file: str | None = _opt(None, "file holding a shared secret that clients must present (Bearer header or ?token=)", metavar="PATH", group="security")
     allowed_origins: tuple[str, ...] = _opt((), "extra web page origins allowed to connect, comma-separated (the daemon's own page is always allowed)", metavar="URLS", group="security")
     max_connections: int = _opt(32, "cap on open connections, handshakes included, so a flood cannot exhaust memory", metavar="N", group="security")
+    max_connections_per_address: int = _opt(8, "cap on open connections from one address (IPv6: one /64), so one host cannot take every slot", metavar="N", group="security")
     max_frame_bytes: int = _opt(MAX_FRAME_BYTES, "largest frame accepted; bigger ones close the connection with 1009", metavar="BYTES", group="security")
     handshake_timeout_s: float = _opt(5.0, "time a new connection has to finish its handshake", metavar="S", group="security")
     ping_interval_s: float = _opt(5.0, "WebSocket ping interval, to find vanished phones", metavar="S", group="security")
@@ -66,6 +68,7 @@ class Config:
     frequency_hz: float = _opt(100.0, "PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
     update_hz: float = _opt(250.0, "most LED updates per second, on average (up to four back to back, for a phone's jitter); newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
     stale_after_s: float = _opt(1.0, "turn the LEDs off when no valid frame arrived for this long", metavar="S", group="leds")
+    idle_release_s: float = _opt(30.0, "close the LED holder's connection when no valid frame arrived for this long, so the next client can take the LEDs (0 = never)", metavar="S", group="leds")
     mock_write_delay_us: float = _opt(0.0, "with mock pins, make each PWM write cost this much CPU (benchmarks)", metavar="US", group="leds")
 
     axis: str = _opt("y", "gravity axis that measures the tilt", choices=AXES, group="mapping")
@@ -94,12 +97,12 @@ class Config:
 
 
 RELOADABLE = frozenset(
-    {"axis", "invert", "dead_zone_deg", "full_scale_deg", "curve", "gamma", "smoothing_s", "stale_after_s", "log_level"}
+    {"axis", "invert", "dead_zone_deg", "full_scale_deg", "curve", "gamma", "smoothing_s", "stale_after_s", "idle_release_s", "log_level"}
 )
 """Options SIGHUP applies live; the others need a restart."""
 
 _FIELDS = {f.name: f for f in fields(Config)}
-_POSITIVE = {"frequency_hz", "update_hz", "stale_after_s", "handshake_timeout_s", "ping_interval_s", "ping_timeout_s", "max_frame_bytes", "max_connections"}
+_POSITIVE = {"frequency_hz", "update_hz", "stale_after_s", "handshake_timeout_s", "ping_interval_s", "ping_timeout_s", "max_frame_bytes", "max_connections", "max_connections_per_address"}
 
 
 def _kind(name: str) -> str:
@@ -150,8 +153,9 @@ def _validate(cfg: Config) -> Config:
             raise ConfigError(f"{name} must be greater than 0, not {getattr(cfg, name)}")
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, not {cfg.port}")
-    if cfg.smoothing_s < 0 or cfg.mock_write_delay_us < 0:
-        raise ConfigError("smoothing_s and mock_write_delay_us must not be negative")
+    for name in ("smoothing_s", "mock_write_delay_us", "idle_release_s"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must not be negative, not {getattr(cfg, name)}")
     for name in ("pin_factory", "axis", "curve", "log_level"):
         choices = _FIELDS[name].metadata["choices"]
         value = getattr(cfg, name)
@@ -203,14 +207,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except PermissionError:
-        raise ConfigError(f"config file {path} is not readable by this user") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory") from None
+        # Never blocks (a FIFO), never reads without end (a device, a huge
+        # file), and every OSError is one sentence: reload relies on it.
+        text = read_small_file(path, what="config file").decode("utf-8-sig")
+        data = tomllib.loads(text)
+    except UnreadableFile as e:
+        raise ConfigError(str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:
@@ -225,7 +227,10 @@ def config_path(args: argparse.Namespace | None, env: MappingT[str, str]) -> Pat
     given = getattr(args, "config", None) or env.get(ENV_PREFIX + "CONFIG")
     if given:
         return Path(given)
-    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    try:
+        return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    except OSError:  # e.g. /etc/gravity-led not searchable: reading it will say so
+        return DEFAULT_CONFIG_PATH
 
 
 def load_config(args: argparse.Namespace | None = None, env: MappingT[str, str] | None = None) -> tuple[Config, Path | None]:

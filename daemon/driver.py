@@ -14,6 +14,7 @@ import logging
 from typing import Callable, Protocol
 
 from .leds import LedPair
+from .ratelog import RateLimitedLog
 from .writer import Plan, Writer
 
 __all__ = ["LedDriver", "Reads"]
@@ -33,8 +34,9 @@ class Reads(Protocol):
 class LedDriver:
     """Carries out the writer's plans; ``vector`` is the writer's own (hot path)."""
 
-    def __init__(self, writer: Writer, leds: LedPair, *, on_failure: Callable[[BaseException], None]) -> None:
+    def __init__(self, writer: Writer, leds: LedPair, *, on_failure: Callable[[BaseException], None], events: RateLimitedLog) -> None:
         self.writer = writer
+        self._events = events  # a client can cause the stale line at will: rate-limited
         self.leds = leds
         self.vector = writer.vector  # per frame: no extra call
         self._on_failure = on_failure
@@ -84,7 +86,9 @@ class LedDriver:
                 return
         if plan.stale:
             peer = self._reads.peer if self._reads is not None else ""
-            log.info(
+            self._events.log(
+                logging.INFO,
+                "stale-data blackouts",
                 "no valid frame for %.1f s: LEDs off (stale-data failsafe)",
                 self.writer.stale_after_s,
                 extra={"CLIENT_ADDRESS": peer},

@@ -19,6 +19,7 @@ __all__ = [
     "SecurityError",
     "StartupError",
     "SystemdError",
+    "UnreadableFile",
 ]
 
 
@@ -39,7 +40,15 @@ class MappingError(ConfigError):
 
 
 class SecurityError(GravityLedError, ValueError):
-    """The token file is unusable."""
+    """The token file (or ``$GRAVITY_LED_TOKEN``) is unusable."""
+
+    exit_code = 2  # the token file is configuration: exit as a ConfigError does
+
+
+class UnreadableFile(GravityLedError, ValueError):
+    """A settings file cannot be used (missing, a FIFO, too big, ...)."""
+
+    exit_code = 2
 
 
 class HardwareError(GravityLedError, RuntimeError):

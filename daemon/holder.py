@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from .driver import LedDriver
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameCounts, FrameError, LedLevels, StateMessage, Vector, encode_error, parse_frame
+from .ratelog import RateLimitedLog
 from .wording import frame_counts
 from .wsadapter import LedConnection
 
@@ -113,14 +115,33 @@ class ClientState:
     errors: ErrorBudget = field(default_factory=ErrorBudget)
     rejects: RejectLog = field(default_factory=RejectLog)
     telemetry: asyncio.Task | None = None
+    telemetry_interval_s: float = 1.0
+    telemetry_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    last_state_t: float = -math.inf
+    """When the last state message went (or was skipped): the telemetry cap
+    counts from it, whatever the client re-subscribes."""
+    last_valid_t: float = 0.0
+    """When the last valid vector came (or the client connected)."""
+    released: str | None = None
+    """Why the daemon let go of this client, if it did."""
 
 
 class Holder:
     """The slot, and the sink for its client's messages."""
 
-    def __init__(self, driver: LedDriver, *, clock: Callable[[], float], on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        driver: LedDriver,
+        *,
+        clock: Callable[[], float],
+        events: RateLimitedLog,
+        idle_release_s: Callable[[], float] = lambda: 0.0,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.driver = driver
         self.clock = clock
+        self.events = events
+        self.idle_release_s = idle_release_s  # a callable: reload may change it
         self.on_change = on_change
         self.client: ClientState | None = None
         self.busy_refused = 0
@@ -149,14 +170,16 @@ class Holder:
         """websockets' connection handler: hold the LEDs until the client goes."""
         if self.client is not None:
             self.busy_refused += 1
-            log.info("refused %s: the LEDs are in use by %s", conn.peer, self.client.peer, extra={"CLIENT_ADDRESS": conn.peer})
+            self.events.log(logging.INFO, "refused: LEDs busy", "refused %s: the LEDs are in use by %s", conn.peer, self.client.peer, extra={"CLIENT_ADDRESS": conn.peer})
             await conn.close(BUSY_CLOSE_CODE, BUSY_REASON)
             return
-        c = self.client = ClientState(conn, conn.peer, errors=ErrorBudget(now=self.clock()))
-        log.info("client %s connected", c.peer, extra={"CLIENT_ADDRESS": c.peer})
+        now = self.clock()
+        c = self.client = ClientState(conn, conn.peer, errors=ErrorBudget(now=now), last_valid_t=now)
+        self.events.log(logging.INFO, "clients connected", "client %s connected", c.peer, extra={"CLIENT_ADDRESS": c.peer})
         self.driver.attach(conn)
         conn.attach(self)
         self.on_change()
+        idle_watch = asyncio.ensure_future(self._release_when_idle(c))
         closed: ConnectionClosed | None = None
         try:
             await conn.pump()
@@ -164,15 +187,18 @@ class Holder:
             closed = e
         finally:
             conn.detach()
+            idle_watch.cancel()
             if c.telemetry is not None:
                 c.telemetry.cancel()
             self.driver.release()
             self.client = None
             self._past = FrameCounts(self._past.accepted + c.accepted, self._past.rejected + c.rejected)
-            reason = conn.disconnect_reason(closed)
-            if self.stopping and reason == "closed the connection":
+            reason = c.released or conn.disconnect_reason(closed)
+            if self.stopping and c.released is None:
                 reason = "was disconnected (the daemon is stopping)"
-            log.info(
+            self.events.log(
+                logging.INFO,
+                "clients left",
                 "client %s %s after %s: LEDs off",
                 c.peer,
                 reason,
@@ -180,6 +206,24 @@ class Holder:
                 extra={"CLIENT_ADDRESS": c.peer, "FRAMES_ACCEPTED": c.accepted, "FRAMES_REJECTED": c.rejected},
             )
             self.on_change()
+
+    async def _release_when_idle(self, c: ClientState) -> None:
+        """Close the holder's connection once it sent no valid frame for
+        ``idle_release_s`` (0 = never): a phone whose sensor stopped (screen
+        off) while its WebSocket library still answers pings must not keep
+        the LEDs from everyone else.  (They went dark at ``stale_after_s``.)"""
+        while True:
+            idle_s = self.idle_release_s()
+            if idle_s <= 0:
+                await asyncio.sleep(1.0)  # re-read: a reload may set it
+                continue
+            wait = c.last_valid_t + idle_s - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            c.released = f"was released after {idle_s:g} s without a valid frame"
+            await c.conn.close(CloseCode.NORMAL_CLOSURE, f"no valid frame for {idle_s:g} s: LEDs released")
+            return
 
     # ---- the sink --------------------------------------------------------
 
@@ -193,6 +237,7 @@ class Holder:
         if type(msg) is Vector:
             now = self.clock()
             c.accepted += 1
+            c.last_valid_t = now
             c.rate.tick(now)
             self.driver.vector(msg, now)
             if log.isEnabledFor(logging.DEBUG):
@@ -211,7 +256,9 @@ class Holder:
         n = c.rejects.add(now)
         if n is not None:
             more = f" (and {n - 1} more since the last report)" if n > 1 else ""
-            log.info(
+            self.events.log(
+                logging.INFO,
+                "rejected frames",
                 "rejected a frame from %s: %s%s",
                 c.peer,
                 err.message,
@@ -223,20 +270,34 @@ class Holder:
             asyncio.ensure_future(c.conn.send_quietly(encode_error(err, suppressed=suppressed)))
 
     def _set_telemetry(self, c: ClientState, rate_hz: float) -> None:
-        if c.telemetry is not None:
-            c.telemetry.cancel()
-            c.telemetry = None
-        if rate_hz > 0:
-            c.telemetry = asyncio.ensure_future(self._telemetry(c, 1.0 / rate_hz))
+        if rate_hz <= 0:
+            if c.telemetry is not None:
+                c.telemetry.cancel()
+                c.telemetry = None
+            return
+        c.telemetry_interval_s = 1.0 / rate_hz
+        if c.telemetry is None:
+            c.telemetry = asyncio.ensure_future(self._telemetry(c))
+        else:
+            c.telemetry_changed.set()  # the running task takes the new rate
 
-    async def _telemetry(self, c: ClientState, interval_s: float) -> None:
+    async def _telemetry(self, c: ClientState) -> None:
+        # Paced from the last message sent, not from the subscribe: a client
+        # that re-subscribes a thousand times a second gets the rate it asked
+        # for, never more than 20 messages a second.
         loop = asyncio.get_running_loop()
-        next_t = loop.time()
         try:
             while True:
+                wait = c.last_state_t + c.telemetry_interval_s - loop.time()
+                if wait > 0:
+                    c.telemetry_changed.clear()
+                    try:
+                        await asyncio.wait_for(c.telemetry_changed.wait(), wait)
+                    except TimeoutError:
+                        pass
+                    continue
+                c.last_state_t = loop.time()  # a skipped message uses its slot too
                 if c.conn.has_room():
                     await c.conn.send(self.state().encode())
-                next_t = max(next_t + interval_s, loop.time())
-                await asyncio.sleep(next_t - loop.time())
         except ConnectionClosed:
             pass

@@ -29,7 +29,7 @@ import json
 import math
 import re
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from websockets.frames import CloseCode
@@ -176,9 +176,23 @@ def parse_text(text: str) -> Vector:
     return make_vector(x, y, z)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    # json.loads keeps the last of two equal keys; another parser might keep
+    # the first.  A message that means different things to different readers
+    # is refused rather than guessed at.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise FrameError("bad_json", "a JSON message must not repeat a key")
+    return obj
+
+
 def _parse_control(text: str) -> Subscribe:
     try:
-        msg = json.loads(text)
+        # Every number as a float: an integer of any size becomes a float
+        # (inf if it is huge), never an int that overflows later.
+        msg = json.loads(text, parse_int=float, object_pairs_hook=_no_duplicate_keys)
+    except FrameError:
+        raise
     except (ValueError, RecursionError):
         raise FrameError("bad_json", "a frame starting with '{' must be a JSON object") from None
     if not isinstance(msg, dict):
@@ -189,9 +203,9 @@ def _parse_control(text: str) -> Subscribe:
     if kind != "subscribe":
         raise FrameError("unknown_type", "the only JSON messages are 'subscribe' and 'unsubscribe'")
     rate = msg.get("rate", MAX_TELEMETRY_HZ)
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+    if type(rate) is not float or not 0.0 < rate < _INF:  # NaN fails both comparisons
         raise FrameError("bad_rate", "'rate' must be a positive number of messages per second")
-    return Subscribe(min(float(rate), MAX_TELEMETRY_HZ))
+    return Subscribe(min(rate, MAX_TELEMETRY_HZ))
 
 
 def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscribe:
@@ -221,6 +235,8 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
         raise _explain_text(data)
     if isinstance(data, str):  # a str subclass
         return parse_frame(str(data))
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FrameError("bad_type", f"a frame is text or bytes, not {type(data).__name__}")
     data = bytes(data)
     if data and _TEXT_BYTES.issuperset(data):
         return parse_text(data.decode("ascii"))
@@ -329,8 +345,14 @@ class ErrorMessage:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionCounts:
+    """Open connections (pending handshakes included), the caps, and the
+    refusals by kind since start."""
+
     open: int
     max: int
+    pending: int = 0
+    max_per_address: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

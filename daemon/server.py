@@ -1,9 +1,11 @@
 """The daemon, composed: a websockets server whose HTTP side is
-daemon/http.py, whose connections (daemon/wsadapter.py) are counted by
-daemon/connections.py and hand the LED holder's messages to daemon/holder.py,
-which feeds the LED writer (daemon/writer.py, run by daemon/driver.py).
+daemon/http.py, whose connections (daemon/wsadapter.py) are counted from
+their accept by daemon/connections.py and hand the LED holder's messages to
+daemon/holder.py, which feeds the LED writer (daemon/writer.py, run by
+daemon/driver.py).  Lines a peer can cause go through daemon/ratelog.py.
 This module only wires them up and runs the life cycle: listen (or take
-systemd's socket), TLS, reload on SIGHUP, the watchdog, and shutdown.
+systemd's socket), TLS, reload on SIGHUP (daemon/reload.py), the watchdog,
+and shutdown.
 """
 
 from __future__ import annotations
@@ -19,19 +21,22 @@ from typing import Any, Callable
 
 from websockets.asyncio.server import Server, serve
 
-from .config import RELOADABLE, Config, changed_options, replace
-from .connections import ConnectionCount
+from .config import Config
+from .connections import ConnectionLimiter
 from .driver import LedDriver
-from .errors import ConfigError, StartupError
+from .errors import StartupError
 from .holder import Holder
 from .http import Routes, build_status
 from .leds import LedPair
 from .protocol import Status
+from .ratelog import LogBudget, RateLimitedLog
+from .reload import ReloadPlan, Reloader
+from .security import FailureThrottle
 from .systemd import Systemd
 from .writer import Writer
-from .wsadapter import LedConnection
+from .wsadapter import Intake, LedConnection
 
-__all__ = ["Daemon", "StartupError"]
+__all__ = ["Daemon", "StartupError", "run_daemon"]
 
 log = logging.getLogger("gravity_led")
 
@@ -42,6 +47,32 @@ RECEIVE_BUFFER_BYTES = 256 * 1024
 autotune up to 6 MiB): a bound on what a connection can park in the kernel,
 yet large enough that a fast sender's TCP window seldom closes (reopening it
 costs tens of milliseconds of stall, measured as flood lag)."""
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+CLOSE_WAIT_S = 0.25
+"""At shutdown, how long connections get to answer our close frame before
+they are dropped (SIGTERM must end the process within a second)."""
+LOG_BURST = 3
+LOG_WINDOW_S = 10.0
+"""Lines of one kind a peer can cause: 3 per 10 s, then one summary line."""
+
+
+def run_daemon(daemon: Daemon, *, on_listening: Callable[[], None] | None = None) -> None:
+    """Run ``daemon`` in this process's main thread until it stops; from its
+    shutdown on, SIGTERM, SIGINT and SIGHUP change nothing.
+
+    While the loop runs, :meth:`Daemon.run` ignores them once stopping; but
+    closing the loop restores their default actions, and SIGHUP's kills.  So
+    they are blocked before the loop closes and ignored after, and a signal
+    that came in between is dropped.
+    """
+    try:
+        with asyncio.Runner() as runner:
+            runner.run(daemon.run(on_listening=on_listening))
+            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    finally:
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
 class Daemon:
@@ -68,10 +99,21 @@ class Daemon:
             smoothing_s=cfg.smoothing_s,
             stale_after_s=cfg.stale_after_s,
         )
-        self.driver = LedDriver(writer, leds, on_failure=self._failed)
-        self.connections = ConnectionCount(max_connections=cfg.max_connections)
-        self.holder = Holder(self.driver, clock=self._now, on_change=self._client_changed)  # clock: loop.time once running
-        self.routes = Routes(config=lambda: self.cfg, token=token, status=self.status)
+        self.events = RateLimitedLog(log, clock=self._now, call_at=self._call_at, budget=LogBudget(burst=LOG_BURST, window_s=LOG_WINDOW_S))
+        self.driver = LedDriver(writer, leds, on_failure=self._failed, events=self.events)
+        self.connections = ConnectionLimiter(max_total=cfg.max_connections, max_per_source=cfg.max_connections_per_address)
+        self.throttle = FailureThrottle()
+        self.holder = Holder(  # clock: loop.time once running
+            self.driver, clock=self._now, events=self.events, idle_release_s=lambda: self.cfg.idle_release_s, on_change=self._client_changed
+        )
+        self.routes = Routes(config=lambda: self.cfg, token=token, status=self.status, throttle=self.throttle, clock=self._now, events=self.events)
+        self.reloader = Reloader(
+            load=reload_config or self._no_reload_source,
+            running=lambda: self.cfg,
+            apply=self._apply_reload,
+            cycle=lambda: self.sd.reload_cycle(self._status_line()),
+            restart_hint="systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
+        )
         self.server: Server | None = None
         self.failed: BaseException | None = None
         self.stopping = False
@@ -81,6 +123,9 @@ class Daemon:
 
     def _now(self) -> float:
         return self.loop.time()
+
+    def _call_at(self, t: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
+        return self.loop.call_at(t, fn)
 
     @property
     def port(self) -> int:
@@ -94,6 +139,7 @@ class Daemon:
             state=self.holder.state(),
             leds=self.leds,
             connections=self.connections,
+            throttle=self.throttle,
             busy_refused=self.holder.busy_refused,
             uptime_s=self.loop.time() - self.started_t,
         )
@@ -145,6 +191,7 @@ class Daemon:
         """Listen (or take systemd's socket), then tell systemd we are ready."""
         cfg = self.cfg
         self.leds.off()
+        intake = Intake(self.connections, handshake_timeout_s=cfg.handshake_timeout_s, tls=self._ssl_context(), events=self.events)
         kwargs: dict[str, Any] = dict(
             process_request=self.routes,
             compression=None,  # tiny frames gain nothing; and no decompression bombs
@@ -155,8 +202,9 @@ class Daemon:
             ping_timeout=cfg.ping_timeout_s,
             close_timeout=1.0,
             server_header="gravity-led",
-            create_connection=functools.partial(LedConnection, connections=self.connections, max_frame_bytes=cfg.max_frame_bytes),
-            ssl=self._ssl_context(),
+            # No ssl= here: each connection does its own TLS handshake
+            # (daemon/wsadapter.py), so that it is counted from the accept.
+            create_connection=functools.partial(LedConnection, intake=intake, max_frame_bytes=cfg.max_frame_bytes),
             logger=logging.getLogger("gravity_led.websockets"),
         )
         sockets = self.sd.listen_sockets()
@@ -188,33 +236,30 @@ class Daemon:
         self._stop.set()
 
     def reload(self) -> None:
-        """SIGHUP: re-read the configuration; apply what can change live."""
-        if self._reload_config is None:
-            log.warning("reload requested, but no configuration source to re-read")
-            return
-        # RELOADING=1 now, READY=1 whatever happens, so the unit never sticks.
-        with self.sd.reload_cycle(self._status_line()):
-            try:
-                new = self._reload_config()
-            except ConfigError as e:
-                log.error("reload failed, keeping the running configuration: %s", e)
-                return
-            changed = changed_options(self.cfg, new)
-            refused = sorted(changed - RELOADABLE)
-            if refused:
-                log.warning(
-                    "reload: %s cannot change without a restart (%s); keeping the running values",
-                    ", ".join(refused),
-                    "systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
-                )
-            live = sorted(changed & RELOADABLE)
-            if live:
-                self.cfg = replace(self.cfg, **{k: getattr(new, k) for k in live})
-                logging.getLogger().setLevel(self.cfg.log_level.upper())
-                self.driver.reconfigure(mapping=self.cfg.mapping(), smoothing_s=self.cfg.smoothing_s, stale_after_s=self.cfg.stale_after_s)
-                log.info("reloaded configuration: %s", ", ".join(f"{k}={getattr(self.cfg, k)!r}" for k in live))
-            elif not refused:
-                log.info("reloaded configuration: nothing changed")
+        """SIGHUP: re-read the configuration off the loop; apply what can change live."""
+        self.reloader.request()
+
+    @staticmethod
+    def _no_reload_source() -> Config:
+        raise OSError(0, "no configuration source to re-read")
+
+    def _apply_reload(self, plan: ReloadPlan) -> None:
+        self.cfg = plan.config
+        logging.getLogger().setLevel(self.cfg.log_level.upper())
+        self.driver.reconfigure(mapping=self.cfg.mapping(), smoothing_s=self.cfg.smoothing_s, stale_after_s=self.cfg.stale_after_s)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # asyncio's default handler logs a traceback for each, and some a peer
+        # can cause at will ("socket.accept() out of system resource"): one
+        # rate-limited line instead, the traceback only at DEBUG.
+        exc = context.get("exception")
+        what = f"{type(exc).__name__}: {exc}" if exc is not None else "no exception"
+        self.events.log(logging.ERROR, "event loop errors", "%s (%s)", context.get("message", "error in the event loop"), what)
+        if exc is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("event loop error details", exc_info=exc)
+
+    def _signal_while_stopping(self, sig: signal.Signals) -> None:
+        self.events.log(logging.INFO, "signals while stopping", "already stopping: %s ignored", sig.name)
 
     async def _watchdog(self, interval_s: float) -> None:
         # From the event loop itself: if the loop stalls, systemd restarts us.
@@ -228,6 +273,7 @@ class Daemon:
         ``on_listening`` runs once the socket listens, before any client is served.
         """
         loop = self.loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_error)
         self.started_t = loop.time()
         self.holder.clock = loop.time  # per frame: the loop's clock, without a call through the Daemon
         self.driver.start(loop)
@@ -243,21 +289,26 @@ class Daemon:
         try:
             await self._stop.wait()
         finally:
+            # From here on a signal changes nothing (a SIGHUP used to kill us).
+            for sig in SIGNALS:
+                loop.add_signal_handler(sig, self._signal_while_stopping, sig)
             self.stopping = self.holder.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()
             self.driver.close()
+            for conn in self.connections.pending_connections():
+                conn.abort()  # handshakes in progress: nothing to close politely
             if self.server is not None:
                 self.server.close()
                 try:
-                    await asyncio.wait_for(self.server.wait_closed(), timeout=0.8)
+                    await asyncio.wait_for(self.server.wait_closed(), timeout=CLOSE_WAIT_S)
                 except TimeoutError:
-                    pass
+                    for conn in self.connections.all_connections():
+                        conn.abort()
             if self._status_task is not None:
                 tasks.append(self._status_task)
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, self.reloader.close(), return_exceptions=True)
+            self.events.close()
             self.leds.off()
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)

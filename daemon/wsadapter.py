@@ -9,16 +9,19 @@ changes.  If one of them stops matching, the fast path switches itself off
 and every byte takes websockets' own path (``parser_idle`` answers False):
 slower, never wrong.  ``tests/test_framing.py`` fails first when that happens.
 
-:class:`LedConnection` hands the holder's messages to one public sink (any
-object with ``message(data)`` and ``read_ended()``, daemon/holder.py), counts
-itself in daemon/connections.py, and offers the rest of the daemon a few
-plain methods (hold reads, send if there is room, why it closed).
+:class:`LedConnection` counts itself in daemon/connections.py from its TCP
+accept (it does its own TLS handshake for that, and drops itself when its
+handshake deadline passes), hands the holder's messages to one public sink
+(any object with ``message(data)`` and ``read_ended()``, daemon/holder.py),
+and offers the rest of the daemon a few plain methods (hold reads, send if
+there is room, why it closed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -26,10 +29,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
-from .connections import ConnectionCount, peer_name
+from .connections import REFUSAL_LOG, ConnectionLimiter, Intake, peer_name, source_key, too_much_unread
 from .framing import FastFramer
 
-__all__ = ["LedConnection", "MessageSink", "parser_idle"]
+__all__ = ["LedConnection", "MessageSink", "close_words", "parser_idle"]
 
 log = logging.getLogger("gravity_led")
 
@@ -40,7 +43,35 @@ KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 """The reason websockets' keepalive closes with (websockets/asyncio/connection.py,
 ``keepalive()``); if it changes, only a log line's wording suffers."""
 
+TOO_MANY_FRAGMENTS_REASON = "too many fragments"
+"""The reason websockets closes with (1009) when a message comes in more
+than its 4096 fragments (websockets/asyncio/connection.py, ``recv()``)."""
+
 _TEXT, _BINARY = Opcode.TEXT, Opcode.BINARY
+
+
+def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
+    """Why a connection ended, in words for the log, from the close frames
+    we sent and received (websockets' ``Close`` objects, or None)."""
+    if sent is not None:
+        code, reason = sent.code, sent.reason
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            if reason == TOO_MANY_FRAGMENTS_REASON:
+                return f"sent a message in too many fragments (closed with {code})"
+            return f"sent a message over {max_frame_bytes} bytes (closed with {code})"
+        if code == CloseCode.INTERNAL_ERROR and reason == KEEPALIVE_TIMEOUT_REASON:
+            return "stopped answering pings"
+        if code == CloseCode.INVALID_DATA:
+            return f"sent text that is not UTF-8 (closed with {code})"
+        if code == CloseCode.PROTOCOL_ERROR:
+            return f"broke the WebSocket protocol: {reason or 'no reason given'} (closed with {code})"
+        if code == CloseCode.POLICY_VIOLATION or (code == CloseCode.NORMAL_CLOSURE and reason):
+            return f"was closed: {reason} ({code})"
+    if rcvd is not None:
+        return "closed the connection" if rcvd.code == CloseCode.NORMAL_CLOSURE else f"closed the connection ({rcvd.code})"
+    if sent is not None:
+        return f"was disconnected ({sent.code})"
+    return f"was disconnected ({CloseCode.ABNORMAL_CLOSURE}, no close frame)"
 
 
 class MessageSink(Protocol):
@@ -75,23 +106,30 @@ class LedConnection(ServerConnection):
     holder's messages delivered straight to its sink.
 
     Built by ``serve(create_connection=functools.partial(LedConnection,
-    connections=..., max_frame_bytes=...))``: websockets calls
+    intake=..., max_frame_bytes=...))``: websockets calls
     ``create_connection(protocol, server, ping_interval=..., ...)`` (16-17);
     a new argument there reaches ``ServerConnection`` through ``**kwargs``.
     """
 
-    def __init__(self, *args: Any, connections: ConnectionCount, max_frame_bytes: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, intake: Intake, max_frame_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.connections = connections
+        self.intake = intake
         self.max_frame_bytes = max_frame_bytes
         self.framer = FastFramer(limit=max_frame_bytes)
         self.sink: MessageSink | None = None
         self.reads_held = False
         self._framed = False  # websockets' parser known to be at a frame boundary
+        self.source = "unknown"  # the address limits count against
+        self.raw_transport: asyncio.Transport | None = None  # TCP, under TLS if any
+        self._peername: Any = None
+        self._started = False  # websockets' own connection_made ran
+        self._early: list[bytes] = []  # decrypted bytes that came before it did
+        self._deadline: asyncio.TimerHandle | None = None
+        self._tls_task: asyncio.Task[None] | None = None
 
     @property
     def peer(self) -> str:
-        return peer_name(self.remote_address)
+        return peer_name(self._peername)
 
     # ---- for the holder -------------------------------------------------
 
@@ -142,30 +180,110 @@ class LedConnection(ServerConnection):
     def disconnect_reason(self, exc: ConnectionClosed | None) -> str:
         """Why the connection ended, in words for the log."""
         # What we sent: a vanished peer never echoes our close frame, so
-        # close_code is then 1006 whatever the cause.  ``protocol.close_sent``
-        # is public in websockets' Sans-I/O layer.
-        sent = self.protocol.close_sent
-        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
-            return f"sent a frame over {self.max_frame_bytes} bytes (closed with {sent.code})"
-        if sent is not None and sent.code == CloseCode.INTERNAL_ERROR and sent.reason == KEEPALIVE_TIMEOUT_REASON:
-            return "stopped answering pings"
-        if exc is None:
-            return "closed the connection"
-        code = exc.rcvd.code if exc.rcvd else exc.sent.code if exc.sent else CloseCode.ABNORMAL_CLOSURE
-        return f"was disconnected ({code})"
+        # close_code is then 1006 whatever the cause.  ``close_sent`` and
+        # ``close_rcvd`` are public in websockets' Sans-I/O layer.
+        return close_words(self.protocol.close_sent, self.protocol.close_rcvd, max_frame_bytes=self.max_frame_bytes)
+
+    # ---- from accept to handshake: counted, limited, timed ---------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio calls this at the TCP accept (we never pass ssl= to the
+        # server: see _start_tls).  The count starts here, for every connection.
+        intake = self.intake
+        self.raw_transport = transport
+        self._peername = transport.get_extra_info("peername")
+        self.source = source_key(self._peername[0] if self._peername else None)
+        decision = intake.limiter.admit(self.source, self)
+        if decision.evict is not None:
+            decision.evict.raw_transport.abort()
+            intake.events.log(
+                logging.INFO, "dropped pending connections to make room",
+                "dropped a pending connection from %s to make room for %s (its address holds more)", decision.evict.peer, self.peer,
+            )  # fmt: skip
+        if not decision.admitted:
+            key, words = REFUSAL_LOG[decision.reason]
+            n = intake.limiter.open_from(self.source) if decision.reason == ConnectionLimiter.PER_ADDRESS else intake.limiter.max_total
+            intake.events.log(logging.WARNING, key, words, self.peer, n, extra={"CLIENT_ADDRESS": self.peer})
+            transport.abort()  # websockets never hears of it
+            return
+        self._deadline = self.loop.call_later(intake.handshake_timeout_s, self._handshake_timed_out)
+        if intake.tls is None:
+            self._start(transport)
+        else:
+            self._tls_task = self.loop.create_task(self._start_tls(transport, intake.tls))
+
+    async def _start_tls(self, transport: asyncio.BaseTransport, tls: ssl.SSLContext) -> None:
+        # ``loop.start_tls`` is asyncio's public API; asyncio's server would do
+        # the same, but before telling anyone the connection exists.  Its
+        # memory (about 300 KiB per handshake) is bounded by the limits above.
+        try:
+            tls_transport = await self.loop.start_tls(transport, self, tls, server_side=True, ssl_handshake_timeout=self.intake.handshake_timeout_s)
+        except Exception:  # a failed or abandoned TLS handshake: common, not news
+            transport.abort()
+            self._release()
+            return
+        if tls_transport is None or transport.is_closing():
+            # Timed out or evicted meanwhile (asyncio then returns None
+            # rather than raising, when the abort came without an error).
+            if tls_transport is not None:
+                tls_transport.abort()
+            self._release()
+            return
+        self._start(tls_transport)
+
+    def _start(self, transport: asyncio.BaseTransport) -> None:
+        # websockets' connection_made starts its handshake handler; calling it
+        # after our TLS handshake rather than from asyncio is what its own
+        # ssl= support amounts to (websockets 16-17, asyncio/server.py).
+        self._started = True
+        super().connection_made(transport)
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
+
+    def start_keepalive(self) -> None:
+        # websockets calls this once the opening handshake succeeded, just
+        # before the handler (asyncio/server.py, ``protocol_handler``): the
+        # connection is no longer pending.  If that changes, connections stay
+        # "pending" until the deadline drops them: a test fails at once.
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.intake.limiter.handshake_done(self)
+        super().start_keepalive()
+
+    def _handshake_timed_out(self) -> None:
+        self._deadline = None
+        if self.intake.limiter.is_pending(self):
+            self.intake.limiter.refused["timed_out"] += 1
+            self.intake.events.log(
+                logging.INFO, "dropped connections that did not finish their handshake",
+                "dropped %s: no handshake within %.1f s (handshake_timeout_s)", self.peer, self.intake.handshake_timeout_s,
+            )  # fmt: skip
+            self.raw_transport.abort()
+
+    def _release(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.intake.limiter.release(self)
+
+    def abort(self) -> None:
+        """Drop the connection at once (shutdown)."""
+        if self.raw_transport is not None:
+            self.raw_transport.abort()
 
     # ---- asyncio.Protocol callbacks: overriding websockets' --------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if not self.connections.opened():
-            transport.abort()  # over the cap: dropped at once
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.connections.closed()
-        super().connection_lost(exc)
+        self._release()
+        if self._started:  # else websockets never knew of it
+            super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if not self._started:  # decrypted before _start_tls resumed
+            self._early.append(data)
+            return
         sink = self.sink
         if sink is not None:
             # The fast path (daemon/framing.py): simple frames straight to the
@@ -183,11 +301,13 @@ class LedConnection(ServerConnection):
         else:
             super().data_received(data)
         transport = self.transport
-        if self.connections.too_much_unread(transport.get_write_buffer_size()) and not transport.is_closing():
-            log.warning("dropped %s: it sends but does not read what we answer", self.peer)
+        if too_much_unread(transport.get_write_buffer_size()) and not transport.is_closing():
+            self.intake.events.log(logging.WARNING, "dropped connections that do not read", "dropped %s: it sends but does not read what we answer", self.peer)
             transport.abort()
 
     def eof_received(self) -> bool | None:
+        if not self._started:
+            return None  # close
         pending = self.framer.take_pending()
         if pending:  # a frame cut short: websockets reports it
             super().data_received(pending)

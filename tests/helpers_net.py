@@ -130,15 +130,23 @@ def rss(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
-def open_idle_connections(port: int, n: int, timeout: float = 15.0) -> list[socket.socket]:
+def connect_from(source: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection to the daemon from ``source`` (127.0.0.2, ...: another
+    host on the LAN, as far as the daemon can tell)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+
+
+def open_idle_connections(port: int, n: int, timeout: float = 15.0, *, sources: tuple[str, ...] = ("127.0.0.1",)) -> list[socket.socket]:
     """``n`` TCP connections opened at once (non-blocking connects), returned
-    once each has connected or failed; they never send a byte."""
+    once each has connected or failed; they never send a byte.  They come
+    from ``sources`` in turn."""
     import selectors
 
     socks = []
     sel = selectors.DefaultSelector()
-    for _ in range(n):
+    for i in range(n):
         s = socket.socket()
+        s.bind((sources[i % len(sources)], 0))
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
         socks.append(s)

@@ -270,6 +270,33 @@ def test_token_is_sent_and_a_wrong_one_is_explained(start_daemon, tmp_path) -> N
     wrong.write_text("not-the-token\n")
     r = run_client_to_end("send", "0", "5", "8", "--url", d.url, "--token-file", str(wrong))
     assert r.returncode == 1 and "--token-file" in r.stderr and r.stderr.count("\n") == 1
+    assert "not-the-token" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("secret", ["caf\u00e9-secret-value", "\u20ac\u20ac-secret-value", "two secret-value"])
+def test_a_token_the_client_cannot_send_is_one_sentence_without_the_secret(tmp_path, secret) -> None:
+    """Issue 11 req. 6: the client checks the token as the daemon does, and
+    never prints it (it used to, for a token outside Latin-1)."""
+    import subprocess
+    import sys
+
+    from client_fixtures import ROOT, client_env
+
+    path = tmp_path / "token"
+    path.write_text(secret, encoding="utf-8")
+    for extra_args, env in (
+        (["--token-file", str(path)], {}),
+        ([], {"GRAVITY_LED_TOKEN_FILE": str(path)}),
+        ([], {"GRAVITY_LED_TOKEN": secret}),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "client", "send", "0", "5", "8", "--url", "ws://127.0.0.1:9", *extra_args],
+            cwd=ROOT, env=client_env(**env), capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert "must hold one token of at least 8 printable ASCII characters without spaces" in r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+        assert "secret-value" not in r.stdout + r.stderr
 
 
 def test_wss_with_cafile_or_insecure(start_daemon, tmp_path) -> None:

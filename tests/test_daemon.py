@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import signal
 import socket
 import subprocess
@@ -377,3 +378,48 @@ def test_help_describes_every_option():
     for f in dataclasses.fields(Config):
         assert "--" + f.name.replace("_", "-") in r.stdout
         assert "GRAVITY_LED_" + f.name.upper() in flat
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "is a directory, not a regular file"),
+        ("caf\u00e9-au-lait-token".encode(), "must hold one token of at least 8 printable ASCII characters without spaces"),
+        (b"two words", "must hold one token of at least 8 printable ASCII characters without spaces"),
+        (b"\xff\xfe-not-utf8", "is not UTF-8 text"),
+    ],
+    ids=["directory", "not-ascii", "space", "not-utf8"],
+)
+def test_a_bad_token_file_is_a_configuration_error(tmp_path, content, words):
+    """Issue 11 req. 6, issue 14 point 10: every token file problem is one
+    sentence and exit 2, like every other configuration error."""
+    path = tmp_path / "token"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    r = _daemon_cli("--pin-factory", "mock", "--port", "0", "--token-file", str(path))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [f"gravity-led-daemon: token file {path} {words}"]
+
+
+def test_a_token_file_with_a_bom_is_accepted(tmp_path, start_daemon):
+    path = tmp_path / "token"
+    path.write_bytes(b"\xef\xbb\xbfnotepad-token\r\n")  # as Windows Notepad saves it
+    d = start_daemon("--token-file", str(path))
+    assert d.get("/status", headers={"Authorization": "Bearer notepad-token"})[0] == 200
+    assert d.get("/status", headers={"Authorization": "Bearer notepad-token-x"})[0] == 401
+    # The BOM is not part of the token: sent along, it is not even a well-formed header.
+    assert d.get("/status", headers={"Authorization": "Bearer \ufeffnotepad-token".encode().decode("latin-1")})[0] == 400
+
+
+def test_a_fifo_or_a_huge_config_file_is_refused_at_start(tmp_path):
+    fifo = tmp_path / "daemon.toml"
+    os.mkfifo(fifo)
+    r = _daemon_cli("--config", str(fifo), "--pin-factory", "mock")
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"gravity-led-daemon: config file {fifo} is a FIFO (named pipe), not a regular file"
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    r = _daemon_cli("--config", str(big), "--pin-factory", "mock")
+    assert r.returncode == 2 and "more than the 1,048,576 it may have" in r.stderr

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import signal
 
 import pytest
 from websockets.asyncio.client import connect
@@ -17,6 +19,7 @@ from daemon.holder import ERRORS_PER_S, ClientState, ErrorBudget, FrameRate, Hol
 from daemon.leds import LedPair
 from daemon.mapping import Duties
 from daemon.protocol import Vector, decode_server_message, encode_subscribe
+from daemon.ratelog import RateLimitedLog
 from daemon.server import Daemon
 
 
@@ -82,7 +85,8 @@ def test_sink_passes_vectors_and_budgets_error_replies():
     async def main() -> None:
         clock = [100.0]
         driver = FakeDriver()
-        holder = Holder(driver, clock=lambda: clock[0])
+        events = RateLimitedLog(logging.getLogger("test_holder"), clock=lambda: clock[0], call_at=asyncio.get_running_loop().call_at)
+        holder = Holder(driver, clock=lambda: clock[0], events=events)
         conn = FakeConn()
         holder.client = c = ClientState(conn, conn.peer, errors=ErrorBudget(now=clock[0]))
         holder.message("0 1 0")
@@ -138,3 +142,6 @@ def test_in_process_daemon_takes_every_frame(fast, request):
             assert leds.duties == Duties(0.0, 0.0)
 
     asyncio.run(main())
+    # Run in-process, the daemon leaves this process's signals as it found
+    # them (processes started later inherit the mask).
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, [])

@@ -135,7 +135,7 @@ def test_status_document_round_trips():
         version="1.0",
         uptime_s=1.5,
         busy_refused=2,
-        connections=ConnectionCounts(1, 64),
+        connections=ConnectionCounts(1, 64, pending=1, max_per_address=8, refused={"per_address": 3}),
         pin_factory="mock",
         pins=PinsDoc(18, "GPIO23", 100.0),
         mapping=MappingDoc(axis="y", invert=False, dead_zone_deg=0.0, full_scale_deg=90.0, curve="linear", gamma=2.2, smoothing_s=0.0),
@@ -143,7 +143,7 @@ def test_status_document_round_trips():
         pin_writes=3,
     )
     d = json.loads(status.encode())
-    assert d["leds"] == {"right": 0.5, "left": 0.0} and d["connections"] == {"open": 1, "max": 64} and "type" not in d
+    assert d["leds"] == {"right": 0.5, "left": 0.0} and d["connections"] == {"open": 1, "max": 64, "pending": 1, "max_per_address": 8, "refused": {"per_address": 3}} and "type" not in d
     assert Status.from_dict(d) == status
 
 
