@@ -26,6 +26,8 @@ MIRRORS=("deb http://deb.debian.org/debian $SUITE main"
 PACKAGES="systemd systemd-sysv udev dbus kmod procps iproute2 sudo python3 python3-venv
 python3-systemd python3-cryptography python3-gpiozero gpiod curl initramfs-tools qemu-guest-agent"
 
+# stdout carries only the answer (fd 3); everything else goes to stderr.
+exec 3>&1 1>&2
 say() { printf 'pi_vm: %s\n' "$*" >&2; }
 hash_of() { sha256sum | cut -c1-16; }
 mkdir -p "$CACHE"
@@ -123,7 +125,9 @@ if [ ! -d "$WH_DIR" ]; then
     t=$(mktemp -d "$CACHE/tmp.XXXXXX")
     # The guest runs the same Python (bookworm's 3.11, x86_64) as this host.
     # shellcheck disable=SC2086
-    python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: -d "$t" $REQS >&2
+    python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: -d "$t" $REQS 2>"$t.log" \
+        || { cat "$t.log"; exit 1; }
+    rm -f "$t.log"
     mv "$t" "$WH_DIR"
 fi
-printf '%s\n%s\n' "$ROOT_DIR" "$WH_DIR"
+printf '%s\n%s\n' "$ROOT_DIR" "$WH_DIR" >&3
