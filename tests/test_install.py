@@ -28,6 +28,7 @@ DEPLOY = ROOT / "deploy"
 VENV = Path("opt/gravity-led/venv")
 CONF = Path("etc/gravity-led/daemon.toml")
 UNITS = Path("etc/systemd/system")
+LINKS = (Path("usr/local/bin/gravity-led-daemon"), Path("usr/local/bin/gravity-led-client"))
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -89,8 +90,12 @@ def test_install_writes_the_expected_files(installed: tuple[Path, subprocess.Com
         assert (root / UNITS / unit).read_bytes() == (DEPLOY / unit).read_bytes()
     # nothing else outside the venv
     outside = {p for p in snapshot(root) if not p.startswith(str(VENV))}
-    assert outside == {str(CONF), str(UNITS / "gravity-led.service"), str(UNITS / "gravity-led.socket")}
-    # what the user is told
+    assert outside == {str(CONF), str(UNITS / "gravity-led.service"), str(UNITS / "gravity-led.socket"), *map(str, LINKS)}
+    # the programs on sudo's PATH (secure_path has /usr/local/bin): links into the venv
+    for link in LINKS:
+        assert os.readlink(root / link) == f"/{VENV}/bin/{link.name}"
+    # what the user is told: phones need HTTPS, how to get it; a browser works without
+    assert "Phones need HTTPS" in r.stdout and "sudo gravity-led-daemon make-cert" in r.stdout
     assert "http://" in r.stdout and ":5678/" in r.stdout
     assert "journalctl -u gravity-led" in r.stdout
 
@@ -159,6 +164,7 @@ def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[
     first = snapshot(root)
     r = run(*flags(root, "--offline"))
     assert snapshot(root) == first
+    assert "already runs this source (pip skipped)" in r.stdout
     assert "keeping existing /etc/gravity-led/daemon.toml" in r.stdout
     assert "installed /etc/systemd/system" not in r.stdout  # units unchanged: not rewritten
 
@@ -168,11 +174,20 @@ def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[
     r = run(*flags(root, "--no-pip"))
     assert (root / CONF).read_text() == mine and "keeping existing" in r.stdout
 
+    # a program of the same name that is not ours stays (and is not replaced)
+    mine_bin = root / LINKS[1]
+    mine_bin.unlink()
+    mine_bin.write_text("#!/bin/sh\n")
+    r = run(*flags(root, "--offline"))
+    assert "gravity-led-client exists and is not ours" in r.stdout and mine_bin.read_text() == "#!/bin/sh\n"
+
     # uninstall keeps an edited config (and says so), removes all the rest ...
     r = run(*flags(root, "--uninstall"))
     assert (root / CONF).read_text() == mine
     assert "kept /etc/gravity-led/daemon.toml" in r.stdout
-    assert set(snapshot(root)) == {str(CONF)}
+    assert set(snapshot(root)) == {str(CONF), str(LINKS[1])}
+    assert mine_bin.read_text() == "#!/bin/sh\n"
+    mine_bin.unlink()
     # ... and --purge removes that too
     r = run(*flags(root, "--uninstall", "--purge"))
     assert snapshot(root) == {}, snapshot(root)

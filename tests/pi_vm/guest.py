@@ -96,7 +96,7 @@ class Guest:
         shutil.copytree(self.images.wheelhouse, share / "wheelhouse")
         shutil.copytree(HERE / "standin", share / "standin")
         img = self.dir / "share.img"
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "share", "-d", str(share), str(img), "256M"], check=True, timeout=120)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "share", "-d", str(share), str(img), "256M"], check=True, timeout=120, stdout=subprocess.DEVNULL)
         return img
 
     def boot(self) -> None:
@@ -119,13 +119,17 @@ class Guest:
         ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.dir / "qemu.log", "wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while not qga.exists():
+        while self._qga is None:
             self._check_alive()
             if time.monotonic() > deadline:
-                raise GuestError("QEMU did not create its guest agent socket")
-            time.sleep(0.05)
-        self._qga = socket.socket(socket.AF_UNIX)
-        self._qga.connect(str(qga))
+                raise GuestError("QEMU did not open its guest agent socket")
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(str(qga))
+                self._qga = s
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+                time.sleep(0.05)  # QEMU is still starting: nothing to wait on but the file
         # The agent answers once the guest has booted far enough to start it.
         while True:
             self._check_alive()
@@ -156,9 +160,12 @@ class Guest:
                     f.flush()
                     f.readline()
             self.proc.wait(30)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
 
     def __enter__(self) -> Guest:
         return self
