@@ -7,7 +7,7 @@
 #   sudo deploy/install.sh --uninstall   remove it all (a config you edited is kept; --purge removes it too)
 #
 # What it does, in order (each step is safe to repeat):
-#   1. apt-get install python3-venv python3-systemd python3-lgpio python3-gpiozero, and
+#   1. apt-get install python3-venv python3-pip python3-systemd python3-lgpio python3-gpiozero, and
 #      python3-rpi-lgpio on a Pi 5 (RPi.GPIO cannot drive its RP1 chip) or
 #      python3-rpi.gpio on older boards: those this OS has (one line names the
 #      others, which pip then installs from PyPI into the venv)
@@ -175,7 +175,7 @@ fi
 # 32 and 64 bit) has them all; elsewhere pip brings the Python ones.
 PIP_EXTRA=
 if [ "$USE_APT" -eq 1 ]; then
-    PKGS="python3 python3-venv python3-systemd python3-lgpio python3-gpiozero"
+    PKGS="python3 python3-venv python3-pip python3-systemd python3-lgpio python3-gpiozero"
     case ${MODEL:-} in
         # Pi 5 (the pattern covers the 500 too) and CM5: GPIO sits on the RP1 chip, which
         # RPi.GPIO cannot drive; rpi-lgpio is a drop-in RPi.GPIO on lgpio.
@@ -196,7 +196,7 @@ if [ "$USE_APT" -eq 1 ]; then
             python3-lgpio) PIP_EXTRA="$PIP_EXTRA lgpio" ;;
             # rpi-lgpio is the RPi.GPIO API on lgpio: it works on every Pi.
             python3-rpi-lgpio|python3-rpi.gpio) PIP_EXTRA="$PIP_EXTRA rpi-lgpio" ;;
-            python3-gpiozero|python3-systemd) ;;  # pip installs gpiozero; journal fields need python3-systemd but the daemon runs without
+            python3-gpiozero|python3-systemd|python3-pip) ;;  # pip installs gpiozero; journal fields need python3-systemd but the daemon runs without
             *) die "this system has no package$MISSING, which gravity-led needs (is this Raspberry Pi OS? run: sudo apt-get update)" ;;
         esac
     done
@@ -226,7 +226,14 @@ fi
 if [ ! -x "$ROOT$VENV/bin/python" ]; then
     say "==> creating venv $VENV"
     mkdir -p "$ROOT$PREFIX"
-    "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+    if [ "$PIP_MODE" != offline ] && "$PYTHON" -c 'import pip' 2>/dev/null; then
+        # The system's pip (python3-pip) serves the venv through
+        # --system-site-packages: no copy of pip to install into it, which
+        # takes about a minute on a Pi Zero.
+        "$PYTHON" -m venv --system-site-packages --without-pip "$ROOT$VENV"
+    else
+        "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+    fi
 fi
 # What is being installed: a hash of this checkout's files, kept in the venv,
 # so that running the script again (say, to add --socket) skips pip when the

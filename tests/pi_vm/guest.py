@@ -68,6 +68,9 @@ class Result:
 class Guest:
     """One boot of the stand-in; use as a context manager (powers off at exit)."""
 
+    current: Guest | None = None
+    """The guest now running (for the failure report in conftest.py)."""
+
     def __init__(self, images: Images, workdir: Path, *, port: int) -> None:
         self.images = images
         self.dir = workdir
@@ -168,9 +171,11 @@ class Guest:
                 self.proc.wait()
 
     def __enter__(self) -> Guest:
+        Guest.current = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        Guest.current = None
         if self._qga is not None:
             self._qga.close()
         self.poweroff()

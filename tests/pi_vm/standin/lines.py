@@ -3,20 +3,31 @@
   lines.py measure CHIP SECONDS OFFSET...   duty and frequency of each line (JSON)
   lines.py watch CHIP SECONDS OFFSET...     every level change, with CLOCK_MONOTONIC times (JSON)
   lines.py wait-low CHIP SECONDS OFFSET...  until every line has read 0 for 0.2 s; exit 1 on timeout
+  lines.py pull CHIP up|down OFFSET...      the level a line reads when no consumer drives it
+
+watch ends early once the file named by $STOP_FILE exists.
 
 CHIP is the gpio-sim chip's number (chipN in configfs). The simulator's sysfs
 value is what a consumer drives (or the pull, once the line is released).
 """
 import json, os, sys, time
 
-def fds(chip, offsets):
+def base(chip):
     dev = open(f"/sys/kernel/config/gpio-sim/chip{chip}/dev_name").read().strip()
     name = open(f"/sys/kernel/config/gpio-sim/chip{chip}/gpio-bank0/chip_name").read().strip()
-    base = f"/sys/devices/platform/{dev}/{name}"
-    return [os.open(f"{base}/sim_gpio{o}/value", os.O_RDONLY) for o in offsets]
+    return f"/sys/devices/platform/{dev}/{name}"
+
+def fds(chip, offsets):
+    return [os.open(f"{base(chip)}/sim_gpio{o}/value", os.O_RDONLY) for o in offsets]
 
 def main():
     mode, chip, seconds, *offsets = sys.argv[1:]
+    if mode == "pull":
+        for o in offsets:
+            with open(f"{base(chip)}/sim_gpio{o}/pull", "w") as f:
+                f.write(f"pull-{seconds}")
+        return 0
+    stop_file = os.environ.get("STOP_FILE")
     seconds = float(seconds)
     fs = fds(chip, offsets)
     now = time.monotonic
@@ -30,7 +41,7 @@ def main():
     n = 0
     while True:
         t = now()
-        if t - t0 > seconds:
+        if t - t0 > seconds or (stop_file and n % 2000 == 0 and os.path.exists(stop_file)):
             break
         for i, f in enumerate(fs):
             v = read(f)
