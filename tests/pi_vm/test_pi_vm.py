@@ -112,7 +112,7 @@ class Pi:
 
     def healthz(self) -> bool:
         try:
-            return self.http("/healthz", timeout=10) == b"ok"
+            return self.http("/healthz", timeout=10) .strip() == b"ok"
         except OSError:
             return False
 
@@ -171,8 +171,18 @@ class Client:
 
 
 def expect_leds(pi: Pi, right: float, left: float) -> None:
-    pi.wait_until(f"the daemon to report right={right:.3f} left={left:.3f}",
-                  lambda: (lambda s: abs(s["leds"]["right"] - right) < 1e-3 and abs(s["leds"]["left"] - left) < 1e-3)(pi.status()))
+    """Wait until /status reports these levels (read back from the pins:
+    gpiozero's lgpio pin keeps a whole percent, so within 0.011)."""
+    last: list[dict] = []
+
+    def matches() -> bool:
+        last[:] = [pi.status()["leds"]]
+        return abs(last[0]["right"] - right) <= 0.011 and abs(last[0]["left"] - left) <= 0.011
+
+    try:
+        pi.wait_until(f"the daemon to report right={right:.3f} left={left:.3f}", matches)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; it reports {last}") from None
 
 
 def check_duties(pi: Pi, client: Client, *, chip: int = 0) -> list[str]:
@@ -206,12 +216,12 @@ def test_socket_on_a_fresh_pi_starts_the_service_on_the_first_connection(pi: Pi)
     assert len(note) == 1 and "python3-lgpio" in note[0] and "python3-rpi.gpio" in note[0], out
     assert "lgpio rpi-lgpio from PyPI" in note[0], note
     # the installed gpiozero carries the Pi 5 fix (Debian's own is 1.6)
-    version = pi.vm.ok("/opt/gravity-led/venv/bin/python -c 'import gpiozero; print(gpiozero.__version__)'").strip()
+    version = pi.vm.ok("/opt/gravity-led/venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"gpiozero\"))'").strip()
     assert version == "2.0.1.post3", version
     assert pi.active("gravity-led.socket") == "active"
     assert pi.active("gravity-led.service") == "inactive"
     # the first connection (from the host, through the forwarded port) starts it
-    assert pi.http("/healthz") == b"ok"
+    assert pi.http("/healthz") .strip() == b"ok"
     assert pi.active("gravity-led.service") == "active"
     # the installer told how to get the phone's page working
     assert "sudo gravity-led-daemon make-cert" in out
@@ -222,10 +232,10 @@ def test_plain_install_over_socket_and_socket_over_a_running_plain_install(pi: P
     pi.install(expect_pip=False)
     assert pi.systemctl("is-enabled", "gravity-led.socket") == "disabled"
     assert pi.active("gravity-led.socket") == "inactive" and pi.active("gravity-led.service") == "active"
-    assert pi.http("/healthz") == b"ok"
+    assert pi.http("/healthz") .strip() == b"ok"
     pi.install("--socket", expect_pip=False)
     assert pi.active("gravity-led.socket") == "active"
-    assert pi.http("/healthz") == b"ok"
+    assert pi.http("/healthz") .strip() == b"ok"
     assert pi.active("gravity-led.service") == "active"
     pi.install(expect_pip=False)
     assert pi.active("gravity-led.socket") == "inactive" and pi.active("gravity-led.service") == "active"
