@@ -187,9 +187,13 @@ if [ "$USE_APT" -eq 1 ]; then
             else PKGS="$PKGS python3-rpi.gpio"; fi ;;
     esac
     apt-get update -qq || say "warning: apt-get update failed; using the package lists already here"
-    HAVE= MISSING=
+    # One apt-cache call (each loads the whole cache: seconds on a Pi Zero):
+    # a package this OS has shows a candidate version.
+    # shellcheck disable=SC2086 # a list of package names
+    HAVE=$(LC_ALL=C apt-cache policy $PKGS 2>/dev/null | awk '/^[^ ]/ { p = $1; sub(":$", "", p) } /Candidate: [^(]/ { printf " %s", p }')
+    MISSING=
     for p in $PKGS; do
-        if LC_ALL=C apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then HAVE="$HAVE $p"; else MISSING="$MISSING $p"; fi
+        case " $HAVE " in *" $p "*) ;; *) MISSING="$MISSING $p" ;; esac
     done
     for p in $MISSING; do
         case $p in
@@ -340,25 +344,29 @@ if [ "$USE_SYSTEMCTL" -eq 1 ]; then
 fi
 
 # 6. Where to point the phone. Phones give a web page the tilt sensor only
-# over HTTPS, so the page needs a certificate.
+# over HTTPS, so the page needs a certificate. phone prints "tls" or "plain",
+# then the URL, then (with tls) its QR code.
 phone() {
-    "$ROOT$VENV/bin/python" - "$ROOT$CONF" "$@" <<'PY'
+    "$ROOT$VENV/bin/python" - "$ROOT$CONF" <<'PY'
 import sys
 from argparse import Namespace
 from daemon.config import load_config
 from daemon.urls import qr_text, urls_to_open
 cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
-if sys.argv[2:] == ["tls"]:
-    raise SystemExit(0 if cfg.tls else 1)
 urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
-print(urls[0] if urls else "")
-if sys.argv[2:] == ["qr"] and urls:
-    print(qr_text(urls[0]))
+print("tls" if cfg.tls else "plain")
+if urls:
+    print(urls[0])
+    if cfg.tls:
+        print(qr_text(urls[0]))
 PY
 }
+PHONE=
+[ "$PIP_MODE" = none ] || PHONE=$(phone 2>/dev/null) || PHONE=
 say ""
 say "gravity-led is installed."
-if [ "$PIP_MODE" != none ] && [ -z "$ROOT" ] && ! phone tls 2>/dev/null && [ -t 0 ] && [ -t 1 ]; then
+if [ "${PHONE%%
+*}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
     printf 'Phones need HTTPS for the tilt sensor. Make a self-signed certificate for this Pi now? [Y/n] '
     read -r answer || answer=n
     case $answer in
@@ -366,12 +374,14 @@ if [ "$PIP_MODE" != none ] && [ -z "$ROOT" ] && ! phone tls 2>/dev/null && [ -t 
             "$VENV/bin/gravity-led-daemon" make-cert --out-dir "$CONF_DIR" >/dev/null
             printf '\n# added by deploy/install.sh (make-cert)\ncertfile = "%s/cert.pem"\nkeyfile = "%s/key.pem"\n' "$CONF_DIR" "$CONF_DIR" >> "$CONF"
             say "==> wrote $CONF_DIR/cert.pem and key.pem, and named them in $CONF"
-            if [ "$SOCKET" -eq 1 ]; then systemctl try-restart gravity-led.service; else systemctl restart gravity-led.service; fi ;;
+            if [ "$SOCKET" -eq 1 ]; then systemctl try-restart gravity-led.service; else systemctl restart gravity-led.service; fi
+            PHONE=$(phone 2>/dev/null) || PHONE= ;;
     esac
 fi
-if [ "$PIP_MODE" != none ] && phone tls 2>/dev/null; then
+if [ "${PHONE%%
+*}" = tls ]; then
     say "  Open on the phone (accept the self-signed certificate once):"
-    phone qr | sed 's/^/    /'
+    printf '%s\n' "$PHONE" | sed -n '2,$s/^/    /p'
 else
     say "  Phones need HTTPS for the tilt sensor. Make a certificate, then restart:"
     say "      sudo gravity-led-daemon make-cert"

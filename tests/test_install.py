@@ -31,8 +31,9 @@ UNITS = Path("etc/systemd/system")
 LINKS = (Path("usr/local/bin/gravity-led-daemon"), Path("usr/local/bin/gravity-led-client"))
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(*args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}
+    env.update(extra_env)
     r = subprocess.run(["sh", str(INSTALL), *args], capture_output=True, text=True, timeout=300, env=env)
     if check:
         assert r.returncode == 0, f"install.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
@@ -223,3 +224,22 @@ def test_example_config_shows_every_option_commented_with_its_default() -> None:
         fh.flush()
         cfg, _ = load_config(None, {"GRAVITY_LED_CONFIG": fh.name})
     assert cfg.pin_factory == "lgpio" and cfg.right_pin == "GPIO18" and cfg.left_pin == "GPIO22"
+
+
+def test_with_a_certificate_it_prints_the_https_address_and_its_qr_code(tmp_path: Path) -> None:
+    """The phone's page needs HTTPS: once daemon.toml names a certificate,
+    the installer's last words are the https:// URL and a QR code of it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    certs = tmp_path / "certs"
+    made = subprocess.run([sys.executable, "-m", "daemon", "make-cert", "--out-dir", str(certs), "--host", "pi.example"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    (root / CONF).parent.mkdir(parents=True)
+    (root / CONF).write_text(f'certfile = "{certs}/cert.pem"\nkeyfile = "{certs}/key.pem"\nhost = "pi.example"\n')
+    # --offline installs no dependencies: borrow the test's (apt's, on a Pi)
+    r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    assert "Open on the phone (accept the self-signed certificate once):" in r.stdout
+    assert "    https://pi.example:5678/" in r.stdout
+    assert "Phones need HTTPS" not in r.stdout
+    assert "\u2580" in r.stdout or "\u2584" in r.stdout or "\u2588" in r.stdout  # the QR code's half blocks
