@@ -39,7 +39,11 @@ CHECKOUT = "/home/pi/gravity-led"
 LINES = "python3 /mnt/share/standin/lines.py"
 RIGHT, LEFT = 18, 22  # GPIO18, GPIO22: daemon.toml's defaults
 TOLERANCE = 0.05
-FREQUENCY_HZ = 100.0  # daemon.toml's default frequency_hz
+FREQUENCY_HZ = 25.0
+"""The tests set frequency_hz to this in daemon.toml (as a user would): lgpio's
+software PWM is a thread timed by sleeps, and under emulation a late wake-up
+of a millisecond or two is common; at 25 Hz that is a few hundredths of duty,
+at the default 100 Hz it was up to 0.09 on a busy host."""
 
 
 def _missing() -> str | None:
@@ -193,15 +197,13 @@ def check_duties(pi: Pi, client: Client, *, chip: int = 0) -> list[str]:
         want = math.sin(math.radians(abs(degrees)))
         right, left = (want, 0.0) if degrees > 0 else (0.0, want)
         expect_leds(pi, right, left)
-        m = pi.lines("measure", chip, 1.0, RIGHT, LEFT)
+        m = pi.lines("measure", chip, 2.0, RIGHT, LEFT)
         for offset, duty in ((RIGHT, right), (LEFT, left)):
             got = m[str(offset)]
             seen.append(f"{degrees:+d} deg GPIO{offset}: duty {got['duty']:.3f} (want {duty:.3f}) at {got['hz']:.1f} Hz")
             assert abs(got["duty"] - duty) <= TOLERANCE, seen[-1]
             if duty > 0:
-                # lgpio's PWM is a thread timed by sleeps: an emulated CPU shared
-                # with other work stretches its periods (80 Hz seen on a busy host)
-                assert abs(got["hz"] - FREQUENCY_HZ) <= 0.25 * FREQUENCY_HZ, seen[-1]
+                assert abs(got["hz"] - FREQUENCY_HZ) <= 0.1 * FREQUENCY_HZ, seen[-1]
             else:
                 assert got["hz"] == 0, seen[-1]
     return seen
@@ -272,6 +274,9 @@ def test_service_is_ready_under_the_shipped_hardened_unit_without_warnings(pi: P
 
 def test_frames_set_measured_duties_with_lgpio(pi: Pi) -> None:
     """c, with the unit's GRAVITY_LED_PIN_FACTORY=lgpio."""
+    pi.vm.ok(f"printf 'frequency_hz = {FREQUENCY_HZ}\\n' >> /etc/gravity-led/daemon.toml")
+    pi.restart()
+    assert pi.status()["pins"]["frequency_hz"] == FREQUENCY_HZ
     assert pi.status()["pin_factory"] == "lgpio"
     with Client(pi.port) as client:
         seen = check_duties(pi, client)
@@ -348,7 +353,7 @@ def test_watchdog_restarts_a_frozen_daemon_and_reload_changes_the_mapping(pi: Pi
         assert abs(m[str(LEFT)]["duty"] - want) <= TOLERANCE and m[str(RIGHT)]["duty"] == 0, m
         assert _main_pid(pi) == new  # the same process
     assert "reloaded configuration: invert=True" in pi.vm.journal("-u", "gravity-led.service", "-n", "40")
-    pi.vm.ok(f"cp {CHECKOUT}/deploy/daemon.toml /etc/gravity-led/daemon.toml && systemctl reload gravity-led.service")
+    pi.vm.ok("sed -i '/^invert = true$/d' /etc/gravity-led/daemon.toml && systemctl reload gravity-led.service")
 
 
 def _failsafe_after(pi: Pi, how: str) -> None:
