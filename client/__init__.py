@@ -1,7 +1,9 @@
 """gravity-led client: stream a phone's (or a simulated) gravity vector to the daemon.
 
 The wire format lives in :mod:`daemon.protocol`; this package only produces
-vectors (``sources``, ``sim``, ``phones``), paces them (``pacing``), keeps a
+vectors (``sources``, ``sim``; phone apps: ``formats`` reads their formats,
+``phones`` and ``receivers`` move their bytes, ``phone_cli`` is their command
+line), paces them (``pacing``), keeps a
 connection alive (``link``), shows what happens (``live``) and wires it all
 together (``session``, ``cli``, ``demo``).
 """

@@ -1,3 +1,11 @@
-from .cli import main
+import sys
+
+try:
+    from .cli import main
+except ModuleNotFoundError as e:  # a Python without the package's dependencies (outside the venv)
+    sys.exit(
+        f"gravity-led-client: this Python ({sys.executable}) lacks the module {e.name!r}: "
+        "run .venv/bin/gravity-led-client (or .venv/bin/python -m client), or install with 'pip install -e .' first"
+    )
 
 raise SystemExit(main())

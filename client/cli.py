@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import math
+import re
 import sys
 import time
 from typing import AsyncIterator, Callable, Sequence
 
-from daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector
+from daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector, parse_number
 
 from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
 from .link import Link, LinkOptions, env_url, normalize_url
+from .demo import run_demo
 from .live import View, choose_mode
-from .phones import PHYPHOX_BUFFERS, parse_listen, phyphox_source, sensorserver_source, udp_source
+from .phone_cli import PHONE_COMMANDS, add_phone_parsers, phone_source
 from .recording import read_recording
 from .session import StreamOptions, run_stream
 from .sim import PATTERNS, SimConfig, sim_source
-from .sources import constant_source, keepalive, replay_source, stdin_source
+from .sources import constant_source, flipped, keepalive, replay_source, stdin_source
 
 __all__ = ["build_parser", "main"]
 
 PROG = "gravity-led-client"
-SUBCOMMANDS = ("sim", "stdin", "replay", "sensorserver", "phyphox", "udp", "send", "demo")
-UDP_DEFAULT_PORT = 5555
 
 
 # ---- argument types -----------------------------------------------------------
@@ -40,7 +41,7 @@ def _number(kind: Callable[[str], float], test: Callable[[float], bool], what: s
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}{_url_hint(text)}") from None
         if not (math.isfinite(value) and test(value)):
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         return value
@@ -58,19 +59,12 @@ amplitude_type = _number(float, lambda v: 0 <= v <= 180, "an angle between 0 and
 
 def _angles(text: str) -> tuple[float, ...]:
     try:
-        values = tuple(float(x) for x in text.replace(" ", "").split(",") if x)
-    except ValueError:
+        values = tuple(parse_number(x) for x in text.replace(" ", "").split(",") if x)
+    except FrameError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles") from None
-    if not values or not all(math.isfinite(v) for v in values):
+    if not values:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles")
     return values
-
-
-def _buffers(text: str) -> tuple[str, str, str]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if len(names) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r}: give three buffer names, x,y,z")
-    return names  # type: ignore[return-value]
 
 
 # ---- parser -------------------------------------------------------------------
@@ -100,7 +94,8 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
         type=retries_type,
         default=None,
         metavar="N",
-        help="give up after N failed connection attempts in a row (default: retry until Ctrl-C; 'send': 0)",
+        help="when a connection attempt fails or the connection is lost, retry up to N times in a row, then give up "
+        f"(N+1 attempts in all at first; default: {'retry until Ctrl-C; send: 0' if url else '5'})",
     )
 
 
@@ -110,6 +105,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--count", type=count_type, metavar="N", help="stop after N frames were sent")
     g.add_argument("--record", metavar="FILE", help="also write every vector to FILE as CSV t,x,y,z (replayable)")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    g.add_argument("--flip", action="store_true", help="negate x, y and z (iOS apps report gravity the other way round)")
 
 
 def _sim_options(p: argparse.ArgumentParser) -> None:
@@ -133,9 +129,11 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
+        usage="%(prog)s [SUBCOMMAND] [OPTIONS]",
         description="Stream a gravity vector (from a simulated phone, stdin, a recording or a phone app) "
         "to the gravity-led daemon, which lights the right or left LED. "
-        "Without a subcommand, runs 'sim'.",
+        "Without a subcommand, runs 'sim'. Options may come before or after the subcommand "
+        "('%(prog)s --url pi.local sim' = '%(prog)s sim --url pi.local').",
         epilog="Exit codes: 0 done (or Ctrl-C), 1 error, 2 bad command line, 3 the LEDs stayed in use by another client. "
         "Run 'gravity-led-client SUBCOMMAND --help' for its options.",
     )
@@ -167,45 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_options(p)
     _run_options(p)
 
-    p = add(
-        "sensorserver",
-        "stream from the SensorServer Android app (WebSocket)",
-        "Stream from the SensorServer Android app (github.com/umer0586/SensorServer): connects to "
-        "ws://PHONE:8080/sensor/connect?type=SENSOR. Start the app's server on the phone first.",
-    )
-    p.add_argument("phone", metavar="PHONE", help="phone address: IP, IP:PORT, or a full ws:// URL")
-    p.add_argument("--sensor", default="android.sensor.gravity", help="Android sensor type (default: android.sensor.gravity)")
-    _connection_options(p)
-    _run_options(p)
-
-    p = add(
-        "phyphox",
-        "poll the phyphox app's remote access (HTTP)",
-        "Poll phyphox's remote access (enable it in the experiment's menu; the 'Acceleration with g' experiment). "
-        "Starts the measurement if it is not running.",
-    )
-    p.add_argument("phone", metavar="PHONE", help="phone address: IP, IP:PORT, or the http:// URL phyphox shows")
-    p.add_argument("--rate", type=positive, default=20.0, metavar="HZ", help="polls per second (default: 20)")
-    p.add_argument(
-        "--buffers",
-        type=_buffers,
-        default=PHYPHOX_BUFFERS,
-        metavar="X,Y,Z",
-        help=f"names of the x, y, z buffers (default: {','.join(PHYPHOX_BUFFERS)})",
-    )
-    _connection_options(p)
-    _run_options(p)
-
-    p = add(
-        "udp",
-        "receive CSV datagrams from apps such as HyperIMU",
-        "Receive CSV datagrams ('[timestamp,] x, y, z[, ...]') from apps such as HyperIMU. In each line, "
-        "leading non-numbers are ignored; if the first number is a whole number of 10+ digits, "
-        "it is a timestamp and skipped; the next three numbers are x, y, z; the rest are ignored.",
-    )
-    p.add_argument("--listen", default=f"0.0.0.0:{UDP_DEFAULT_PORT}", metavar="HOST:PORT", help=f"where to listen (default: 0.0.0.0:{UDP_DEFAULT_PORT})")
-    _connection_options(p)
-    _run_options(p)
+    add_phone_parsers(add, _connection_options, _run_options, positive=positive)  # client/phone_cli.py
 
     p = add(
         "send",
@@ -229,17 +189,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _sim_options(p)
     _connection_options(p, url=False)
-    g = p.add_argument_group("run")
-    g.add_argument("--duration", type=positive, metavar="S", help="stop after S seconds of streaming (default: until Ctrl-C)")
-    g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _run_options(p)
     return parser
 
 
-def _default_to_sim(argv: list[str]) -> list[str]:
-    """No subcommand named anywhere -> 'sim', so 'gravity-led-client --rate 100' works."""
-    if any(a in SUBCOMMANDS for a in argv) or any(a in ("-h", "--help") for a in argv):
-        return argv
-    return ["sim", *argv]
+_LOOKS_LIKE_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://.*|[\w.-]+:\d+|\[[0-9a-f:]+\](:\d+)?|localhost", re.I)
+
+
+def _url_hint(text: str) -> str:
+    return f"; to give the daemon's address, write --url {text}" if _LOOKS_LIKE_ADDRESS.fullmatch(text) else ""
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands' parsers by name (argparse keeps them in ``_actions``, with no public accessor)."""
+    return next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of every subcommand that takes a value."""
+    return {o for sub in _subcommands(parser).values() for a in sub._actions if a.nargs != 0 for o in a.option_strings}
+
+
+def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The command line as argparse wants it: subcommand first, 'sim' if none is named.
+
+    So options work before the subcommand too, as in git and docker
+    ('--url ws://pi:5678 sim', '-q send 0 4.9 8.5'). And a value that starts
+    with '-' sticks to its option ('--steps -60,0,60' becomes
+    '--steps=-60,0,60'), where argparse would take it for an option.
+    """
+    takes_value = _value_options(parser)
+    subcommands = _subcommands(parser)
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            joined.extend(argv[i:])
+            break
+        if a in takes_value and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            joined.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        joined.append(a)
+        i += 1
+    i = 0
+    while i < len(joined):
+        a = joined[i]
+        if a in ("-h", "--help"):
+            return joined  # help before any subcommand: the overview
+        if a in subcommands:
+            return [a, *joined[:i], *joined[i + 1 :]]
+        if not a.startswith("-") or a == "--":
+            break  # a positional before any subcommand: sim's (it reports what is wrong)
+        i += 2 if a in takes_value else 1
+    return ["sim", *joined]
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    args, extra = parser.parse_known_args(normalize_argv(parser, argv))
+    if extra:
+        hints = [_url_hint(x) for x in extra if _url_hint(x)]
+        parser.error(f"unrecognized argument{'s' if len(extra) > 1 else ''}: {' '.join(extra)}" + (hints[0] if hints else ""))
+    return args
 
 
 # ---- commands -----------------------------------------------------------------
@@ -248,15 +260,16 @@ def _default_to_sim(argv: list[str]) -> list[str]:
 def _token(args: argparse.Namespace) -> str | None:
     import os
 
-    from daemon.security import SecurityError, read_token
+    from daemon.security import SecurityError, check_token, read_token
 
     path = getattr(args, "token_file", None) or os.environ.get("GRAVITY_LED_TOKEN_FILE")
-    if path:
-        try:
+    try:
+        if path:
             return read_token(path)
-        except SecurityError as e:
-            raise ClientError(str(e), EXIT_USAGE) from None
-    return os.environ.get("GRAVITY_LED_TOKEN") or None
+        token = os.environ.get("GRAVITY_LED_TOKEN", "").strip()
+        return check_token(token, "$GRAVITY_LED_TOKEN") if token else None
+    except SecurityError as e:  # the same rules as the daemon's, so it can always be sent
+        raise ClientError(str(e), EXIT_USAGE) from None
 
 
 def link_options(args: argparse.Namespace, *, max_retries: int | None = None, url: str | None = None) -> LinkOptions:
@@ -294,26 +307,26 @@ def _source_for(args: argparse.Namespace, view: View) -> Callable[[], AsyncItera
         cfg = sim_config(args)
         return lambda: sim_source(cfg)
     if cmd == "stdin":
-        return lambda: keepalive(stdin_source(warn=view.warn))
+        return lambda: keepalive(_noting_input(stdin_source(warn=view.warn), view))
     if cmd == "replay":
         samples = read_recording(args.file)
         return lambda: keepalive(replay_source(samples, speed=args.speed, loop=args.loop))
-    if cmd == "sensorserver":
-        return lambda: keepalive(sensorserver_source(args.phone, sensor=args.sensor))
-    if cmd == "phyphox":
-        return lambda: phyphox_source(args.phone, rate_hz=args.rate, buffers=args.buffers)
-    if cmd == "udp":
-        host, port = parse_listen(args.listen, UDP_DEFAULT_PORT)
-        return lambda: keepalive(
-            udp_source(host, port, warn=view.warn, on_listening=lambda addr: view.event(f"listening for UDP on {addr[0]}:{addr[1]}"))
-        )
+    if cmd in PHONE_COMMANDS:
+        return phone_source(args, view)
     raise AssertionError(cmd)
+
+
+async def _noting_input(source: AsyncIterator[Vector], view: View) -> AsyncIterator[Vector]:
+    """Tell the view each time a line was entered (in 'lines' mode it then shows the status once)."""
+    async for v in source:
+        yield v
+        view.input_done()
 
 
 def cmd_stream(args: argparse.Namespace, view: View) -> int:
     make_source = _source_for(args, view)
     run_stream(
-        make_source,
+        (lambda: flipped(make_source())) if args.flip else make_source,
         link_options(args),
         StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
         view,
@@ -365,19 +378,28 @@ def _send_once(v: Vector, opts: LinkOptions, view: View) -> int:
             runner.cancel()
             await asyncio.gather(runner, connected, return_exceptions=True)
 
-    view.finish(asyncio.run(go()))
+    view.finish(asyncio.run(go()), stamp=False)  # the same line on a terminal and in $(...)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, view: View) -> int:
+    run_demo(
+        sim_config(args),
+        binary=args.binary,
+        max_retries=args.max_retries if args.max_retries is not None else 5,
+        stream=StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
+        view=view,
+    )
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_default_to_sim(list(sys.argv[1:] if argv is None else argv)))
-    view = View(choose_mode(args.quiet))
+    args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
+    view = View(choose_mode(args.quiet, typing_in=sys.stdin if args.command == "stdin" else None))
     try:
         if args.command == "demo":
-            from .demo import run_demo
-
-            return run_demo(args, view)
+            return cmd_demo(args, view)
         if args.command == "send":
             return cmd_send(args, view)
         return cmd_stream(args, view)
@@ -388,3 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except BrokenPipeError:
         return EXIT_ERROR
+    except OSError as e:
+        if e.errno == errno.EIO:  # the terminal closed (SIGHUP): everything was stopped on the way out
+            return EXIT_ERROR
+        raise

@@ -9,7 +9,7 @@ live view.
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -21,11 +21,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Iterator
+
+from daemon.wording import count
 
 from . import EXIT_OK, ClientError
+from .link import LinkOptions
 from .live import View
 from .session import StreamOptions, run_stream
-from .sim import sim_source
+from .sim import SimConfig, sim_source
 
 __all__ = ["LocalDaemon", "free_port", "run_demo"]
 
@@ -69,7 +73,11 @@ class LocalDaemon:
                 )  # fmt: skip
             except OSError as e:
                 raise ClientError(f"cannot start the daemon ({e.strerror or e})") from None
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:  # Ctrl-C or a signal while it starts, too: __exit__ will not run
+            self.close()
+            raise
         return self
 
     def log_tail(self, lines: int = 15) -> str:
@@ -121,20 +129,38 @@ class LocalDaemon:
         self.close()
 
 
-def run_demo(args: argparse.Namespace, view: View) -> int:
-    from .cli import link_options, sim_config  # the demo is the sim subcommand plus a daemon
+@contextlib.contextmanager
+def _signals_stop_us() -> Iterator[None]:
+    """SIGHUP (the terminal closed) and SIGTERM end the demo as Ctrl-C does, so the daemon is stopped
+    and the temporary folder removed; inside the stream the session's own handlers take over."""
 
-    cfg = sim_config(args)
-    with LocalDaemon() as daemon:
-        view.event(
-            f"demo: daemon on mock pins at {daemon.url} (status: {daemon.http_url}/status); "
-            f"simulated phone: {cfg.pattern} at {cfg.rate_hz:g} Hz. Ctrl-C to stop."
-        )
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_demo(sim: SimConfig, *, binary: bool, max_retries: int | None, stream: StreamOptions, view: View) -> int:
+    """Start the daemon, stream ``sim`` to it until the end of ``stream`` or a signal, stop the daemon."""
+    with _signals_stop_us(), LocalDaemon() as daemon:
+        until = (
+            f"for {stream.duration_s:g} s" if stream.duration_s is not None
+            else f"for {count(stream.count, 'frame')}" if stream.count is not None
+            else "until Ctrl-C"
+        )  # fmt: skip
+        view.event(f"demo: daemon on mock pins at {daemon.url}")
+        view.event(f"  status: {daemon.http_url}/status")
+        view.event(f"  simulated phone: {sim.pattern} at {sim.rate_hz:g} Hz, {until}")
         try:
             run_stream(
-                lambda: sim_source(cfg),
-                link_options(args, url=daemon.url, max_retries=5),
-                StreamOptions(duration_s=args.duration),
+                lambda: sim_source(sim),
+                LinkOptions(url=daemon.url, binary=binary, max_retries=max_retries, telemetry_hz=10.0),
+                stream,
                 view,
             )
         finally:

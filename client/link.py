@@ -18,23 +18,27 @@ import socket
 import ssl
 import time
 import urllib.parse
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from daemon.protocol import (
     BUSY_CLOSE_CODE,
     DEFAULT_PORT,
     FrameError,
+    StateMessage,
     Vector,
     decode_server_message,
     encode_binary,
     encode_subscribe,
     encode_text,
 )
+
+from daemon.wording import count
 
 from . import EXIT_BUSY, EXIT_ERROR, EXIT_USAGE, ClientError
 
@@ -120,7 +124,7 @@ class Telemetry:
     right: float | None = None
     left: float | None = None
     received_at: float = 0.0
-    raw: dict[str, Any] = field(default_factory=dict)
+    last: StateMessage | None = None
 
 
 class Link:
@@ -175,33 +179,42 @@ class Link:
         return {"Authorization": f"Bearer {self.opts.token}"} if self.opts.token else {}
 
     async def run(self) -> None:
-        """Connect and reconnect until :meth:`close`, or raise ClientError after ``max_retries``."""
-        failures = 0
-        ever_connected = False
+        """Connect and reconnect until :meth:`close`, or raise ClientError after ``max_retries``.
+
+        ``max_retries`` N: after a failed attempt or a lost connection, at most
+        N more attempts in a row (so N + 1 attempts in all to connect at first).
+        """
+        retries = 0
+        after_loss = False
         while not self._closing:
             self.state = State.CONNECTING
-            outcome = await self._one_connection(first=not ever_connected)
+            outcome = await self._one_connection(first=not after_loss)
             if self._closing:
                 return
-            if outcome == "held":
-                ever_connected = True
-                failures = 0
-                outcome = "lost"
-            failures += 1
-            if self.opts.max_retries is not None and failures > self.opts.max_retries:
-                if outcome == "busy":
-                    raise ClientError(
-                        f"the LEDs are in use by another client ({self.opts.url}); gave up after {failures} attempts",
-                        EXIT_BUSY,
-                    )
-                raise ClientError(f"{self._problem_text}; gave up after {failures} attempts", EXIT_ERROR)
-            await asyncio.sleep(backoff_delay(failures))
+            if outcome == "held":  # then lost: a new streak of retries
+                retries, after_loss = 0, True
+            if self.opts.max_retries is not None and retries >= self.opts.max_retries:
+                raise self._gave_up(outcome, retries, after_loss)
+            retries += 1
+            await asyncio.sleep(backoff_delay(retries))
+
+    def _gave_up(self, outcome: str, retries: int, after_loss: bool) -> ClientError:
+        attempts = retries if after_loss else retries + 1
+        if self.opts.max_retries == 0:
+            tail = "not retrying (--max-retries 0)"
+        else:
+            tail = f"gave up after {count(attempts, 'attempt')}" + (" to reconnect" if after_loss else "")
+        if outcome == "busy":
+            return ClientError(f"the LEDs are in use by another client ({self.opts.url}); {tail}", EXIT_BUSY)
+        return ClientError(f"{self._problem_text}; {tail}", EXIT_ERROR)
 
     def _report(self, kind: str, message: str) -> None:
         """Tell the user about a problem once, not on every retry."""
         self._problem_text = message
         if kind != self._problem:
             self._problem = kind
+            if self.opts.max_retries == 0:
+                return  # the error that ends the run says it at once
             forever = self.opts.max_retries is None
             self.notify(message + ("; retrying (Ctrl-C to stop)" if forever else "; retrying"))
 
@@ -233,6 +246,11 @@ class Link:
             code = e.response.status_code
             if code in (401, 403):
                 raise ClientError(f"the daemon refused the connection (HTTP {code}): give the right --token-file") from None
+            if code == 429:
+                wait = e.response.headers.get("Retry-After", "a few")
+                raise ClientError(
+                    f"the daemon refused the connection (HTTP 429): too many wrong tokens came from this address; try again in {wait} s with the right --token-file"
+                ) from None
             if code < 500:
                 raise ClientError(f"{url} answered HTTP {code}, not a WebSocket: is it the gravity-led daemon?") from None
             self.state = State.DOWN
@@ -241,7 +259,8 @@ class Link:
         except InvalidHandshake as e:
             # Often a daemon shutting down mid-handshake, or not a WebSocket server at all.
             self.state = State.DOWN
-            self._report("handshake", f"{url} did not complete a WebSocket handshake ({e})")
+            tls_hint = "; if the daemon uses TLS (--certfile), the address starts with wss://" if url.startswith("ws://") else ""
+            self._report("handshake", f"{url} did not complete a WebSocket handshake ({e}){tls_hint}")
             return "down"
         except (OSError, TimeoutError) as e:
             reason = "connection refused" if isinstance(e, ConnectionRefusedError) else (
@@ -290,12 +309,12 @@ class Link:
             return "busy"
         was_connected = self.state is State.CONNECTED
         self.state = State.DOWN
-        if code == 1008:
-            raise ClientError(f"the daemon closed the connection: {ws.close_reason or 'policy violation'} (code 1008)")
-        if code == 1009:
-            raise ClientError("the daemon closed the connection because a frame was too big (code 1009)")
-        why = {1001: "the daemon is shutting down or restarting", 1012: "the daemon is restarting"}.get(
-            code or 0, f"the connection to the daemon was lost (code {code})"
+        if code == CloseCode.POLICY_VIOLATION:
+            raise ClientError(f"the daemon closed the connection: {ws.close_reason or 'policy violation'} (code {code})")
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            raise ClientError(f"the daemon closed the connection because a frame was too big (code {code})")
+        why = {CloseCode.GOING_AWAY: "the daemon is shutting down or restarting", CloseCode.SERVICE_RESTART: "the daemon is restarting"}.get(
+            code or 0, f"the daemon closed the connection: {ws.close_reason} (code {code})" if ws.close_reason else f"the connection to the daemon was lost (code {code})"
         )
         self._problem = None
         self._report("lost", why)
@@ -306,19 +325,16 @@ class Link:
             msg = decode_server_message(message)
         except FrameError:
             return
-        kind = msg.get("type")
-        if kind == "state":
-            leds = msg.get("leds") or {}
+        if isinstance(msg, StateMessage):
             t = self.telemetry
-            t.right, t.left = leds.get("right"), leds.get("left")
+            t.right, t.left = msg.leds.right, msg.leds.left
             t.received_at = time.monotonic()
-            t.raw = msg
-        elif kind == "error":
-            code = str(msg.get("error", "error"))
-            self.last_error = str(msg.get("message", code))
-            n = self.rejected[code] = self.rejected.get(code, 0) + 1 + int(msg.get("suppressed") or 0)
-            if n == 1 + int(msg.get("suppressed") or 0):
-                self.notify(f"the daemon rejected a frame: {msg.get('message', code)}")
+            t.last = msg
+        else:
+            self.last_error = msg.message
+            n = self.rejected[msg.error] = self.rejected.get(msg.error, 0) + 1 + msg.suppressed
+            if n == 1 + msg.suppressed:
+                self.notify(f"the daemon rejected a frame: {msg.message}")
 
 
 def env_url(default: str = f"ws://localhost:{DEFAULT_PORT}") -> str:

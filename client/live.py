@@ -1,8 +1,12 @@
 """What the user sees while streaming.
 
-Three modes, chosen once from how stdout is connected:
+Four modes, chosen once from how stdin and stdout are connected:
 ``tty``   one status line redrawn in place (bars for both LEDs from the
-          daemon's telemetry, frames sent, actual rate, connection state);
+          daemon's telemetry, frames sent, actual rate, connection state),
+          never wider than the terminal: fields are dropped, not wrapped,
+          and the width is read again on every redraw, so resizes follow;
+``lines`` for ``stdin`` typed on a terminal: no redraw (it would erase what
+          is being typed); one status line after each line entered;
 ``log``   plain timestamped lines, one per second plus events, for pipes and
           journald;
 ``quiet`` errors only.
@@ -11,24 +15,37 @@ Errors and warnings always go to stderr.
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["Snapshot", "View", "bar", "choose_mode"]
+__all__ = ["Snapshot", "View", "bar", "choose_mode", "status_line"]
 
-MODES = ("tty", "log", "quiet")
+MODES = ("tty", "lines", "log", "quiet")
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
+BAR_CELLS = (16, 12, 10, 8, 6, 5, 4, 3)
+"""Bar widths tried, widest first, before a field is dropped."""
+AFTER_INPUT_S = 0.15
+"""``lines`` mode: the status is printed this long after a line was entered, once telemetry reflects it."""
 
 
-def choose_mode(quiet: bool, stream: TextIO = sys.stdout) -> str:
+def choose_mode(quiet: bool, stream: TextIO = sys.stdout, *, typing_in: TextIO | None = None) -> str:
+    """``quiet``, ``log`` (not a terminal), ``lines`` (``typing_in`` is a terminal too) or ``tty``."""
     if quiet:
         return "quiet"
-    try:
-        return "tty" if stream.isatty() else "log"
-    except (AttributeError, ValueError):
+    if not _isatty(stream):
         return "log"
+    return "lines" if typing_in is not None and _isatty(typing_in) else "tty"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _unicode_ok(stream: TextIO) -> bool:
@@ -64,8 +81,42 @@ def _pct(level: float | None) -> str:
     return "  ?%" if level is None else f"{level * 100:3.0f}%"
 
 
+def status_line(s: Snapshot, width: int = 80, *, unicode: bool = True) -> str:
+    """The status line, at most ``width`` characters.
+
+    The LED bars shrink first (16 cells down to 8); then the optional fields
+    go, least useful first: dropped count, rate, frame count; then the bars
+    shrink to 3 cells. Below about 30 columns the line is cut.
+    """
+    lo, hi = ("▕", "▏") if unicode else ("[", "]")
+
+    def led(name: str, level: float | None, cells: int) -> str:
+        return f"{name} {lo}{bar(level, cells, unicode=unicode)}{hi}{_pct(level)}"
+
+    optional = [f"  {s.sent:>8} frames", f" {s.rate_hz:7.1f}/s", f"  {s.dropped} dropped" if s.dropped else ""]
+    optional = [f for f in optional if f]
+    line = ""
+    while True:
+        # Bars down to 8 cells with the fields; only the bare LEDs get narrower bars.
+        for cells in BAR_CELLS if not optional else BAR_CELLS[:4]:
+            line = f"{s.state:<10} {led('L', s.left, cells)}  {led('R', s.right, cells)}{''.join(optional)}"
+            if len(line) <= width:
+                return line
+        if not optional:
+            return line[:width]
+        optional.pop()
+
+
 class View:
-    def __init__(self, mode: str, *, out: TextIO | None = None, err: TextIO | None = None, log_every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        mode: str,
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        log_every_s: float = 1.0,
+        width: int | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(mode)
         self.mode = mode
@@ -73,12 +124,25 @@ class View:
         self.err = err or sys.stderr
         self.unicode = _unicode_ok(self.out)
         self.log_every_s = log_every_s
+        self._width = width
         self._start = time.monotonic()
         self._last_log = -float("inf")
         self._line_shown = False
         self._last: Snapshot | None = None
+        self._print_at: float | None = None
+        self._drawn = (0, 0)
+        """Length of the status line last drawn, and the terminal's width then."""
 
-    # ---- messages ---------------------------------------------------------
+    # ---- terminal ---------------------------------------------------------
+
+    def columns(self) -> int:
+        """The terminal's width now (asked on every redraw, so a resize is followed)."""
+        if self._width is not None:
+            return self._width
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            return 80
 
     def _stamp(self) -> str:
         return f"[{time.monotonic() - self._start:7.1f}s]"
@@ -89,15 +153,27 @@ class View:
             self.out.flush()
             self._line_shown = False
 
+    def _fit(self, message: str) -> str:
+        """A message wrapped to the terminal's width, so that a long one does not get cut by the redraw."""
+        if self.mode not in ("tty", "lines"):
+            return message
+        width = max(self.columns() - 1, 20)
+        return "\n".join(textwrap.fill(part, width, subsequent_indent="  ", break_on_hyphens=False) or part
+                         for part in message.split("\n"))  # fmt: skip
+
+    # ---- messages ---------------------------------------------------------
+
     def event(self, message: str) -> None:
         """A state change in plain words (connected, daemon down, ...)."""
         if self.mode == "quiet":
             return
         if self.mode == "tty":
             self._clear_line()
-            self.out.write(message + "\n")
+            self.out.write(self._fit(message) + "\n")
             if self._last is not None:
                 self._draw(self._last)
+        elif self.mode == "lines":
+            self.out.write(self._fit(message) + "\n")
         else:
             self.out.write(f"{self._stamp()} {message}\n")
         self.out.flush()
@@ -112,24 +188,39 @@ class View:
 
     error = warn
 
+    def input_done(self) -> None:
+        """``lines`` mode: a line was entered; show the status once the daemon's answer is in."""
+        if self.mode == "lines":
+            self._print_at = time.monotonic() + AFTER_INPUT_S
+
     # ---- status -----------------------------------------------------------
 
-    def format(self, s: Snapshot) -> str:
-        u = self.unicode
-        left = f"L {'[' if not u else '▕'}{bar(s.left, unicode=u)}{']' if not u else '▏'}{_pct(s.left)}"
-        right = f"R {'[' if not u else '▕'}{bar(s.right, unicode=u)}{']' if not u else '▏'}{_pct(s.right)}"
-        dropped = f"  {s.dropped} dropped" if s.dropped else ""
-        return f"{s.state:<10} {left}  {right}  {s.sent:>8} frames {s.rate_hz:7.1f}/s{dropped}"
+    def format(self, s: Snapshot, width: int | None = None) -> str:
+        # One column spare: writing the last column makes some terminals wrap at once.
+        return status_line(s, (width or self.columns()) - 1, unicode=self.unicode)
 
     def _draw(self, s: Snapshot) -> None:
-        self.out.write("\r" + self.format(s) + "\x1b[K")
+        columns = self.columns()
+        start = "\r"
+        if self._line_shown and columns < self._drawn[1] and self._drawn[0] > columns:
+            # The terminal got narrower and re-flowed the old line over several rows
+            # (tmux, VTE, kitty, iTerm do): go back to its first row and clear from there.
+            start = f"\x1b[{(self._drawn[0] - 1) // columns}A\r\x1b[J"
+        line = self.format(s, columns)
+        self.out.write(start + line + "\x1b[K")
         self.out.flush()
         self._line_shown = True
+        self._drawn = (len(line), columns)
 
     def update(self, s: Snapshot) -> None:
         self._last = s
         if self.mode == "tty":
             self._draw(s)
+        elif self.mode == "lines":
+            if self._print_at is not None and time.monotonic() >= self._print_at:
+                self._print_at = None
+                self.out.write(self.format(s) + "\n")
+                self.out.flush()
         elif self.mode == "log" and s.state == "connected":
             now = time.monotonic()
             if now - self._last_log >= self.log_every_s:
@@ -140,12 +231,12 @@ class View:
                 )
                 self.out.flush()
 
-    def finish(self, summary: str) -> None:
-        """Leave the status line in place and print the final summary under it."""
+    def finish(self, summary: str, *, stamp: bool = True) -> None:
+        """Leave the status line in place and print the final summary under it (``stamp=False``: as is, even in a log)."""
         if self.mode == "quiet":
             return
         if self.mode == "tty" and self._line_shown:
             self.out.write("\n")
             self._line_shown = False
-        self.out.write((f"{self._stamp()} " if self.mode == "log" else "") + summary + "\n")
+        self.out.write((f"{self._stamp()} " if self.mode == "log" and stamp else "") + summary + "\n")
         self.out.flush()

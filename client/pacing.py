@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Pacer", "RateMeter"]
+__all__ = ["Pacer", "SendRate"]
 
 
 @dataclass
@@ -63,8 +63,10 @@ class Pacer:
 
 
 @dataclass
-class RateMeter:
-    """Events per second over a sliding window of ``window_s`` seconds."""
+class SendRate:
+    """Events per second over a sliding window of ``window_s`` seconds, from a running count.
+
+    (Not the daemon's per-second frame counter: this one is given totals.)"""
 
     window_s: float = 1.0
     _marks: deque[tuple[float, int]] = field(default_factory=deque)

@@ -1,14 +1,16 @@
-"""Phone app sources: SensorServer (WebSocket), phyphox (HTTP polling), UDP CSV (HyperIMU and friends).
+"""Phone apps the client connects to: SensorServer (WebSocket) and phyphox (HTTP polling).
 
-Each source raises :class:`ClientError` with one plain sentence when the
-phone side fails, since the user can only fix it on the phone.
+Reading what the apps send is :mod:`client.formats` (pure); this module only
+moves bytes.  Each source raises :class:`ClientError` with one plain sentence
+when the phone side fails, since the user can only fix it on the phone.
+The receivers the phone pushes to (UDP, Sensor Logger) are :mod:`client.receivers`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import re
 import socket
 import sys
 import urllib.error
@@ -20,53 +22,82 @@ from typing import AsyncIterator, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from daemon.protocol import FrameError, Vector, make_vector
+from daemon.protocol import Vector
 
 from . import EXIT_USAGE, ClientError
+from .formats import ANDROID_GRAVITY, BadInputReport, PhyphoxReader, read_sensorserver
 from .pacing import Pacer
+from .receivers import read_each
 
 __all__ = [
+    "NotAnswering",
     "PHYPHOX_BUFFERS",
+    "PHYPHOX_PORTS",
     "SENSORSERVER_CLOSE_CODES",
-    "parse_datagram",
     "phone_url",
+    "phyphox_bases",
     "phyphox_source",
     "sensorserver_source",
-    "udp_source",
+    "sensorserver_url",
 ]
 
-PHONE_PORT = 8080
-"""Both SensorServer and phyphox listen on 8080 by default."""
+SENSORSERVER_PORT = 8080
+PHYPHOX_PORTS = (80, 8080)
+"""phyphox on iOS serves remote access on port 80 (8080 only when 80 is taken); Android uses 8080."""
 
 SENSORSERVER_CLOSE_CODES = {
     4001: "the phone has no such sensor (try --sensor android.sensor.accelerometer)",
-    4002: "SensorServer did not recognise the request path",
-    4003: "SensorServer needs a sensor type in the request",
-    4004: "SensorServer was stopped on the phone",
+    4002: "it does not know the request path (use /sensor/connect or /sensors/connect)",
+    4003: "it needs a sensor type in the request (?type=... or ?types=[...])",
+    4004: "it was stopped on the phone",
     4005: "the connection was closed on the phone",
+    4006: 'the types list in the URL is not a valid JSON array (types=["android.sensor.gravity","android.sensor.accelerometer"])',
+    4007: "/sensors/connect needs at least two sensor types (for one, use /sensor/connect?type=...)",
+    4008: "the request names no sensor type",
+    4009: "it lacks a permission on the phone: allow it in the phone's app settings",
 }
-"""Close codes from SensorServer's SensorWebSocketServer (umer0586/SensorServer)."""
+"""Close codes of SensorServer's SensorWebSocketServer.kt (umer0586/SensorServer), in plain words."""
+
+SENSORSERVER_PATHS = ("/sensor/connect", "/sensors/connect")
+"""The app lower-cases the path before matching, so any case works."""
 
 PHYPHOX_BUFFERS = ("accX", "accY", "accZ")
-"""Buffers of phyphox's "Acceleration with g" experiment."""
+"""Buffers of phyphox's "Acceleration with g" experiment; its time buffer is ``acc_time``."""
+PHYPHOX_TIME_BUFFER = "acc_time"
 
 
-def phone_url(phone: str, scheme: str, path: str = "") -> str:
+def _split_host(phone: str) -> tuple[str, int | None]:
+    """``HOST``, ``HOST:PORT``, ``[V6]``, ``[V6]:PORT`` or a bare IPv6 address -> (netloc host, port)."""
+    if phone.startswith("["):
+        host, _, port = phone.partition("]")
+        host += "]"
+        port = port.lstrip(":")
+    elif phone.count(":") > 1:
+        host, port = f"[{phone}]", ""
+    else:
+        host, _, port = phone.partition(":")
+    if port and not port.isdigit():
+        raise ClientError(f"{phone!r} is not a phone address (HOST or HOST:PORT)", EXIT_USAGE)
+    return host, int(port) if port else None
+
+
+def phone_url(phone: str, scheme: str, path: str = "", *, default_port: int = SENSORSERVER_PORT) -> str:
     """``PHONE``, ``PHONE:PORT`` or a full URL -> a URL with the app's default port and ``path``."""
     if "://" in phone:
         return phone
-    if phone.startswith("["):
-        host = phone if "]:" in phone else f"{phone}:{PHONE_PORT}"
-    elif phone.count(":") > 1:  # a bare IPv6 address
-        host = f"[{phone}]:{PHONE_PORT}"
-    elif ":" in phone:
-        host = phone
-    else:
-        host = f"{phone}:{PHONE_PORT}"
-    return f"{scheme}://{host}{path}"
+    host, port = _split_host(phone)
+    return f"{scheme}://{host}:{port or default_port}{path}"
 
 
-def _unreachable(what: str, url: str, err: BaseException) -> ClientError:
+class NotAnswering(ClientError):
+    """The phone app does not answer at ``url`` (so another port may): one sentence with the ``reason``."""
+
+    def __init__(self, what: str, url: str, reason: str) -> None:
+        super().__init__(f"{what} at {url} is not answering ({reason})")
+        self.reason = reason
+
+
+def _unreachable(what: str, url: str, err: BaseException) -> NotAnswering:
     if isinstance(err, socket.gaierror):
         reason = "the phone's name does not resolve"
     elif isinstance(err, ConnectionRefusedError):
@@ -75,37 +106,68 @@ def _unreachable(what: str, url: str, err: BaseException) -> ClientError:
         reason = "no answer: is the phone on the same network?"
     else:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return ClientError(f"{what} at {url} is not answering ({reason})")
+    return NotAnswering(what, url, reason)
 
 
 # --------------------------------------------------------------------------- SensorServer
 
 
+def sensorserver_url(phone: str, sensor: str = ANDROID_GRAVITY) -> str:
+    """The WebSocket URL to open; a URL the user gave is kept, but must ask for ``sensor``."""
+    parts = urllib.parse.urlsplit(phone_url(phone, "ws"))
+    path = parts.path.lower()
+    if path in ("", "/"):
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, SENSORSERVER_PATHS[0], urllib.parse.urlencode({"type": sensor}), ""))
+    if path not in SENSORSERVER_PATHS:
+        raise ClientError(f"{parts.path} is not a SensorServer sensor path: use /sensor/connect or /sensors/connect", EXIT_USAGE)
+    query = urllib.parse.parse_qs(parts.query)
+    if path == SENSORSERVER_PATHS[0]:
+        asked = [t.lower() for t in query.get("type", [])]
+    else:
+        try:
+            asked = [str(t).lower() for t in json.loads(query.get("types", ["[]"])[0])]
+        except (ValueError, TypeError):
+            asked = []  # the app explains a bad list with close code 4006
+    if asked and sensor.lower() not in asked:
+        raise ClientError(
+            f"the URL asks SensorServer for {', '.join(asked)} but not {sensor}: add it, or name the one to use with --sensor",
+            EXIT_USAGE,
+        )
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+
+
 async def sensorserver_source(
-    phone: str, *, sensor: str = "android.sensor.gravity", open_timeout_s: float = 5.0
+    phone: str,
+    *,
+    sensor: str = ANDROID_GRAVITY,
+    open_timeout_s: float = 5.0,
+    warn: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
 ) -> AsyncIterator[Vector]:
-    """Gravity readings pushed by SensorServer, one JSON message per sensor event."""
-    base = phone_url(phone, "ws")
-    parts = urllib.parse.urlsplit(base)
-    path = parts.path if parts.path not in ("", "/") else "/sensor/connect"
-    query = parts.query or urllib.parse.urlencode({"type": sensor})
-    url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+    """Gravity readings pushed by SensorServer, one JSON message per sensor event.
+
+    On ``/sensors/connect`` every message names its ``"type"``; only those of
+    ``sensor`` are used.  Malformed messages are reported at a bounded rate.
+    """
+    url = sensorserver_url(phone, sensor)
     try:
-        ws = await connect(url, open_timeout=open_timeout_s, compression=None, close_timeout=1)
+        ws = await connect(url, open_timeout=open_timeout_s, compression=None, close_timeout=1, max_size=1 << 16)
     except InvalidURI:
         raise ClientError(f"{phone!r} is not a phone address or ws:// URL", EXIT_USAGE) from None
     except (OSError, TimeoutError) as e:
         raise _unreachable("SensorServer", url, e) from None
     except InvalidHandshake as e:
         raise ClientError(f"{url} does not speak SensorServer's WebSocket protocol ({e})") from None
-    async with ws:
-        try:
-            async for message in ws:
-                v = _sensorserver_vector(message)
-                if v is not None:
-                    yield v
-        except ConnectionClosed:
-            pass
+    report = BadInputReport(what="SensorServer message", advice=f"the URL does not ask SensorServer for {sensor}")
+    messages = read_each(ws.recv, lambda m: read_sensorserver(m, sensor=sensor), report, warn)
+    try:
+        async with contextlib.aclosing(messages):
+            async for v in messages:
+                yield v
+    except ConnectionClosed:
+        pass
+    finally:
+        # A normal close (1000) when the client stops; ``async with ws`` would say 1011 (internal error) to the phone.
+        await ws.close()
     rcvd = ws.close_code
     meaning = SENSORSERVER_CLOSE_CODES.get(rcvd or 0)
     if meaning:
@@ -113,16 +175,17 @@ async def sensorserver_source(
     raise ClientError(f"SensorServer at {url} closed the connection (code {rcvd})")
 
 
-def _sensorserver_vector(message: str | bytes) -> Vector | None:
-    """``{"values": [x, y, z], ...}`` -> Vector; None for anything else (never fatal)."""
-    try:
-        values = json.loads(message)["values"]
-        return make_vector(float(values[0]), float(values[1]), float(values[2]))
-    except (ValueError, KeyError, IndexError, TypeError):
-        return None
-
-
 # --------------------------------------------------------------------------- phyphox
+
+
+def phyphox_bases(phone: str) -> list[str]:
+    """Base URLs to try in turn: the one given, or port 80 (iOS) then 8080 (Android) when none is."""
+    if "://" in phone:
+        return [phone.rstrip("/")]
+    host, port = _split_host(phone)
+    if port is not None:
+        return [f"http://{host}:{port}"]
+    return [f"http://{host}:{p}" for p in PHYPHOX_PORTS]
 
 
 @dataclass
@@ -136,7 +199,7 @@ class _Phyphox:
         url = self.base.rstrip("/") + path
         try:
             with urllib.request.urlopen(url, timeout=self.timeout_s) as resp:
-                body = resp.read(1 << 20)
+                body = resp.read(1 << 22)
         except urllib.error.HTTPError as e:
             raise ClientError(f"phyphox at {self.base} answered {path.split('?')[0]} with HTTP {e.code}") from None
         except urllib.error.URLError as e:
@@ -154,13 +217,18 @@ class _Phyphox:
         return data
 
 
-def _phyphox_vector(data: dict, buffers: tuple[str, str, str]) -> Vector | None:
-    """The newest value of each buffer; None while a buffer is empty or holds ``null``."""
-    try:
-        values = [data["buffer"][name]["buffer"][-1] for name in buffers]
-        return make_vector(*map(float, values))
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
+async def _first_answer(phone: str, reader: PhyphoxReader, timeout_s: float) -> tuple[_Phyphox, dict]:
+    """The first ``/get``, trying each candidate port; one sentence naming them all if none answers."""
+    failures: list[NotAnswering] = []
+    for base in phyphox_bases(phone):
+        api = _Phyphox(base, timeout_s)
+        try:
+            return api, await asyncio.to_thread(api.get, reader.query())
+        except NotAnswering as e:
+            failures.append(e)
+    if len(failures) == 1:
+        raise failures[0]
+    raise NotAnswering("phyphox", " or ".join(phyphox_bases(phone)), failures[-1].reason)
 
 
 async def phyphox_source(
@@ -168,124 +236,49 @@ async def phyphox_source(
     *,
     rate_hz: float = 20.0,
     buffers: tuple[str, str, str] = PHYPHOX_BUFFERS,
+    time_buffer: str | None = PHYPHOX_TIME_BUFFER,
     timeout_s: float = 2.0,
-) -> AsyncIterator[Vector]:
-    """Poll phyphox's ``/get`` at ``rate_hz``, starting the experiment first if it is not measuring."""
-    api = _Phyphox(phone_url(phone, "http"), timeout_s)
-    query = "/get?" + "&".join(urllib.parse.quote(b) for b in buffers)
-    data = await asyncio.to_thread(api.get, query)
-    missing = [b for b in buffers if b not in data.get("buffer", {})]
+    notify: Callable[[str], None] = lambda msg: print(msg),
+) -> AsyncIterator[Vector | None]:
+    """Poll phyphox's ``/get`` at ``rate_hz``: every new sample once, nothing while it is not measuring
+    (``None`` then, for :func:`client.sources.keepalive`: do not hold the last one).
+
+    Starts the experiment once if it is not measuring when the client starts;
+    a later pause is the user's: the client waits (the LEDs go dark) and
+    resumes when the measurement does, saying so each time.
+    """
+    reader = PhyphoxReader(buffers, time_buffer)
+    api, data = await _first_answer(phone, reader, timeout_s)
+    missing = reader.missing(data)
     if missing:
-        raise ClientError(
-            f"the phyphox experiment has no buffer {missing[0]!r}; open 'Acceleration with g' or pass --buffers"
-        )
-    if not data.get("status", {}).get("measuring", False):
+        raise ClientError(f"the phyphox experiment has no buffer {missing[0]!r}; open 'Acceleration with g' or pass --buffers")
+    first, _ = reader.read(data)
+    if not reader.measuring:
         await asyncio.to_thread(api.get, "/control?cmd=start")
+        reader.measuring = None  # the next answer that measures is the start, not a resume
+        notify("started the phyphox measurement")
+    for v in first:
+        yield v
     pacer = Pacer(rate_hz)
+    lost = False
     while True:
         await pacer.tick()
-        data = await asyncio.to_thread(api.get, query)
-        v = _phyphox_vector(data, buffers)
-        if v is not None:
-            yield v
-
-
-# --------------------------------------------------------------------------- UDP
-
-_FIELD_SPLIT = re.compile(r"[,;\s]+")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_TIMESTAMP = re.compile(r"\d{10,}")
-
-
-def parse_datagram(data: bytes) -> list[Vector]:
-    """The vectors in one datagram, by the rule documented in the README.
-
-    Each line is one reading.  Fields are separated by commas, semicolons
-    and/or whitespace.  Leading fields that are not numbers (a device name)
-    are ignored; from the first number on, the run of consecutive numbers
-    counts.  If the first of them is a whole number of at least 10 digits
-    (a Unix time in s, ms or ns; no gravity reading looks like that), it is
-    a timestamp and skipped.  The next three numbers are x, y, z; the rest
-    (other sensors) are ignored.  Raises :class:`FrameError` if no line
-    holds a valid vector.
-    """
-    text = data.decode("utf-8", errors="replace")
-    vectors: list[Vector] = []
-    error: FrameError | None = None
-    for line in text.splitlines():
-        fields = [f for f in _FIELD_SPLIT.split(line.strip()) if f]
-        if not fields:
-            continue
-        numbers: list[str] = []
-        for f in fields:
-            if _NUMBER.fullmatch(f):
-                numbers.append(f)
-            elif numbers:
-                break
-        if numbers and _TIMESTAMP.fullmatch(numbers[0]):
-            numbers = numbers[1:]
-        if len(numbers) < 3:
-            error = FrameError("wrong_count", f"expected at least 3 numbers, got {len(numbers)}")
-            continue
         try:
-            vectors.append(make_vector(*(float(n) for n in numbers[:3])))
-        except FrameError as e:
-            error = e
-    if not vectors:
-        raise error or FrameError("empty", "the datagram is empty")
-    return vectors
-
-
-def parse_listen(spec: str, default_port: int) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT``, ``PORT`` or ``HOST`` -> (host, port)."""
-    host, sep, port = spec.rpartition(":")
-    if not sep:
-        host, port = ("", spec) if spec.isdigit() else (spec, str(default_port))
-    host = host.strip("[]") or "0.0.0.0"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ClientError(f"--listen {spec!r} is not HOST:PORT", EXIT_USAGE)
-    return host, int(port)
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, queue: asyncio.Queue[bytes]) -> None:
-        self.queue = queue
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        if self.queue.qsize() < 10_000:  # a flood drops datagrams instead of eating memory
-            self.queue.put_nowait(data)
-
-
-async def udp_source(
-    host: str,
-    port: int,
-    *,
-    warn: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
-    on_listening: Callable[[tuple[str, int]], None] | None = None,
-) -> AsyncIterator[Vector]:
-    """Vectors from CSV datagrams as they arrive; bad datagrams are reported (first, then every 100th)."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(queue), local_addr=(host, port), family=family)
-    except OSError as e:
-        raise ClientError(f"cannot listen for UDP on {host}:{port} ({e.strerror or e})") from None
-    if on_listening is not None:
-        on_listening(transport.get_extra_info("sockname")[:2])
-    bad = 0
-    try:
-        while True:
-            data = await queue.get()
-            try:
-                vectors = parse_datagram(data)
-            except FrameError as e:
-                bad += 1
-                if bad == 1 or bad % 100 == 0:
-                    shown = data[:60].decode("utf-8", errors="replace")
-                    warn(f"bad UDP datagram #{bad} {shown!r}: {e.message}; skipped")
-                continue
-            for v in vectors:
-                yield v
-    finally:
-        transport.close()
+            answer = await asyncio.to_thread(api.get, reader.query())
+        except ClientError as e:
+            if e.exit_code == EXIT_USAGE:
+                raise
+            if not lost:  # out of Wi-Fi, app in the background: wait for it (the LEDs go dark)
+                notify(f"{e}; trying again")
+                lost = True
+            continue
+        if lost:
+            notify("phyphox answers again")
+            lost = False
+        vectors, note = reader.read(answer)
+        if note:
+            notify(note)
+        if not reader.measuring:
+            yield None  # paused, or the timed run ended: no --hold, the LEDs go dark at the daemon's stale timeout
+        for v in vectors:
+            yield v

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from daemon.protocol import FrameError, Vector, make_vector
+from daemon.protocol import FrameError, Vector, make_vector, parse_number
 
 from . import ClientError
 
@@ -92,8 +92,8 @@ def read_recording(path: str | os.PathLike[str]) -> list[Sample]:
         if len(cells) != 4:
             raise ClientError(f"{where}: expected 4 columns t,x,y,z, got {len(cells)}")
         try:
-            t = float(cells[0])
-            v = make_vector(*(float(c) for c in cells[1:]))
+            t = parse_number(cells[0])
+            v = make_vector(*(parse_number(c) for c in cells[1:]))
         except ValueError as e:
             detail = e.message if isinstance(e, FrameError) else "not a number"
             raise ClientError(f"{where}: {detail}") from None

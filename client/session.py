@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
 from daemon.protocol import Vector
+from daemon.wording import count
 
 from .link import Link, LinkOptions
 from .live import Snapshot, View
-from .pacing import RateMeter
+from .pacing import SendRate
 from .recording import Recorder
 
 __all__ = ["StreamOptions", "Summary", "stream", "run_stream"]
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SourceFactory = Callable[[], AsyncIterator[Vector]]
 
 
@@ -52,7 +54,7 @@ class Summary:
     def describe(self) -> str:
         dropped = f", {self.dropped} dropped while disconnected" if self.dropped else ""
         rate = f" ({self.rate_hz:.1f} per second)" if self.elapsed_s >= 0.5 else ""
-        return f"sent {self.sent} frames in {self.elapsed_s:.2f} s{rate}{dropped}"
+        return f"sent {count(self.sent, 'frame')} in {self.elapsed_s:.2f} s{rate}{dropped}"
 
 
 class _Pump:
@@ -80,7 +82,7 @@ class _Pump:
 
 
 async def _refresh(link: Link, view: View, period_s: float) -> None:
-    meter = RateMeter()
+    meter = SendRate()
     while True:
         t = link.telemetry
         fresh = time.monotonic() - t.received_at < 1.0 and link.ws is not None
@@ -105,7 +107,9 @@ async def stream(make_source: SourceFactory, link_opts: LinkOptions, opts: Strea
     """Run a session to its end; raises :class:`ClientError` for failures worth a non-zero exit."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal ends the run as cleanly as Ctrl-C.
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     link = Link(link_opts, notify=view.event)
@@ -113,7 +117,7 @@ async def stream(make_source: SourceFactory, link_opts: LinkOptions, opts: Strea
     pump = _Pump(link, opts, recorder)
     link_task = asyncio.ensure_future(link.run())
     stop_task = asyncio.ensure_future(stop.wait())
-    refresher = asyncio.ensure_future(_refresh(link, view, 0.1 if view.mode == "tty" else 0.25))
+    refresher = asyncio.ensure_future(_refresh(link, view, 0.1 if view.mode in ("tty", "lines") else 0.25))
     pump_task: asyncio.Task[None] | None = None
     try:
         connected = asyncio.ensure_future(link.connected.wait())
@@ -133,9 +137,11 @@ async def stream(make_source: SourceFactory, link_opts: LinkOptions, opts: Strea
         await asyncio.gather(link_task, return_exceptions=True)
         if recorder is not None:
             recorder.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)  # (which sets SIG_DFL, so put back what was there)
+                if previous[sig] is not None:
+                    signal.signal(sig, previous[sig])
     # Failures surface only now, after everything was closed.
     if link_task.done() and not link_task.cancelled() and link_task.exception() is not None:
         raise link_task.exception()  # type: ignore[misc]

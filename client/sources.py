@@ -7,17 +7,21 @@ one as it comes, so a source sets its own pace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from typing import AsyncIterator, Callable, Iterable, TextIO
 
 from daemon.protocol import FrameError, Vector, parse_text
 
+from .formats import flip
 from .recording import Sample
 
 __all__ = [
+    "HOLD_S",
     "KEEPALIVE_S",
     "constant_source",
+    "flipped",
     "keepalive",
     "parse_line",
     "replay_source",
@@ -26,23 +30,40 @@ __all__ = [
 
 KEEPALIVE_S = 0.25
 """Sparse sources repeat their last vector this often: four times inside the daemon's 1 s stale timeout."""
+HOLD_S = 2.0
+"""Push sources (phones) repeat their last vector for this long at most: a phone that stops sending
+(app paused, screen off, out of Wi-Fi) lets the LEDs go dark through the daemon's stale timeout."""
 
 
-async def keepalive(source: AsyncIterator[Vector], every_s: float = KEEPALIVE_S) -> AsyncIterator[Vector]:
+async def keepalive(
+    source: AsyncIterator[Vector | None], every_s: float = KEEPALIVE_S, *, hold_s: float | None = None
+) -> AsyncIterator[Vector]:
     """Pass ``source`` through, repeating the last vector whenever it is silent for ``every_s``.
+
+    With ``hold_s``, repeats stop once the source has been silent that long
+    (a phone that stopped), so the daemon's failsafe darkens the LEDs; the
+    next fresh vector starts them again.  Without it (stdin, replay, send) the
+    last vector is held for as long as the source is open.  A source yields
+    ``None`` to stop the repeats at once (phyphox says it is paused): it is
+    not passed on.
 
     The pending ``__anext__`` lives in its own task, so a timeout never
     cancels (and so never breaks) the wrapped generator.
     """
     it = aiter(source)
-    pending: asyncio.Task[Vector] | None = None
+    clock = asyncio.get_running_loop().time
+    pending: asyncio.Task[Vector | None] | None = None
     last: Vector | None = None
+    fresh_at = 0.0
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(it))
             done, _ = await asyncio.wait({pending}, timeout=every_s if last is not None else None)
             if not done:
+                if hold_s is not None and clock() - fresh_at >= hold_s:
+                    last = None  # held long enough: wait for the phone in silence
+                    continue
                 yield last  # type: ignore[misc]  # last is set whenever there is a timeout
                 continue
             task, pending = pending, None
@@ -50,6 +71,9 @@ async def keepalive(source: AsyncIterator[Vector], every_s: float = KEEPALIVE_S)
                 last = task.result()
             except StopAsyncIteration:
                 return
+            if last is None:
+                continue  # the source knows the phone stopped: no hold
+            fresh_at = clock()
             yield last
     finally:
         if pending is not None:
@@ -61,6 +85,13 @@ async def keepalive(source: AsyncIterator[Vector], every_s: float = KEEPALIVE_S)
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def flipped(source: AsyncIterator[Vector]) -> AsyncIterator[Vector]:
+    """``source`` with all three axes negated (``--flip``, for iOS apps)."""
+    async with contextlib.aclosing(source) as vectors:  # type: ignore[type-var]
+        async for v in vectors:
+            yield flip(v)
 
 
 async def constant_source(v: Vector, *, hold: bool = False) -> AsyncIterator[Vector]:

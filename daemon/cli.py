@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from typing import Callable
 
 from . import __version__
-from .config import ConfigError, add_arguments, load_config
-from .leds import HardwareError, LedPair
-from .security import SecurityError, read_token
-from .server import Daemon, StartupError
-from .systemd import Systemd, SystemdError
+from .config import Config, add_arguments, load_config
+from .errors import GravityLedError
+from .leds import LedPair
+from .security import read_token
+from .server import Daemon, run_daemon
+from .systemd import Systemd
 
 __all__ = ["build_parser", "main"]
 
@@ -65,38 +65,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cfg, path = load_config(args)
-    except ConfigError as e:
-        return _fail(str(e), 2)
+        return _run(args)
+    except GravityLedError as e:  # one sentence for the user, no traceback
+        return _fail(str(e), e.exit_code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg, path = load_config(args)
+    # The token file is part of the configuration: read it with the rest
+    # (a problem is a SecurityError, exit 2 like a ConfigError).
+    token = read_token(cfg.token_file) if cfg.token_file else None
     sd = Systemd()
-    try:
-        sd.check()
-    except SystemdError as e:
-        return _fail(str(e))
+    sd.check()
     _setup_logging(cfg.log_level, sd)
     log = logging.getLogger("gravity_led")
     log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
-    try:
-        token = read_token(cfg.token_file) if cfg.token_file else None
-        leds = LedPair(
-            right_pin=cfg.right_pin,
-            left_pin=cfg.left_pin,
-            frequency_hz=cfg.frequency_hz,
-            pin_factory=cfg.pin_factory,
-            write_delay_s=cfg.mock_write_delay_us / 1e6,
-        )
-    except (SecurityError, HardwareError) as e:
-        return _fail(str(e))
+    leds = LedPair(
+        right_pin=cfg.right_pin,
+        left_pin=cfg.left_pin,
+        frequency_hz=cfg.frequency_hz,
+        pin_factory=cfg.pin_factory,
+        write_delay_s=cfg.mock_write_delay_us / 1e6,
+    )
 
-    def reload_config():
+    def reload_config() -> Config:
         return load_config(args, os.environ)[0]
 
     with leds:
         daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
         try:
-            asyncio.run(daemon.run(on_listening=_announcer(daemon, qr=args.qr)))
-        except StartupError as e:
-            return _fail(str(e))
+            run_daemon(daemon, on_listening=_announcer(daemon, qr=args.qr))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set
             pass
     if daemon.failed is not None:
@@ -109,13 +107,15 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
     def announce() -> None:
-        from .urls import qr_text, urls_to_open
+        from .urls import announcement, qr_text, urls_to_open
 
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
-        for url in urls:
-            logging.getLogger("gravity_led").info("open %s on a phone", url)
-        if qr and urls:
+        for line in announcement(urls, tls=cfg.tls):
+            logging.getLogger("gravity_led").info("%s", line)
+        if qr and urls and cfg.tls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)
+        elif qr:
+            logging.getLogger("gravity_led").warning("--qr: no QR code, as a phone cannot use the http:// page")
 
     return announce

@@ -16,8 +16,11 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Mapping as MappingT
 
+from .errors import ConfigError
+from .files import UnreadableFile, read_small_file
 from .leds import FACTORY_NAMES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
@@ -29,12 +32,17 @@ ENV_PREFIX = "GRAVITY_LED_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-class ConfigError(ValueError):
-    """Bad configuration; ``str(err)`` is one sentence naming the problem."""
+def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str, default_text: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices, "group": group, "default_text": default_text})
 
 
-def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple | None = None, group: str) -> Any:
-    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices, "group": group})
+def default_text(name: str) -> str:
+    """An option's default as ``--help`` and the README show it ("none" when there is none)."""
+    f = _FIELDS[name]
+    if f.metadata["default_text"]:
+        return f.metadata["default_text"]
+    d = f.default
+    return "none" if d is None or d == () else ",".join(d) if isinstance(d, tuple) else str(d).lower() if isinstance(d, bool) else str(d)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,17 +56,19 @@ class Config:
     token_file: str | None = _opt(None, "file holding a shared secret that clients must present (Bearer header or ?token=)", metavar="PATH", group="security")
     allowed_origins: tuple[str, ...] = _opt((), "extra web page origins allowed to connect, comma-separated (the daemon's own page is always allowed)", metavar="URLS", group="security")
     max_connections: int = _opt(32, "cap on open connections, handshakes included, so a flood cannot exhaust memory", metavar="N", group="security")
+    max_connections_per_address: int = _opt(8, "cap on open connections from one address (IPv6: one /64), so one host cannot take every slot", metavar="N", group="security")
     max_frame_bytes: int = _opt(MAX_FRAME_BYTES, "largest frame accepted; bigger ones close the connection with 1009", metavar="BYTES", group="security")
     handshake_timeout_s: float = _opt(5.0, "time a new connection has to finish its handshake", metavar="S", group="security")
     ping_interval_s: float = _opt(5.0, "WebSocket ping interval, to find vanished phones", metavar="S", group="security")
     ping_timeout_s: float = _opt(5.0, "time to wait for a pong before dropping the client", metavar="S", group="security")
 
-    pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock (default: gpiozero's own choice)", metavar="NAME", choices=FACTORY_NAMES, group="leds")
+    pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock", metavar="NAME", choices=FACTORY_NAMES, group="leds", default_text="gpiozero's own choice")
     right_pin: str = _opt("GPIO18", "pin of the right LED (BCM number, GPIO18 or BOARD12 form)", metavar="PIN", group="leds")
     left_pin: str = _opt("GPIO22", "pin of the left LED", metavar="PIN", group="leds")
     frequency_hz: float = _opt(100.0, "PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
-    update_hz: float = _opt(250.0, "most LED updates per second; newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
+    update_hz: float = _opt(250.0, "most LED updates per second, on average (up to four back to back, for a phone's jitter); newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
     stale_after_s: float = _opt(1.0, "turn the LEDs off when no valid frame arrived for this long", metavar="S", group="leds")
+    idle_release_s: float = _opt(30.0, "close the LED holder's connection when no valid frame arrived for this long, so the next client can take the LEDs (0 = never)", metavar="S", group="leds")
     mock_write_delay_us: float = _opt(0.0, "with mock pins, make each PWM write cost this much CPU (benchmarks)", metavar="US", group="leds")
 
     axis: str = _opt("y", "gravity axis that measures the tilt", choices=AXES, group="mapping")
@@ -87,12 +97,12 @@ class Config:
 
 
 RELOADABLE = frozenset(
-    {"axis", "invert", "dead_zone_deg", "full_scale_deg", "curve", "gamma", "smoothing_s", "stale_after_s", "log_level"}
+    {"axis", "invert", "dead_zone_deg", "full_scale_deg", "curve", "gamma", "smoothing_s", "stale_after_s", "idle_release_s", "log_level"}
 )
 """Options SIGHUP applies live; the others need a restart."""
 
 _FIELDS = {f.name: f for f in fields(Config)}
-_POSITIVE = {"frequency_hz", "update_hz", "stale_after_s", "handshake_timeout_s", "ping_interval_s", "ping_timeout_s", "max_frame_bytes", "max_connections"}
+_POSITIVE = {"frequency_hz", "update_hz", "stale_after_s", "handshake_timeout_s", "ping_interval_s", "ping_timeout_s", "max_frame_bytes", "max_connections", "max_connections_per_address"}
 
 
 def _kind(name: str) -> str:
@@ -131,7 +141,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return str(value)
         if not isinstance(value, str):
             raise ValueError
-        return value
+        return value.lower() if _FIELDS[name].metadata["choices"] else value  # --log-level DEBUG, =MOCK
     except (TypeError, ValueError):
         wanted = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "list": "a list of strings"}.get(kind, "a string")
         raise ConfigError(f"{name} {where} must be {wanted}, not {value!r}") from None
@@ -143,13 +153,17 @@ def _validate(cfg: Config) -> Config:
             raise ConfigError(f"{name} must be greater than 0, not {getattr(cfg, name)}")
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, not {cfg.port}")
-    if cfg.smoothing_s < 0 or cfg.mock_write_delay_us < 0:
-        raise ConfigError("smoothing_s and mock_write_delay_us must not be negative")
+    for name in ("smoothing_s", "mock_write_delay_us", "idle_release_s"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must not be negative, not {getattr(cfg, name)}")
     for name in ("pin_factory", "axis", "curve", "log_level"):
         choices = _FIELDS[name].metadata["choices"]
         value = getattr(cfg, name)
         if value is not None and value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    for origin in cfg.allowed_origins:
+        if not _is_origin(origin):
+            raise ConfigError(f"allowed_origins: {origin!r} is not a web origin such as https://app.example or http://host:8080")
     if (cfg.certfile is None) != (cfg.keyfile is None):
         raise ConfigError("certfile and keyfile must be given together")
     try:
@@ -157,6 +171,16 @@ def _validate(cfg: Config) -> Config:
     except MappingError as e:
         raise ConfigError(str(e)) from None
     return cfg
+
+
+def _is_origin(text: str) -> bool:
+    """``http(s)://host[:port]`` and nothing more: what a browser sends as Origin."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/") and not (parts.query or parts.fragment or parts.username)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,27 +194,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(Config):
         meta = f.metadata
         group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        default = f.default if not isinstance(f.default, tuple) else ",".join(f.default) or "none"
-        help = f"{meta['help']} (default: {default}; env {ENV_PREFIX}{f.name.upper()})"
+        help = f"{meta['help']} (default: {default_text(f.name)}; env {ENV_PREFIX}{f.name.upper()})"
         flags = ["--" + f.name.replace("_", "-")]
         if f.name == "stale_after_s":
             flags.append("--stale-after")
         if _kind(f.name) == "bool":
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
         else:
-            group.add_argument(*flags, dest=f.name, metavar=meta["metavar"], choices=meta["choices"], default=None, help=help)
+            lower = str.lower if meta["choices"] else None  # choices in any case: --log-level DEBUG
+            group.add_argument(*flags, dest=f.name, metavar=meta["metavar"], choices=meta["choices"], type=lower, default=None, help=help)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except PermissionError:
-        raise ConfigError(f"config file {path} is not readable by this user") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory") from None
+        # Never blocks (a FIFO), never reads without end (a device, a huge
+        # file), and every OSError is one sentence: reload relies on it.
+        text = read_small_file(path, what="config file").decode("utf-8-sig")
+        data = tomllib.loads(text)
+    except UnreadableFile as e:
+        raise ConfigError(str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:
@@ -205,7 +227,10 @@ def config_path(args: argparse.Namespace | None, env: MappingT[str, str]) -> Pat
     given = getattr(args, "config", None) or env.get(ENV_PREFIX + "CONFIG")
     if given:
         return Path(given)
-    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    try:
+        return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+    except OSError:  # e.g. /etc/gravity-led not searchable: reading it will say so
+        return DEFAULT_CONFIG_PATH
 
 
 def load_config(args: argparse.Namespace | None = None, env: MappingT[str, str] | None = None) -> tuple[Config, Path | None]:

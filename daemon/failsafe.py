@@ -15,8 +15,9 @@ import argparse
 import os
 import sys
 
-from .config import ConfigError, load_config
-from .leds import HardwareError, LedPair
+from .config import load_config
+from .errors import ConfigError, HardwareError
+from .leds import LedPair
 
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:

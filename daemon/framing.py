@@ -5,22 +5,23 @@ websockets parses every frame with a chain of generators; under a flood that
 is the largest part of the daemon's per-frame cost.  :func:`split_frames`
 unmasks runs of such frames in one loop and stops at anything else (pings,
 close, fragments, large or malformed frames), which the caller hands, whole,
-to websockets' own parser.  So websockets still decides everything but the
-common case, and its parser only ever sees whole frames, staying in step.
+to websockets' own parser with everything after it.  So websockets still
+decides everything but the common case; the fast path starts again once
+websockets' parser is back at a frame boundary.
 
 No I/O: :func:`split_frames` is pure, and :class:`FastFramer` keeps only a
-connection's partial frame.  ``tests/test_framing.py`` checks them against
-websockets' Sans-I/O parser on random streams cut at random points.
+connection's partial frame; it returns what it found (messages, and the
+bytes websockets must parse) instead of calling anyone.  Whether websockets'
+parser sits at a frame boundary is the caller's to say (daemon/wsadapter.py).
+``tests/test_framing.py`` checks them against websockets' Sans-I/O parser on
+random streams cut at random points.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from websockets.frames import apply_mask  # the C speedup when built
-from websockets.protocol import State
 
-__all__ = ["FastFramer", "split_frames", "parser_at_frame_start"]
+__all__ = ["FastFramer", "split_frames"]
 
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
@@ -91,57 +92,36 @@ def _whole_frame(buf: bytes, pos: int, limit: int) -> int:
     return total if pos + total <= n else 0
 
 
-def parser_at_frame_start(protocol: Any) -> bool:
-    """Whether a websockets Protocol has consumed whole frames only, so that
-    the next byte it would read starts a frame, outside any fragmented
-    message.  False when unsure (a websockets version whose parser looks
-    different): the caller then keeps to websockets' own path."""
-    try:
-        if protocol.reader.buffer or protocol.current_size is not None:
-            return False
-        gen = protocol.parser
-        while gen.gi_yieldfrom is not None:  # the innermost generator it waits in
-            gen = gen.gi_yieldfrom
-        return gen.gi_code is type(protocol.reader).at_eof.__code__
-    except AttributeError:
-        return False
-
-
 class FastFramer:
-    """One connection's fast path: simple frames to ``deliver``; anything
-    else, whole, to ``parse_fully`` (websockets' ``data_received``), so its
-    parser stays at a frame boundary.  A partial frame waits in ``pending``
-    (at most ``limit`` + 14 bytes).  No I/O of its own."""
+    """One connection's fast path, Sans-I/O like websockets' own
+    ``receive_data()``: bytes in, what was found out.  A partial frame waits
+    in ``pending`` (at most ``limit`` + 14 bytes)."""
 
-    __slots__ = ("pending", "framed")
+    __slots__ = ("pending", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, *, limit: int) -> None:
         self.pending = b""
-        self.framed = False  # websockets' parser is known to be at a frame boundary
+        self.limit = limit
 
-    def feed(self, protocol: Any, data: bytes, limit: int, deliver: Callable[[str | bytes], None], parse_fully: Callable[[bytes], None]) -> None:
-        if not (self.framed or parser_at_frame_start(protocol)):
-            parse_fully(data)
-            return
-        self.framed = True
+    def receive_data(self, data: bytes, *, parser_idle: bool) -> tuple[list[str | bytes], bytes]:
+        """Split ``data`` into ``(messages, rest)``: the simple frames' messages,
+        in order, then the bytes websockets' parser must take, whole frames
+        from a frame boundary (all of it if ``parser_idle`` is false: the
+        parser is inside a frame or a fragmented message, or the connection
+        is closing)."""
         if self.pending:
             data = self.pending + data
             self.pending = b""
-        pos, n = 0, len(data)
-        while pos < n:
-            if protocol.state is not State.OPEN or protocol.current_size is not None:
-                # Closing, or inside a fragmented message: all to websockets.
-                self.framed = False
-                parse_fully(data[pos:])
-                return
-            messages, pos, other = split_frames(data, pos, limit)
-            for message in messages:
-                deliver(message)
-            if other == 0:
+        if not parser_idle:
+            return [], data
+        messages, pos, other = split_frames(data, 0, self.limit)
+        if other == 0:
+            if pos < len(data):
                 self.pending = data[pos:]
-                return
-            parse_fully(data[pos : pos + other])
-            pos += other
+            return messages, b""
+        # Everything from the first frame it must see goes to websockets, so
+        # its messages never overtake ours (and ours never overtake its).
+        return messages, data[pos:]
 
     def take_pending(self) -> bytes:
         """At end of stream: the bytes of a frame cut short, for websockets to report."""

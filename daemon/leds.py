@@ -11,16 +11,13 @@ import time
 import warnings
 from typing import Any
 
+from .errors import HardwareError
 from .mapping import OFF, Duties
 
 __all__ = ["FACTORY_NAMES", "HardwareError", "LedPair"]
 
 FACTORY_NAMES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 """Accepted ``pin_factory`` names; ``None`` means gpiozero's own choice."""
-
-
-class HardwareError(RuntimeError):
-    """GPIO could not be set up; ``str(err)`` is one sentence for the user."""
 
 
 WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
@@ -127,7 +124,7 @@ class LedPair:
         write_delay_s: float = 0.0,
     ) -> None:
         from gpiozero import PWMLED
-        from gpiozero.exc import GPIOZeroError
+        from gpiozero.exc import GPIOPinInUse, GPIOZeroError
 
         self._factory = _make_factory(pin_factory, write_delay_s)
         self.factory_name = pin_factory or type(self._factory).__name__.removesuffix("Factory").lower()
@@ -135,6 +132,9 @@ class LedPair:
         try:
             self._right = PWMLED(right_pin, frequency=frequency_hz, pin_factory=self._factory)
             self._left = PWMLED(left_pin, frequency=frequency_hz, pin_factory=self._factory)
+        except GPIOPinInUse:
+            self.close()
+            raise HardwareError(f"right_pin {right_pin} and left_pin {left_pin} are the same pin; give each LED its own") from None
         except (GPIOZeroError, ValueError, TypeError, OSError) as e:
             self.close()
             raise HardwareError(f"cannot use GPIO pins right={right_pin!r} left={left_pin!r}: {e}") from None

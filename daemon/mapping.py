@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .errors import MappingError
 from .protocol import Vector
 
 __all__ = ["AXES", "CURVES", "Duties", "Mapping", "MappingError", "Smoother", "duties_for"]
@@ -18,10 +19,6 @@ __all__ = ["AXES", "CURVES", "Duties", "Mapping", "MappingError", "Smoother", "d
 AXES = ("x", "y", "z")
 _AXIS_INDEX = {name: i for i, name in enumerate(AXES)}
 CURVES = ("linear", "gamma")
-
-
-class MappingError(ValueError):
-    """A mapping option is out of range."""
 
 
 class Duties(NamedTuple):

@@ -16,7 +16,11 @@ Client -> daemon
 
 Daemon -> client (only ever in answer to something the client sent)
     * ``{"type": "error", "error": CODE, "message": TEXT, "suppressed": N}``
+      (:class:`ErrorMessage`)
     * ``{"type": "state", "leds": {"right": R, "left": L}, ...}``
+      (:class:`StateMessage`)
+
+Over HTTP: ``GET /status`` answers the :class:`Status` document.
 """
 
 from __future__ import annotations
@@ -25,23 +29,37 @@ import json
 import math
 import re
 import struct
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+from websockets.frames import CloseCode
+
+from .errors import FrameError
 
 __all__ = [
     "BUSY_CLOSE_CODE",
+    "ConnectionCounts",
+    "ErrorMessage",
+    "FrameCounts",
+    "LedLevels",
+    "MappingDoc",
+    "PinsDoc",
+    "SERVER_MESSAGES",
+    "StateMessage",
+    "Status",
     "BUSY_REASON",
     "DEFAULT_PORT",
     "FrameError",
     "MAX_FRAME_BYTES",
     "MAX_TELEMETRY_HZ",
+    "NUMBER_RE",
     "STANDARD_GRAVITY",
     "Subscribe",
     "Vector",
     "decode_server_message",
     "encode_binary",
     "encode_error",
-    "encode_state",
+    "parse_number",
     "encode_subscribe",
     "encode_text",
     "make_vector",
@@ -55,8 +73,8 @@ DEFAULT_PORT = 5678
 MAX_FRAME_BYTES = 1024
 """Largest frame the daemon accepts by default; bigger ones close with 1009."""
 
-BUSY_CLOSE_CODE = 1013
-"""RFC 6455 "Try Again Later": sent to a second client while the LEDs are held."""
+BUSY_CLOSE_CODE = CloseCode.TRY_AGAIN_LATER
+"""RFC 6455 "Try Again Later" (1013): sent to a second client while the LEDs are held."""
 
 BUSY_REASON = "LEDs in use by another client"
 
@@ -82,19 +100,6 @@ class Subscribe:
     rate_hz: float
 
 
-class FrameError(ValueError):
-    """A frame that is not a valid message.
-
-    ``code`` is a short machine-readable reason (sent to the client in the
-    ``error`` field); ``str(err)`` is one human sentence.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 # One number: Python's and Java's decimal float syntax without underscores
 # or hex (Java's Float.toString writes e.g. "1.0E-5").
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
@@ -102,7 +107,8 @@ _SEP = r"(?:\s*,\s*|\s+)"
 # re.ASCII: Python's \d and \s would also match other scripts' digits and
 # spaces (and float() would accept them); the wire format is ASCII.
 _TEXT_RE = re.compile(rf"\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*", re.ASCII)
-_NUM_RE = re.compile(_NUM, re.ASCII)
+NUMBER_RE = _NUM_RE = re.compile(_NUM, re.ASCII)
+"""One number as the wire format spells it; the client's CSV, UDP and option parsers use it too."""
 _TOKEN_SPLIT_RE = re.compile(r"\s*,\s*|\s+", re.ASCII)
 _INF = math.inf
 _new_vector = tuple.__new__  # Vector(x, y, z) without NamedTuple's Python-level __new__ (hot path)
@@ -145,6 +151,18 @@ def _explain_text(text: str) -> FrameError:
     return FrameError("bad_separator", "numbers must be separated by whitespace and/or one comma")
 
 
+def parse_number(text: str) -> float:
+    """One number in the wire format's syntax (``1.0E-5``, ``.5``; no ``nan``, ``inf`` or ``1_0``),
+    or :class:`FrameError`; for the numbers that the client reads outside frames."""
+    token = text.strip()
+    if _NUM_RE.fullmatch(token):
+        value = float(token)
+        if value not in (_INF, -_INF):
+            return value
+        raise FrameError("not_finite", f"{token!r} is too large")
+    raise _explain_text(token) if _NON_FINITE_RE.fullmatch(token) else FrameError("not_a_number", f"{token!r} is not a number")
+
+
 def parse_text(text: str) -> Vector:
     """Parse ``"x y z"`` into a finite, non-zero :class:`Vector`.
 
@@ -158,9 +176,23 @@ def parse_text(text: str) -> Vector:
     return make_vector(x, y, z)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    # json.loads keeps the last of two equal keys; another parser might keep
+    # the first.  A message that means different things to different readers
+    # is refused rather than guessed at.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise FrameError("bad_json", "a JSON message must not repeat a key")
+    return obj
+
+
 def _parse_control(text: str) -> Subscribe:
     try:
-        msg = json.loads(text)
+        # Every number as a float: an integer of any size becomes a float
+        # (inf if it is huge), never an int that overflows later.
+        msg = json.loads(text, parse_int=float, object_pairs_hook=_no_duplicate_keys)
+    except FrameError:
+        raise
     except (ValueError, RecursionError):
         raise FrameError("bad_json", "a frame starting with '{' must be a JSON object") from None
     if not isinstance(msg, dict):
@@ -171,9 +203,9 @@ def _parse_control(text: str) -> Subscribe:
     if kind != "subscribe":
         raise FrameError("unknown_type", "the only JSON messages are 'subscribe' and 'unsubscribe'")
     rate = msg.get("rate", MAX_TELEMETRY_HZ)
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+    if type(rate) is not float or not 0.0 < rate < _INF:  # NaN fails both comparisons
         raise FrameError("bad_rate", "'rate' must be a positive number of messages per second")
-    return Subscribe(min(float(rate), MAX_TELEMETRY_HZ))
+    return Subscribe(min(rate, MAX_TELEMETRY_HZ))
 
 
 def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscribe:
@@ -203,6 +235,8 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
         raise _explain_text(data)
     if isinstance(data, str):  # a str subclass
         return parse_frame(str(data))
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FrameError("bad_type", f"a frame is text or bytes, not {type(data).__name__}")
     data = bytes(data)
     if data and _TEXT_BYTES.issuperset(data):
         return parse_text(data.decode("ascii"))
@@ -236,17 +270,160 @@ def encode_subscribe(rate_hz: float = MAX_TELEMETRY_HZ) -> str:
     return json.dumps({"type": "subscribe", "rate": rate_hz})
 
 
+# ---- daemon -> client, and the /status document ---------------------------
+# Declared here once: the daemon encodes them, the client decodes them, and
+# tests/test_protocol.py checks the phone page (daemon/web/*.js) reads only
+# fields that exist.
+
+
+@dataclass(frozen=True, slots=True)
+class LedLevels:
+    """PWM duty cycles in [0, 1], as the daemon last wrote them."""
+
+    right: float
+    left: float
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCounts:
+    """Frames the daemon accepted and rejected since it started."""
+
+    accepted: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateMessage:
+    """``{"type": "state", ...}``: telemetry, sent to a subscribed client."""
+
+    TYPE: ClassVar[str] = "state"
+    leds: LedLevels
+    client: str | None
+    frames: FrameCounts
+    rate_hz: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **asdict(self)}
+
+    def encode(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StateMessage:
+        return cls(
+            leds=LedLevels(**d["leds"]),
+            client=d["client"],
+            frames=FrameCounts(**d["frames"]),
+            rate_hz=d["rate_hz"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorMessage:
+    """``{"type": "error", ...}``: the answer to a rejected frame;
+    ``suppressed`` counts the errors not answered since the last one."""
+
+    TYPE: ClassVar[str] = "error"
+    error: str
+    message: str
+    suppressed: int = 0
+
+    @classmethod
+    def of(cls, err: FrameError, *, suppressed: int = 0) -> ErrorMessage:
+        return cls(error=err.code, message=err.message, suppressed=suppressed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **asdict(self)}
+
+    def encode(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ErrorMessage:
+        return cls(error=str(d["error"]), message=str(d["message"]), suppressed=int(d.get("suppressed") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCounts:
+    """Open connections (pending handshakes included), the caps, and the
+    refusals by kind since start."""
+
+    open: int
+    max: int
+    pending: int = 0
+    max_per_address: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PinsDoc:
+    right: int | str
+    left: int | str
+    frequency_hz: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappingDoc:
+    axis: str
+    invert: bool
+    dead_zone_deg: float
+    full_scale_deg: float
+    curve: str
+    gamma: float
+    smoothing_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """The ``/status`` document: the state message's fields and the rest."""
+
+    state: StateMessage
+    version: str
+    uptime_s: float
+    busy_refused: int
+    connections: ConnectionCounts
+    pin_factory: str
+    pins: PinsDoc
+    mapping: MappingDoc
+    stale_after_s: float
+    pin_writes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["state"]
+        state = self.state.to_dict()
+        del state["type"]
+        return {**state, **d}
+
+    def encode(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Status:
+        return cls(
+            state=StateMessage.from_dict(d),
+            version=d["version"],
+            uptime_s=d["uptime_s"],
+            busy_refused=d["busy_refused"],
+            connections=ConnectionCounts(**d["connections"]),
+            pin_factory=d["pin_factory"],
+            pins=PinsDoc(**d["pins"]),
+            mapping=MappingDoc(**d["mapping"]),
+            stale_after_s=d["stale_after_s"],
+            pin_writes=d["pin_writes"],
+        )
+
+
+SERVER_MESSAGES: dict[str, type[StateMessage] | type[ErrorMessage]] = {m.TYPE: m for m in (StateMessage, ErrorMessage)}
+"""Every message the daemon sends, by its ``type``."""
+
+
 def encode_error(err: FrameError, *, suppressed: int = 0) -> str:
     """The daemon's answer to a rejected frame."""
-    return json.dumps({"type": "error", "error": err.code, "message": err.message, "suppressed": suppressed})
+    return ErrorMessage.of(err, suppressed=suppressed).encode()
 
 
-def encode_state(state: dict) -> str:
-    """A telemetry message; ``state`` holds at least ``leds``."""
-    return json.dumps({"type": "state", **state}, separators=(",", ":"))
-
-
-def decode_server_message(text: str | bytes) -> dict:
+def decode_server_message(text: str | bytes) -> StateMessage | ErrorMessage:
     """Decode a daemon message; raises :class:`FrameError` if it is not one."""
     try:
         msg = json.loads(text)
@@ -254,4 +431,10 @@ def decode_server_message(text: str | bytes) -> dict:
         raise FrameError("bad_json", "the daemon sent something that is not JSON") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise FrameError("bad_json", "the daemon sent a JSON value without a 'type'")
-    return msg
+    kind = SERVER_MESSAGES.get(msg["type"])
+    if kind is None:
+        raise FrameError("unknown_type", f"the daemon sent a message of unknown type {msg['type']!r}")
+    try:
+        return kind.from_dict(msg)
+    except (KeyError, TypeError, ValueError):
+        raise FrameError("bad_json", f"the daemon sent a {msg['type']!r} message without the fields it must have") from None

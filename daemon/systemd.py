@@ -39,6 +39,8 @@ import sys
 import time
 from typing import Any, Iterator, Mapping
 
+from .errors import SystemdError
+
 __all__ = ["JOURNAL_SOCKET", "SYSLOG_IDENTIFIER", "Systemd", "SystemdError", "make_journal_handler"]
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,6 @@ _MISSING = (
     " install the Debian package python3-systemd (sudo apt install python3-systemd, then a venv made with"
     " --system-site-packages) or the pip package systemd-python (pip install 'gravity-led[systemd]')"
 )
-
-
-class SystemdError(RuntimeError):
-    """Running under systemd without what it needs; ``str(err)`` is one sentence."""
 
 
 def _import_daemon() -> Any:

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 from . import urls
+from .errors import CertError
+from .wording import count
 
 __all__ = ["CertError", "DEFAULT_DIR", "default_hosts", "make_cert", "main"]
 
@@ -26,10 +28,6 @@ DEFAULT_DIR = Path("/etc/gravity-led")
 SERVICE_USER = "gravity-led"
 CERT_NAME = "cert.pem"
 KEY_NAME = "key.pem"
-
-
-class CertError(Exception):
-    """The certificate could not be made; ``str(err)`` is one sentence."""
 
 
 def default_hosts() -> list[str]:
@@ -220,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     cert_abs, key_abs = cert_path.resolve(), key_path.resolve()
     print(f"Wrote certificate {cert_abs}")
     print(f"  and private key  {key_abs} (mode 0600)")
-    print(f"Valid {args.days} days for: {', '.join(names)}")
+    print(f"Valid {count(args.days, 'day')} for: {', '.join(names)}")
     print()
     print("Start the daemon with:")
     print(f"  gravity-led-daemon --certfile {_q(cert_abs)} --keyfile {_q(key_abs)}")

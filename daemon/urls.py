@@ -12,7 +12,7 @@ import socket
 import struct
 from pathlib import Path
 
-__all__ = ["local_addresses", "qr_text", "url_for", "urls_to_open"]
+__all__ = ["PHONES_NEED_HTTPS", "announcement", "local_addresses", "qr_text", "url_for", "urls_to_open"]
 
 _ANY = {"", "0.0.0.0", "::", "[::]", "*"}
 _VIRTUAL_PREFIXES = ("docker", "br-", "veth", "virbr", "lxc", "lxd", "podman", "cni", "flannel", "tun", "tap", "wg", "zt")
@@ -116,6 +116,25 @@ def urls_to_open(host: str, port: int, *, tls: bool, addresses: list[str] | None
         addresses = [a for a in addresses if ":" not in a]
     urls = [url_for(a, port, tls=tls) for a in addresses if _usable(a)]
     return urls + [url_for("127.0.0.1", port, tls=tls)]
+
+
+PHONES_NEED_HTTPS = (
+    "phones give their motion sensors only to an https:// page: run 'sudo gravity-led-daemon make-cert', "
+    "set certfile and keyfile as it says, and restart"
+)
+
+
+def announcement(urls: list[str], *, tls: bool) -> list[str]:
+    """The lines the daemon logs at start to say where to open the page.
+
+    With TLS each URL is one for a phone.  Without, an ``http://`` page works
+    in a computer's browser but a phone's browser will not hand it the motion
+    sensor, so the lines say so, and how to get a certificate, instead of
+    sending a phone to a page that cannot work.
+    """
+    if tls:
+        return [f"open {url} on a phone" for url in urls]
+    return [f"page at {url} (a computer's browser; not a phone's)" for url in urls] + [PHONES_NEED_HTTPS]
 
 
 def qr_text(url: str, *, border: int = 2) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,20 +16,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, clean_env, scaled
 
 
 def client_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITY_LED_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+    return clean_env(PYTHONUNBUFFERED="1", **extra)
 
 
 class ClientProcess:
@@ -77,7 +71,7 @@ class ClientProcess:
         """Block until a line of stdout (or stderr) matches ``pattern``; return the line."""
         rx = re.compile(pattern)
         sink = self.out if stream == "out" else self.err
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             seen = 0
             while True:
@@ -167,24 +161,42 @@ class _LoopThread:
 
 @dataclass
 class FakeSensorServer:
-    """Speaks SensorServer's protocol: JSON {"values", "timestamp", "accuracy"} at ~50 Hz, or a close code."""
+    """Speaks SensorServer's protocol (umer0586/SensorServer, websocketserver/SensorWebSocketServer.kt):
+    JSON messages at ~50 Hz, or a close code.
+
+    ``messages`` (built with phone_apps.sensorserver_message) are sent in turn, again and again.
+    """
 
     values: list[float] = field(default_factory=lambda: [0.0, 4.905, 8.496])
     close_code: int | None = None
     """If set, close every connection with this code right after the handshake (4001 = sensor not found)."""
+    messages: list[str] | None = None
     port: int = 0
     paths: list[str] = field(default_factory=list)
+    closed_with: list[int | None] = field(default_factory=list)
+    """The close code each client sent when it left (None: it just dropped the connection)."""
+    left: threading.Event = field(default_factory=threading.Event)
+    """Set when a client has left (its close code is in ``closed_with``)."""
 
     async def handler(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         self.paths.append(ws.request.path)
         if self.close_code is not None:
             await ws.close(self.close_code, "closing as asked by the test")
             return
         n = 0
-        while True:
-            n += 1
-            await ws.send(json.dumps({"values": self.values, "timestamp": 1_000_000 * n, "accuracy": 3}))
-            await asyncio.sleep(0.02)
+        try:
+            while True:
+                n += 1
+                if self.messages:
+                    await ws.send(self.messages[n % len(self.messages)])
+                else:
+                    await ws.send(json.dumps({"values": self.values, "timestamp": 1_000_000 * n, "accuracy": 3}))
+                await asyncio.sleep(0.02)
+        except ConnectionClosed as e:
+            self.closed_with.append(e.rcvd.code if e.rcvd is not None else None)
+            self.left.set()
 
 
 @pytest.fixture
@@ -218,14 +230,23 @@ def fake_sensorserver() -> Iterator[Callable[..., FakeSensorServer]]:
 
 @dataclass
 class FakePhyphox:
-    """Speaks phyphox's remote-access API: /get?accX&accY&accZ and /control?cmd=start."""
+    """phyphox's remote access as its wiki documents it (phyphox.org/wiki, "Remote-interface communication"):
+    ``/get?accX&accY&accZ&acc_time`` answers the newest value of each buffer, ``/get?accX=T|acc_time&...``
+    every value whose acc_time is above T; ``/control?cmd=start``; ``status.measuring`` stays false
+    (and the buffers keep their last values) while paused.  While measuring, each /get finds
+    ``per_get`` new samples, sample i being (i * 1e-4 + x, y, z) at t = i / 100.
+    """
 
-    values: tuple[float | None, float | None, float | None] = (0.0, 4.905, 8.496)
+    values: tuple[float, float, float] = (0.0, 4.905, 8.496)
     nulls_first: int = 3
     """The first /get answers after start hold null, like phyphox before the first sample."""
     measuring: bool = False
+    per_get: int = 2
+    failing: bool = False
+    """Answer 503, like a phone whose app went to the background."""
     port: int = 0
     requests: list[str] = field(default_factory=list)
+    samples: list[tuple[float, float, float, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, path: str) -> dict[str, Any]:
@@ -235,18 +256,30 @@ class FakePhyphox:
                 if "cmd=start" in path:
                     self.measuring = True
                 return {"result": True}
-            if path.startswith("/get"):
-                names = [q.split("=")[0] for q in path.partition("?")[2].split("&") if q]
-                gets = sum(1 for r in self.requests if r.startswith("/get") and self.measuring)
-                fresh = self.measuring and gets > self.nulls_first
-                order = ("accX", "accY", "accZ")
-                buffers = {
-                    n: {"size": 0, "updateMode": "single", "buffer": [self.values[order.index(n)] if fresh else None]}
-                    for n in names
-                    if n in order
-                }
-                return {"buffer": buffers, "status": {"session": "abc", "measuring": self.measuring, "timedRun": False, "countDown": 0}}
-            raise KeyError(path)
+            if not path.startswith("/get"):
+                raise KeyError(path)
+            if self.failing:
+                raise LookupError(path)
+            gets = sum(1 for r in self.requests if r.startswith("/get"))
+            if self.measuring and gets > self.nulls_first:
+                for _ in range(self.per_get):
+                    i = len(self.samples)
+                    self.samples.append((i / 100, self.values[0] + i * 1e-4, self.values[1], self.values[2]))
+            columns = {"acc_time": 0, "accX": 1, "accY": 2, "accZ": 3}
+            buffers = {}
+            for q in path.partition("?")[2].split("&"):
+                name, eq, arg = q.partition("=")
+                if name not in columns:
+                    continue
+                if not eq:  # the newest value only; null before the first sample
+                    values = [self.samples[-1][columns[name]]] if self.samples else [None]
+                    buffers[name] = {"size": 0, "updateMode": "single", "buffer": values}
+                else:
+                    threshold, _, ref = arg.partition("|")
+                    ref_col = columns[ref or name]
+                    chosen = [s[columns[name]] for s in self.samples if s[ref_col] > float(threshold)]
+                    buffers[name] = {"size": 0, "updateMode": "partial", "buffer": chosen}
+            return {"buffer": buffers, "status": {"session": "abc", "measuring": self.measuring, "timedRun": False, "countDown": 0}}
 
 
 @pytest.fixture
@@ -261,6 +294,9 @@ def fake_phyphox() -> Iterator[FakePhyphox]:
             except KeyError:
                 body = b"not found"
                 self.send_response(404)
+            except LookupError:
+                body = b"unavailable"
+                self.send_response(503)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

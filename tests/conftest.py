@@ -1,124 +1,49 @@
-"""Shared fixtures: the real daemon process on a free loopback port, mock pins."""
+"""Shared fixtures: the real daemon process on a free loopback port, mock pins
+(the process helpers themselves are in harness.py, shared with the benchmarks)."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, DaemonProcess, clean_env, free_port, scaled, stop_process  # noqa: F401 (re-exported for the tests)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# ---- the suite leaves the work tree as it found it -------------------------------
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any GRAVITY_LED_* or systemd variables."""
-    drop = ("GRAVITY_LED_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_", "JOURNAL_STREAM", "INVOCATION_ID")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
+def _work_tree() -> str | None:
+    """``git status`` of the checkout (changed and untracked files), or None
+    outside a git checkout."""
+    try:
+        r = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout if r.returncode == 0 else None
 
 
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
-    """Signal ``proc`` (if still running), kill it after ``timeout``; its exit status."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_TREE] = _work_tree()
 
 
-class DaemonProcess:
-    """``python -m daemon`` on 127.0.0.1 with mock pins, ready when /healthz answers."""
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test changed a tracked file or left an untracked one
+    (what tests make belongs in build/ or a temporary folder)."""
+    before = session.config.stash.get(_TREE, None)
+    after = _work_tree() if before is not None else None
+    if after is None or after == before:
+        return
+    changed = sorted(set(after.splitlines()) - set(before.splitlines()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"the tests changed the work tree (git status): {changed}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def __init__(self, args: tuple[str, ...], env: dict[str, str] | None, log_path: Path, *, port: int | None = None, scheme: str = "http") -> None:
-        self.port = port or free_port()
-        self.scheme = scheme
-        self.log_path = log_path
-        empty = log_path.with_suffix(".toml")
-        empty.write_text("")
-        base = clean_env(GRAVITY_LED_CONFIG=str(empty))
-        base.update(env or {})
-        self.cmd = [sys.executable, "-m", "daemon", "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(self.port), *args]
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(self.cmd, env=base, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
 
-    @property
-    def url(self) -> str:
-        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def _wait_ready(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.logs()}")
-            try:
-                self.get("/healthz")
-                return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.02)
-        raise AssertionError(f"daemon did not answer /healthz within {timeout} s:\n{self.logs()}")
-
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        import ssl
-
-        ctx = ssl._create_unverified_context() if self.scheme == "https" else None
-        req = urllib.request.Request(self.http_url + path, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def status(self) -> dict[str, Any]:
-        code, body = self.get("/status")
-        assert code == 200, body
-        return json.loads(body)
-
-    def leds(self) -> tuple[float, float]:
-        s = self.status()["leds"]
-        return s["right"], s["left"]
-
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
-        """Poll /status until ``predicate`` holds (an event, not a sleep)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            s = self.status()
-            if predicate(s):
-                return s
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout} s; last status: {s}")
-            time.sleep(0.005)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
-        self._log.close()
-        return stop_process(self.proc, sig, timeout)
+_TREE = pytest.StashKey[object]()
 
 
 @pytest.fixture
@@ -127,7 +52,7 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None, port: int | None = None, scheme: str = "http") -> DaemonProcess:
-        d = DaemonProcess(args, env, tmp_path / f"daemon-{len(started)}.log", port=port, scheme=scheme)
+        d = DaemonProcess(args, tmp_path / f"daemon-{len(started)}.log", env=env, port=port, scheme=scheme)
         started.append(d)
         return d
 

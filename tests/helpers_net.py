@@ -7,7 +7,6 @@ Everything talks to 127.0.0.1 only.
 from __future__ import annotations
 
 import base64
-import math
 import os
 import socket
 import struct
@@ -18,18 +17,9 @@ from typing import Iterator
 import psutil
 from websockets.sync.client import ClientConnection, connect
 
+from harness import tilt_text as text_frame  # noqa: F401 (the suite's one tilt helper)
+
 ROOT_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tilt(duty: float) -> tuple[float, float, float]:
-    """A unit gravity vector whose default mapping gives the right LED ``duty``
-    (negative: the left LED ``-duty``)."""
-    return (0.0, duty, math.sqrt(max(0.0, 1.0 - duty * duty)))
-
-
-def text_frame(duty: float) -> str:
-    x, y, z = tilt(duty)
-    return f"{x!r} {y!r} {z!r}"
 
 
 def approx_leds(leds: tuple[float, float], want: tuple[float, float], tol: float = 1e-6) -> bool:
@@ -140,15 +130,23 @@ def rss(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
-def open_idle_connections(port: int, n: int, timeout: float = 15.0) -> list[socket.socket]:
+def connect_from(source: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection to the daemon from ``source`` (127.0.0.2, ...: another
+    host on the LAN, as far as the daemon can tell)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+
+
+def open_idle_connections(port: int, n: int, timeout: float = 15.0, *, sources: tuple[str, ...] = ("127.0.0.1",)) -> list[socket.socket]:
     """``n`` TCP connections opened at once (non-blocking connects), returned
-    once each has connected or failed; they never send a byte."""
+    once each has connected or failed; they never send a byte.  They come
+    from ``sources`` in turn."""
     import selectors
 
     socks = []
     sel = selectors.DefaultSelector()
-    for _ in range(n):
+    for i in range(n):
         s = socket.socket()
+        s.bind((sources[i % len(sources)], 0))
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
         socks.append(s)

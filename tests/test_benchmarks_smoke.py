@@ -5,6 +5,7 @@ figures themselves mean little at these sizes (run the benchmarks for them)."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 
@@ -54,3 +55,26 @@ def test_the_runner_prints_every_table():
     assert "(7) Stale lag under flood" in out.stdout and "| lag: last send" in out.stdout
     bad = subprocess.run([sys.executable, "tests/benchmarks/run.py", "--only", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
+
+
+def _cgroup_cpu() -> bool:
+    """Whether the Pi Zero stand-in can be set up here (root, a cgroup CPU controller)."""
+    from benchmarks.common import PiZeroStandIn
+
+    try:
+        PiZeroStandIn().close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _cgroup_cpu(), reason="needs root and a cgroup CPU controller")
+def test_the_pi_zero_stand_in_confines_the_servers():
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks", "--smoke", "--pi-zero", "--only", "lag"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Pi Zero stand-in: every server runs on 10% of CPU" in out.stdout and "| lag: last send" in out.stdout
+    throttled = re.search(r"throttled in (\d+) of (\d+) periods", out.stdout)
+    assert throttled and int(throttled[1]) > 0, "the quota never bit: the servers ran outside the cgroup"

@@ -1,27 +1,34 @@
-"""The phone page end to end: the daemon on loopback, Debian's Chromium headless.
+"""The phone page in Debian's Chromium, headless.
 
-Playwright drives /usr/bin/chromium (never a downloaded browser).  The page
-gets no real sensor, so each test feeds it ``devicemotion`` events with
-chosen ``accelerationIncludingGravity`` vectors and reads the LED duties
-back from the daemon's ``GET /status``.
+Playwright drives /usr/bin/chromium (never a downloaded browser).
+
+- The page's pure modules (daemon/web/motion.js, link.js) on a blank page,
+  without a daemon: the axes against the README's table, the frame cap and
+  the connection state machine with a fake clock.
+- The page end to end with the daemon on loopback: the page gets no real
+  sensor, so each test feeds it ``devicemotion`` events with chosen
+  ``accelerationIncludingGravity`` vectors and reads the LED duties back from
+  the daemon's ``GET /status``.
+
+The README's pictures are taken here too, into build/screenshots/ (the work
+tree stays clean); docs/screenshots/ holds the copies the README shows.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import ssl
+import re
 import struct
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from harness import G, ROOT, get_status, roll, scaled, wait_status
+
 CHROMIUM = "/usr/bin/chromium"
-G = 9.81
-SCREENSHOTS = Path(__file__).parent / "screenshots"
+WEB = ROOT / "daemon" / "web"
+SCREENSHOTS = ROOT / "build" / "screenshots"
 BUSY_TEXT = "LEDs in use by another client"
 # Traffic for this made-up name goes to loopback, but the page's origin is not
 # "localhost", so Chromium treats it as a plain-http LAN page (not secure).
@@ -70,7 +77,7 @@ def new_page(browser):
 
     def make(**options):
         ctx = browser.new_context(**{**PHONE, **options})
-        ctx.set_default_timeout(10_000)
+        ctx.set_default_timeout(scaled(10_000))
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -99,38 +106,17 @@ def feed(page, x, y, z):
     page.evaluate(FAKE_SENSOR, {"x": x, "y": y, "z": z})
 
 
-def roll(deg: float, *, ios: bool = False) -> tuple[float, float, float]:
+def reading(deg: float, *, ios: bool = False) -> tuple[float, float, float]:
     """accelerationIncludingGravity for a phone lying flat, rolled right by ``deg`` (left if negative).
 
-    Right edge down: the reaction to gravity leans to -x (W3C/Android signs);
-    WebKit reports every axis with the opposite sign.
+    The page sends (screen_y, -screen_x, z) (README, "Axes"), so the browser's
+    reading of the daemon's vector for that roll is (-y, x, z): right edge down,
+    the reaction to gravity leans to -x (W3C/Android signs).  WebKit reports
+    every axis with the opposite sign.
     """
-    r = math.radians(deg)
-    v = (-G * math.sin(r), 0.0, G * math.cos(r))
+    x, y, z = roll(deg)
+    v = (-y, x, z)
     return tuple(-c for c in v) if ios else v
-
-
-def https_context(cafile: str | None = None) -> ssl.SSLContext:
-    if cafile:
-        return ssl.create_default_context(cafile=cafile)
-    return ssl._create_unverified_context()
-
-
-def get_status(http_url: str, cafile: str | None = None, query: str = "") -> dict:
-    ctx = https_context(cafile) if http_url.startswith("https:") else None
-    with urllib.request.urlopen(http_url + "/status" + query, timeout=5, context=ctx) as r:
-        return json.loads(r.read())
-
-
-def wait_status(http_url: str, pred, *, timeout: float = 5.0, cafile: str | None = None, query: str = "") -> dict:
-    end = time.monotonic() + timeout
-    while True:
-        st = get_status(http_url, cafile, query)
-        if pred(st):
-            return st
-        if time.monotonic() > end:
-            raise AssertionError(f"daemon status never matched within {timeout} s; last: {st}")
-        time.sleep(0.05)
 
 
 def leds(st: dict) -> tuple[float, float]:
@@ -151,15 +137,294 @@ def start(page):
     page.get_by_role("button", name="Stop").wait_for()
 
 
+def driving_page(start_daemon, new_page, deg: float = 30, **page_options):
+    """A daemon, and the page on it driving the LEDs with a phone rolled ``deg`` right."""
+    d = start_daemon()
+    page = new_page(**page_options)
+    open_page(page, d)
+    feed(page, *reading(deg))
+    start(page)
+    wait_status(d.http_url, lambda s: near(s["leds"]["right"], math.sin(math.radians(deg))))
+    return d, page
+
+
 def wait_text(page, selector: str, text: str, timeout: float = 10_000):
     page.wait_for_function(
         "([sel, text]) => { const e = document.querySelector(sel); return !!e && !e.closest('[hidden]') && e.textContent.includes(text); }",
         arg=[selector, text],
-        timeout=timeout,
+        timeout=scaled(timeout),
     )
 
 
-# -- the tests -----------------------------------------------------------------
+# -- the page's pure modules on a blank page, no daemon --------------------------
+
+BLANK = "http://page.test/"
+
+
+@pytest.fixture
+def blank(new_page):
+    """A blank page on an origin that serves daemon/web's files (Playwright
+    answers the requests; no daemon, no network), with motion.js and link.js
+    imported as the page imports them: ``window.motion``, ``window.link``."""
+    page = new_page()
+
+    def serve(route):
+        name = route.request.url[len(BLANK):].partition("?")[0]
+        if name == "":
+            route.fulfill(body="<!doctype html><title>blank</title>", content_type="text/html")
+        elif "/" not in name and (WEB / name).is_file():
+            route.fulfill(path=str(WEB / name), content_type="text/javascript" if name.endswith(".js") else None)
+        else:
+            route.fulfill(status=404, body="not found")
+
+    page.route(BLANK + "**", serve)
+    page.goto(BLANK)
+    page.evaluate("async () => { window.motion = await import('/motion.js'); window.link = await import('/link.js'); }")
+    return page
+
+
+def readme_axes_table() -> list[dict]:
+    """The rows of the README's table in "Axes: what the page sends, and why"."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Axes: what the page sends, and why", 1)[1].split("\n### ", 1)[0]
+
+    def vec(cell: str) -> list[float]:
+        return [float(c.replace("\u2212", "-")) for c in cell.strip("() ").split(",")]
+
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("("):
+            phone, got, sent, led = cells
+            side, pct = re.fullmatch(r"(right|left) (\d+) %", led).groups()
+            rows.append({"phone": phone, "reading": vec(got), "sent": vec(sent), "side": side, "pct": int(pct),
+                         "webkit": "iPhone" in phone or "iPad" in phone, "angle": 90 if "landscape" in phone else 0})
+    return rows
+
+
+def test_motion_matches_the_readme_axes_table(blank):
+    rows = readme_axes_table()
+    assert len(rows) >= 4, rows
+    for row in rows:
+        g = dict(zip("xyz", row["reading"]))
+        sent = blank.evaluate("([g, a, w]) => window.motion.toDaemon(g, a, w, false)", [g, row["angle"], row["webkit"]])
+        assert sent == pytest.approx(row["sent"], abs=1e-9), row
+        duty = sent[1] / math.hypot(*sent)  # what the daemon's default mapping lights
+        assert ("right" if duty > 0 else "left") == row["side"] and round(abs(duty) * 100) == row["pct"], row
+        tilt = blank.evaluate("(d) => window.motion.tiltDeg(d)", sent)
+        assert math.sin(math.radians(tilt)) == pytest.approx(duty), row
+
+
+def test_motion_turns_to_the_screen_keeps_length_and_signs(blank):
+    v = {"x": 1.5, "y": -2.5, "z": 9.5}
+    out = blank.evaluate(
+        "(v) => [0, 90, 180, 270, 45, 330].map((a) => window.motion.toDaemon(v, a, false, false))", v
+    )
+    n = math.hypot(1.5, -2.5, 9.5)
+    for d in out:
+        assert math.hypot(*d) == pytest.approx(n, rel=1e-12)  # a rotation: y/|v| is the sine of the roll
+    # (screen_y, -screen_x, z) for each quarter turn of the screen
+    assert out[:4] == [[-2.5, -1.5, 9.5], [1.5, -2.5, 9.5], [2.5, 1.5, 9.5], [-1.5, 2.5, 9.5]]
+    webkit, swapped = blank.evaluate(
+        "(v) => [window.motion.toDaemon(v, 0, true, false), window.motion.toDaemon(v, 0, false, true)]", v
+    )
+    assert webkit == [2.5, 1.5, -9.5]  # every axis negated first
+    assert swapped == [-2.5, 1.5, 9.5]  # "swap left and right" flips the daemon's y only
+
+
+def test_motion_sends_nothing_unusable_and_nothing_that_reads_as_text(blank):
+    cases = blank.evaluate("""() => {
+        const t = (g) => window.motion.toDaemon(g, 0, false, false);
+        return {
+            nulls: t({x: null, y: null, z: null}), none: t(null), zero: t({x: 0, y: 0, z: 0}),
+            nan: t({x: NaN, y: 1, z: 1}), inf: t({x: Infinity, y: 1, z: 1}), str: t({x: '1', y: 1, z: 1}),
+            tiny: t({x: 5e-4, y: -5e-4, z: 9.8}), huge: t({x: 0, y: 5000, z: -5000}),
+        };
+    }""")
+    assert cases["nulls"] is None and cases["none"] is None and cases["zero"] is None
+    assert cases["nan"] is None and cases["inf"] is None and cases["str"] is None
+    assert cases["tiny"] == [0, 0, 9.8]  # below 0.001 m/s^2: 0
+    assert cases["huge"] == [1000, 0, -1000]  # clamped to +-1000 m/s^2
+
+
+def test_motion_screen_angle_and_webkit_detection(blank):
+    angles = blank.evaluate("() => [-90, 450, 359.6, 180, undefined, NaN, '90'].map(window.motion.normalAngle)")
+    assert angles == [270, 90, 0, 180, 0, 0, 0]
+    android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+    ipad_desktop = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+    got = blank.evaluate(
+        "(cases) => cases.map(([ua, touch]) => window.motion.isWebKitMotion(ua, touch))",
+        [[IPHONE_UA, 5], [ipad_desktop, 5], [ipad_desktop, 0], [android, 5], ["", 0]],
+    )
+    assert got == [True, True, False, False, False]  # a Mac without touch is a Mac, and Chrome on Android is not WebKit
+
+
+def test_link_frame_and_messages_match_the_daemons_protocol(blank):
+    from daemon.protocol import FrameCounts, FrameError, LedLevels, StateMessage, encode_binary, encode_error
+
+    data = blank.evaluate("(d) => Array.from(new Uint8Array(window.link.frame(d)))", [1.5, -2.5, 9.5])
+    assert bytes(data) == encode_binary((1.5, -2.5, 9.5))
+    state = StateMessage(leds=LedLevels(0.25, 0.0), client="x", frames=FrameCounts(1, 0), rate_hz=60).encode()
+    error = encode_error(FrameError("not-a-number", "'x' is not a number"), suppressed=3)
+    got = blank.evaluate("(m) => m.map(window.link.readMessage)", [state, error, "{", "[]", '{"type": "other"}'])
+    assert got[0] == {"type": "state", "leds": {"right": 0.25, "left": 0.0}}
+    assert got[1] == {"type": "error", "message": "'x' is not a number", "suppressed": 3}
+    assert got[2:] == [None, None, None]
+    assert blank.evaluate("() => window.link.SUBSCRIBE") == '{"type":"subscribe","rate":10}'
+    urls = blank.evaluate("""() => [
+        window.link.wsUrl({protocol: 'http:', host: '127.0.0.1:5678', search: ''}),
+        window.link.wsUrl({protocol: 'https:', host: 'pi.local:5678', search: '?token=s3cr%C3%A9t%20x'}),
+    ]""")
+    assert urls == ["ws://127.0.0.1:5678/", "wss://pi.local:5678/?token=s3cr%C3%A9t%20x"]
+
+
+PACE = """([hz, n]) => {
+    // A sensor at hz (fake clock, ms) feeding the Pacer; a timer fires at dueAt.
+    const p = new window.link.Pacer();
+    const sent = [];  // [t, i]
+    let timer = null;
+    const fire = (t) => { const v = p.fire(t); if (v !== null) sent.push([t, v[0]]); timer = null; };
+    for (let i = 0; i < n; i++) {
+        const t = i * 1000 / hz;
+        if (timer !== null && timer <= t) fire(timer);
+        const v = p.offer([i], t);
+        if (v !== null) sent.push([t, v[0]]);
+        else if (timer === null) timer = p.dueAt;
+    }
+    if (timer !== null) fire(timer);
+    return sent;
+}"""
+
+
+@pytest.mark.parametrize("hz", [200, 1000, 60])
+def test_link_pacer_caps_at_100_hz_and_sends_the_newest_vector(blank, hz):
+    n = hz  # one second of readings
+    period = 1000 / hz
+    sent = blank.evaluate(PACE, [hz, n])
+    times = [t for t, _ in sent]
+    assert all(b - a >= 10 - 1e-9 for a, b in zip(times, times[1:])), "at most one frame per 10 ms"
+    assert len(sent) <= (n - 1) * period / 10 + 2
+    if hz <= 100:
+        assert [i for _, i in sent] == list(range(n)), "below the cap every reading goes, at once"
+        assert times == pytest.approx([i * period for i in range(n)])
+    else:
+        assert len(sent) >= (n - 1) * period / 10, "the cap is reached, not undercut"
+    assert sent[-1][1] == n - 1, "the last reading is never left behind"
+    for t, i in sent:  # what goes is the newest reading at that time, at most 10 ms old
+        at, next_at = i * 1000 / hz, (i + 1) * 1000 / hz  # as the JavaScript computes them
+        assert at <= t < at + 10 + 1e-9 and (i == n - 1 or next_at >= t)
+
+
+LINK = """(steps) => {
+    const l = new window.link.Link({random: () => 0.5});  // no jitter
+    return steps.map(([name, ...args]) => ({cmds: l[name](...args), view: l.view}));
+}"""
+
+
+def run_link(page, *steps) -> list[dict]:
+    return page.evaluate(LINK, [list(s) for s in steps])
+
+
+def test_link_connects_backs_off_and_resets_when_stable(blank):
+    r = run_link(
+        blank,
+        ("start",), ("opened", 1, 0), ("closed", 1, 100, 1006, ""),  # lost after 0.1 s: back off 0.5 s
+        ("due",), ("closed", 2, 700, 1006, ""), ("checked", "gone"),  # handshake failed: ask why, then 1 s
+        ("due",), ("closed", 3, 1800, 1006, ""), ("checked", "refused"),  # 2 s
+        ("due",), ("closed", 4, 3900, 1006, ""), ("checked", "gone"),  # 4 s
+        ("due",), ("closed", 5, 8000, 1006, ""), ("checked", "gone"),  # 8 s
+        ("due",), ("closed", 6, 16100, 1006, ""), ("checked", "gone"),  # stays at 8 s
+        ("due",), ("opened", 7, 24200), ("closed", 7, 27300, 1001, "going away"),  # open 3.1 s: stable, back to 0.5 s
+    )
+    assert r[0]["cmds"] == [{"do": "cancel"}, {"do": "connect", "id": 1}] and r[0]["view"] == {"state": "connecting", "again": False}
+    assert r[1]["cmds"] == [{"do": "send", "data": '{"type":"subscribe","rate":10}'}] and r[1]["view"]["state"] == "open"
+    assert r[2]["cmds"] == [{"do": "wait", "ms": 500}]
+    assert r[2]["view"] == {"state": "lost", "why": "closed", "code": 1006, "reason": "", "retryMs": 500, "everOpen": True}
+    assert r[3]["cmds"] == [{"do": "cancel"}, {"do": "connect", "id": 2}] and r[3]["view"]["again"] is True
+    assert r[4]["cmds"] == [{"do": "check"}] and r[4]["view"] == {"state": "checking"}
+    assert r[5]["view"] == {"state": "lost", "why": "gone", "retryMs": 1000, "everOpen": True}
+    waits = [s["cmds"][0]["ms"] for s in r if s["cmds"] and s["cmds"][0]["do"] == "wait"]
+    assert waits == [500, 1000, 2000, 4000, 8000, 8000, 500]
+    assert r[8]["view"]["why"] == "refused"
+    assert r[-1]["view"] == {"state": "lost", "why": "closed", "code": 1001, "reason": "going away", "retryMs": 500, "everOpen": True}
+
+
+def test_link_busy_token_pause_stop_and_stale_reports(blank):
+    r = run_link(
+        blank,
+        ("start",), ("opened", 1, 0), ("closed", 1, 10, 1013, ""),  # busy: ask again in 5 s
+        ("closed", 1, 20, 1006, ""), ("opened", 1, 30),  # reports about that socket again: ignored
+        ("due",), ("opened", 2, 5000), ("pause",),  # hidden: close, and ignore that socket from now on
+        ("closed", 2, 5010, 1000, "page hidden"), ("due",), ("resume",),
+        ("closed", 4, 5100, 1006, ""), ("checked", "token"),  # the daemon wants a token: give up
+        ("due",), ("resume",), ("stop",),
+    )
+    assert r[2]["cmds"] == [{"do": "wait", "ms": 5000}]
+    assert r[2]["view"] == {"state": "busy", "reason": "LEDs in use by another client", "retryMs": 5000}
+    assert r[3]["cmds"] == [] and r[4]["cmds"] == [] and r[4]["view"]["state"] == "busy"
+    assert r[5]["cmds"][-1] == {"do": "connect", "id": 2}
+    assert r[7]["cmds"] == [{"do": "cancel"}, {"do": "close", "reason": "page hidden"}] and r[7]["view"] == {"state": "paused"}
+    assert r[8]["cmds"] == [] and r[9]["cmds"] == [] and r[9]["view"] == {"state": "paused"}
+    assert r[10]["cmds"] == [{"do": "cancel"}, {"do": "connect", "id": 4}]  # a new id: 3 went with the pause
+    assert r[11]["cmds"] == [{"do": "check"}]
+    assert r[12]["cmds"] == [] and r[12]["view"] == {"state": "token"}
+    assert r[13]["cmds"] == [] and r[14]["cmds"] == [], "after a token refusal nothing retries"
+    assert r[15]["cmds"] == [{"do": "cancel"}] and r[15]["view"] == {"state": "idle"}  # nothing open to close
+    stop_open = run_link(blank, ("start",), ("stop",), ("opened", 1, 5))
+    assert stop_open[1]["cmds"] == [{"do": "cancel"}, {"do": "close", "reason": "stopped"}]
+    assert stop_open[2]["cmds"] == [] and stop_open[2]["view"] == {"state": "idle"}
+
+
+# -- the page end to end, with the daemon -----------------------------------------------
+
+
+def test_page_modules_are_served_as_javascript(daemon):
+    """Module scripts need a JavaScript MIME type (the daemon also sends nosniff)."""
+    assert re.search(r'<script type="module" src="app.js">', daemon.get("/")[1].decode())
+    for name in ("app.js", "motion.js", "link.js"):
+        with urllib.request.urlopen(f"{daemon.http_url}/{name}", timeout=5) as r:
+            assert r.headers.get_content_type() in ("text/javascript", "application/javascript"), (name, r.headers["Content-Type"])
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+SENSOR_BURST = """async ([hz, n, g, last]) => {
+    clearInterval(window.__fake);  // the 60 Hz fake sensor stops
+    window.__fake = 0;
+    // A sensor clocked at hz: each timer tick dispatches every reading due by
+    // then, as a busy main thread gets queued devicemotion events.
+    const fire = (v) => window.dispatchEvent(new DeviceMotionEvent('devicemotion', {accelerationIncludingGravity: v, interval: 1000 / hz}));
+    const sent0 = window.gravityLed.state.sent;
+    return await new Promise((resolve) => {
+        const t0 = performance.now();
+        let k = 0;
+        const id = setInterval(() => {
+            const due = Math.min(n, Math.floor((performance.now() - t0) * hz / 1000) + 1);
+            while (k < due) { fire(k === n - 1 ? last : g); k += 1; }
+            if (k === n) {
+                clearInterval(id);
+                resolve({span: performance.now() - t0, sent0});
+            }
+        }, 1000 / hz);
+    });
+}"""
+
+
+def test_page_caps_a_200_hz_sensor_at_100_frames_a_second(start_daemon, new_page):
+    """A 200 Hz phone: the daemon receives at most one frame per 10 ms of the
+    burst (plus the first), and the burst's last reading arrives."""
+    d, page = driving_page(start_daemon, new_page, 10)
+    burst = page.evaluate(SENSOR_BURST, [200, 200, dict(zip("xyz", reading(10))), dict(zip("xyz", reading(30)))])
+    before = burst["sent0"]
+    # Quiet again: the daemon has every frame the page sent (the last one included).
+    page.wait_for_function("() => window.gravityLed.state.sendTimer === 0")
+    sent = page.evaluate("() => window.gravityLed.state.sent")
+    st = wait_status(d.http_url, lambda s: s["frames"]["accepted"] == sent)
+    assert near(st["leds"]["right"], 0.5), "the last reading of the burst was sent"
+    assert st["frames"]["rejected"] == 0
+    frames = sent - before
+    cap = burst["span"] / 10 + 2  # one per 10 ms, the first at once and the last held back
+    assert 0 < frames <= cap, f"{frames} frames in {burst['span']:.0f} ms from 200 readings"
+    assert frames < 200 * 0.75, "200 readings were not all sent"
 
 
 def test_tilting_right_and_left_lights_the_matching_led(start_daemon, new_page):
@@ -168,12 +433,12 @@ def test_tilting_right_and_left_lights_the_matching_led(start_daemon, new_page):
     open_page(page, d)
     assert page.locator("#notice").is_hidden(), "a loopback http page is a secure context: no warning expected"
     assert page.evaluate("() => window.isSecureContext")
-    feed(page, *roll(0))
+    feed(page, *reading(0))
     start(page)
     st = wait_status(d.http_url, lambda s: s["client"] is not None and s["frames"]["accepted"] > 0)
     assert leds(st) == (0.0, 0.0), "a level phone lights nothing"
 
-    feed(page, *roll(30))  # right edge down 30 degrees: sin 30 = 0.5
+    feed(page, *reading(30))  # right edge down 30 degrees: sin 30 = 0.5
     st = wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
     assert st["leds"]["left"] == 0.0
     # The page shows its own tilt and the daemon's telemetry.
@@ -182,7 +447,7 @@ def test_tilting_right_and_left_lights_the_matching_led(start_daemon, new_page):
     wait_text(page, "#pct-left", "0%")
     wait_text(page, "#conn-text", "Connected")
 
-    feed(page, *roll(-45))  # left edge down
+    feed(page, *reading(-45))  # left edge down
     st = wait_status(d.http_url, lambda s: near(s["leds"]["left"], math.sin(math.radians(45))))
     assert st["leds"]["right"] == 0.0
     wait_text(page, "#tilt-text", "45° left")
@@ -241,7 +506,7 @@ def test_busy_message_when_another_client_holds_the_leds(start_daemon, new_page)
         wait_status(d.http_url, lambda s: s["client"] is not None and s["leds"]["right"] > 0)
         page = new_page()
         open_page(page, d)
-        feed(page, *roll(-30))
+        feed(page, *reading(-30))
         start(page)
         wait_text(page, "#notice-title", BUSY_TEXT)
         wait_text(page, "#conn-text", "Busy")
@@ -255,12 +520,7 @@ def test_busy_message_when_another_client_holds_the_leds(start_daemon, new_page)
 
 
 def test_hidden_page_releases_the_leds_and_comes_back(start_daemon, new_page):
-    d = start_daemon()
-    page = new_page()
-    open_page(page, d)
-    feed(page, *roll(30))
-    start(page)
-    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    d, page = driving_page(start_daemon, new_page)
     set_hidden = """(hidden) => {
         Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
         Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible', configurable: true});
@@ -274,12 +534,7 @@ def test_hidden_page_releases_the_leds_and_comes_back(start_daemon, new_page):
 
 
 def test_daemon_gone_then_back_reconnects(start_daemon, new_page):
-    d = start_daemon()
-    page = new_page()
-    open_page(page, d)
-    feed(page, *roll(30))
-    start(page)
-    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    d, page = driving_page(start_daemon, new_page)
     port = d.port
     d.stop()
     wait_text(page, "#notice-title", "Connection to the daemon lost")
@@ -327,7 +582,7 @@ def test_https_page_and_wss_with_a_generated_certificate(start_daemon, new_page,
     page.goto(base + "/")
     page.wait_for_function("() => window.gravityLed !== undefined")
     assert page.evaluate("() => window.gravityLed.wsUrl()") == f"wss://127.0.0.1:{d.port}/"
-    feed(page, *roll(-30))
+    feed(page, *reading(-30))
     start(page)
     st = wait_status(base, lambda s: near(s["leds"]["left"], 0.5), cafile=str(cert))
     assert st["leds"]["right"] == 0.0
@@ -341,32 +596,10 @@ def test_token_in_page_url_is_passed_to_the_websocket(start_daemon, new_page):
     assert page.evaluate("() => window.gravityLed.wsUrl()") == f"ws://127.0.0.1:{d.port}/?token=s3cr%C3%A9t%20x"
 
 
-def test_axis_transform_is_a_rotation(start_daemon, new_page):
-    """The vector sent keeps its length (y/|v| stays the sine of the roll) for every screen angle."""
-    d = start_daemon()
-    page = new_page()
-    open_page(page, d)
-    results = page.evaluate(
-        """() => [0, 90, 180, 270].map((a) => window.gravityLed.toDaemon({x: 1.5, y: -2.5, z: 9.5}, a, false, false))"""
-    )
-    n = math.hypot(1.5, -2.5, 9.5)
-    for v in results:
-        assert math.isclose(math.hypot(*v), n, rel_tol=1e-9)
-    assert results[0] == [-2.5, -1.5, 9.5]  # portrait: (y, -x, z)
-    # Null readings (no sensor) and all-zero vectors are never sent.
-    assert page.evaluate("() => window.gravityLed.toDaemon({x: null, y: null, z: null}, 0, false, false)") is None
-    assert page.evaluate("() => window.gravityLed.toDaemon({x: 0, y: 0, z: 0}, 0, false, false)") is None
-
-
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_phone_screenshot(start_daemon, new_page, scheme):
     """The picture in the README: a phone rolled 30 degrees right, live telemetry."""
-    d = start_daemon()
-    page = new_page(color_scheme=scheme)
-    open_page(page, d)
-    feed(page, *roll(30))
-    start(page)
-    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    d, page = driving_page(start_daemon, new_page, color_scheme=scheme)
     wait_text(page, "#pct-right", "50%")
     wait_text(page, "#foot", "frames/s")
     # The README's picture shows what a phone sees, not this test's port and
@@ -380,8 +613,9 @@ def test_phone_screenshot(start_daemon, new_page, scheme):
         }""",
         "Sending 60 frames/s to wss://pi.local:5678/",
     )
-    page.wait_for_timeout(300)  # let the 90 ms bar transitions finish
-    SCREENSHOTS.mkdir(exist_ok=True)
+    # Let the bars' transitions finish.
+    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     out = SCREENSHOTS / ("phone.png" if scheme == "light" else "phone-dark.png")
     page.screenshot(path=str(out))
     data = out.read_bytes()
@@ -410,14 +644,14 @@ def test_token_missing_says_so_and_token_in_url_works(start_daemon, new_page, tm
     d = start_daemon("--token-file", str(token_file))
     page = new_page()
     open_page(page, d)  # the page itself needs no token
-    feed(page, *roll(30))
+    feed(page, *reading(30))
     page.get_by_role("button", name="Start").click()  # it may turn back into Start at once
     wait_text(page, "#notice-title", "The daemon needs a token")
     page.get_by_role("button", name="Start").wait_for()  # gave up: retrying cannot help
 
     page.goto(f"{d.http_url}/?token=correct-horse-battery")
     page.wait_for_function("() => window.gravityLed !== undefined")
-    feed(page, *roll(30))
+    feed(page, *reading(30))
     start(page)
     # /status wants the token too.
     wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5), query="?token=correct-horse-battery")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import re
 import socket
-import time
 
 import pytest
 
-from client_fixtures import fake_phyphox, fake_sensorserver, run_client, run_client_to_end  # noqa: F401 (fixtures)
+from client.sources import KEEPALIVE_S
+from client_fixtures import run_client, run_client_to_end  # noqa: F401 (fixtures)
 
 SIN30 = 0.5
 RIGHT_53 = 5 / math.sqrt(89)  # send 0 5 8
@@ -93,6 +93,18 @@ def test_replay_plays_a_recording_in_order(start_daemon, run_client, tmp_path) -
     d.wait_for(no_client)
 
 
+def assert_held_through_repeats(d, lit: dict, *, stale_after_s: float, left_duty: float) -> None:
+    """The client's keep-alive repeats (every KEEPALIVE_S, under the daemon's
+    stale timeout) arrive for over two stale timeouts, and the LEDs never
+    blank in between: no pin write since ``lit`` (a blackout and relight
+    would be two), and the left LED still at ``left_duty``."""
+    repeats = math.ceil(2 * stale_after_s / KEEPALIVE_S) + 1
+    n = lit["frames"]["accepted"]
+    st = d.wait_for(lambda s: s["frames"]["accepted"] >= n + repeats, timeout=10)
+    assert near(st["leds"]["left"], left_duty), st
+    assert st["pin_writes"] == lit["pin_writes"], f"the LEDs blanked in between: {st}"
+
+
 def test_stdin_lines_bad_lines_and_keepalive(start_daemon, run_client) -> None:
     d = start_daemon("--stale-after", "0.5")
     c = run_client("stdin", "--url", d.url, stdin=True)
@@ -102,10 +114,9 @@ def test_stdin_lines_bad_lines_and_keepalive(start_daemon, run_client) -> None:
     c.write("not a vector\n")
     c.wait_output(r"stdin line 2: 'not' is not a number; skipped", stream="err")
     c.write("0,-5,8\n")
-    d.wait_for(left(RIGHT_53))
+    lit = d.wait_for(left(RIGHT_53))
     # Longer than the daemon's stale timeout without a new line: keep-alive holds the LEDs on.
-    time.sleep(1.2)
-    assert near(d.status()["leds"]["left"], RIGHT_53)
+    assert_held_through_repeats(d, lit, stale_after_s=0.5, left_duty=RIGHT_53)
     c.close_stdin()
     assert c.wait() == 0
     d.wait_for(no_client)
@@ -124,9 +135,8 @@ def test_send_reports_the_daemons_verdict(start_daemon) -> None:
 def test_send_with_duration_holds_the_vector(start_daemon, run_client) -> None:
     d = start_daemon("--stale-after", "0.3")
     c = run_client("send", "0", "-5", "8", "--url", d.url, "--duration", "30")
-    d.wait_for(left(RIGHT_53))
-    time.sleep(0.8)  # several stale timeouts: the repeats keep it lit
-    assert near(d.status()["leds"]["left"], RIGHT_53)
+    lit = d.wait_for(left(RIGHT_53))
+    assert_held_through_repeats(d, lit, stale_after_s=0.3, left_duty=RIGHT_53)  # the repeats keep it lit
     assert c.interrupt() == 0
 
 
@@ -167,50 +177,6 @@ def test_busy_waits_and_takes_over_when_the_leds_are_free(start_daemon, run_clie
     waiter.wait_output("connected to")
     assert waiter.interrupt() == 0
     assert waiter.stdout.count("in use by another client") == 1
-
-
-def test_sensorserver_source(start_daemon, run_client, fake_sensorserver) -> None:
-    d = start_daemon()
-    phone = fake_sensorserver(values=[0.0, -4.905, 8.496, 0.1])
-    c = run_client("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url)
-    d.wait_for(left(SIN30, 1e-3))
-    assert phone.paths == ["/sensor/connect?type=android.sensor.gravity"]
-    assert c.interrupt() == 0
-
-
-def test_sensorserver_close_code_is_explained(start_daemon, fake_sensorserver) -> None:
-    d = start_daemon()
-    phone = fake_sensorserver(close_code=4001)
-    r = run_client_to_end("sensorserver", f"127.0.0.1:{phone.port}", "--url", d.url)
-    assert r.returncode == 1
-    assert "no such sensor" in r.stderr and "4001" in r.stderr and "Traceback" not in r.stderr
-
-
-def test_phyphox_source_starts_the_experiment_and_skips_nulls(start_daemon, run_client, fake_phyphox) -> None:
-    d = start_daemon()
-    c = run_client("phyphox", f"127.0.0.1:{fake_phyphox.port}", "--url", d.url, "--rate", "50")
-    d.wait_for(right(SIN30, 1e-3))
-    assert "/control?cmd=start" in fake_phyphox.requests
-    assert fake_phyphox.requests[0] == "/get?accX&accY&accZ"
-    assert d.status()["frames"]["rejected"] == 0  # nulls never reached the daemon
-    assert c.interrupt() == 0
-
-
-def test_udp_source_follows_the_datagram_rule(start_daemon, run_client) -> None:
-    d = start_daemon()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    c = run_client("udp", "--listen", f"127.0.0.1:{port}", "--url", d.url)
-    c.wait_output("listening for UDP")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-        tx.sendto(b"1690000000123, 0.0, -4.905, 8.496, 1, 2, 3", ("127.0.0.1", port))
-        d.wait_for(left(SIN30, 1e-3))
-        tx.sendto(b"garbage", ("127.0.0.1", port))
-        c.wait_output("bad UDP datagram #1 'garbage'", stream="err")
-        tx.sendto(b"0,4.905,8.496", ("127.0.0.1", port))
-        d.wait_for(right(SIN30, 1e-3))
-    assert c.interrupt() == 0
 
 
 def test_phone_app_not_answering_is_one_sentence() -> None:
@@ -304,6 +270,33 @@ def test_token_is_sent_and_a_wrong_one_is_explained(start_daemon, tmp_path) -> N
     wrong.write_text("not-the-token\n")
     r = run_client_to_end("send", "0", "5", "8", "--url", d.url, "--token-file", str(wrong))
     assert r.returncode == 1 and "--token-file" in r.stderr and r.stderr.count("\n") == 1
+    assert "not-the-token" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("secret", ["caf\u00e9-secret-value", "\u20ac\u20ac-secret-value", "two secret-value"])
+def test_a_token_the_client_cannot_send_is_one_sentence_without_the_secret(tmp_path, secret) -> None:
+    """Issue 11 req. 6: the client checks the token as the daemon does, and
+    never prints it (it used to, for a token outside Latin-1)."""
+    import subprocess
+    import sys
+
+    from client_fixtures import ROOT, client_env
+
+    path = tmp_path / "token"
+    path.write_text(secret, encoding="utf-8")
+    for extra_args, env in (
+        (["--token-file", str(path)], {}),
+        ([], {"GRAVITY_LED_TOKEN_FILE": str(path)}),
+        ([], {"GRAVITY_LED_TOKEN": secret}),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "client", "send", "0", "5", "8", "--url", "ws://127.0.0.1:9", *extra_args],
+            cwd=ROOT, env=client_env(**env), capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert "must hold one token of at least 8 printable ASCII characters without spaces" in r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+        assert "secret-value" not in r.stdout + r.stderr
 
 
 def test_wss_with_cafile_or_insecure(start_daemon, tmp_path) -> None:

@@ -8,18 +8,18 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from client import EXIT_USAGE, ClientError
-from client.cli import _default_to_sim, build_parser, main
+from client.cli import build_parser, main, normalize_argv
 from client.link import BACKOFF_CAP_S, backoff_delay, normalize_url
 from client.live import View, bar, Snapshot
-from client.pacing import Pacer, RateMeter
-from client.phones import parse_datagram, parse_listen, phone_url, _phyphox_vector, _sensorserver_vector
+from client.pacing import Pacer, SendRate
 from client.recording import Recorder, Sample, read_recording
 from client.sim import SimConfig, Simulator, vector_for_tilt
-from client.sources import keepalive, parse_line, replay_source, stdin_source
-from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary, encode_text
+from client.sources import flipped, keepalive, parse_line, replay_source, stdin_source
+from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary
+from harness import scaled
 
 # ---- simulator --------------------------------------------------------------
 
@@ -115,18 +115,20 @@ def test_pacer_tick_achieves_the_rate_on_the_real_clock() -> None:
             t = await pacer.tick()
         return t
 
-    # The scheduled time of frame 249 is 249/500 s; the run takes about that long.
+    # The scheduled time of frame 249 is 249/500 s: tick() waits for it (never
+    # early) and does not oversleep by much (a bound stretched by the suite's
+    # time factor; the client's rate benchmark measures the real figure).
     import time
 
     t0 = time.monotonic()
     last = asyncio.run(go())
     elapsed = time.monotonic() - t0
     assert last == pytest.approx(249 / 500)
-    assert 0.49 <= elapsed < 0.6
+    assert 249 / 500 <= elapsed < 249 / 500 + scaled(0.25)
 
 
 def test_rate_meter_reports_recent_rate() -> None:
-    m = RateMeter(window_s=1.0)
+    m = SendRate(window_s=1.0)
     rate = 0.0
     for i in range(31):
         rate = m.update(i * 0.1, i * 5)  # 50 per second
@@ -154,7 +156,7 @@ def test_recording_round_trips_exactly(tmp_path) -> None:
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("t,x,y,z\n0,0,1,0\n0.1,0,abc,0\n", "line 3: not a number"),
+        ("t,x,y,z\n0,0,1,0\n0.1,0,abc,0\n", "line 3: 'abc' is not a number"),
         ("t,x,y,z\n0,0,1,0\n0.1,0,0,0\n", "line 3: the vector has zero length"),
         ("0,0,1,0\n0.2,0,1\n", "line 2: expected 4 columns"),
         ("0,0,1,0\n-1,0,1,0\n", "line 2: times must be finite and never go backwards"),
@@ -185,9 +187,11 @@ def test_replay_follows_recorded_timing_scaled_by_speed() -> None:
 
     got = asyncio.run(go())
     assert [v for _, v in got] == [s.vector for s in samples]
-    # 0.4 s of recording at 2x = 0.2 s, each frame on its own deadline.
+    # 0.4 s of recording at 2x = 0.2 s, each frame on its own deadline: never
+    # early (asyncio may wake up to a clock tick early), late only by the
+    # machine's scheduling, which the suite's one timing factor bounds.
     for i, (t, _) in enumerate(got):
-        assert t == pytest.approx(i * 0.05, abs=0.015)
+        assert i * 0.05 - 0.002 <= t < i * 0.05 + scaled(0.03)
 
 
 # ---- stdin and keep-alive -----------------------------------------------------------
@@ -217,18 +221,82 @@ def test_stdin_source_reports_bad_lines_with_numbers_and_goes_on() -> None:
 
 
 def test_keepalive_repeats_the_last_vector_while_the_source_is_silent() -> None:
-    async def sparse():
+    async def go() -> list[Vector]:
+        enough = asyncio.Event()  # the source stays silent until 4 repeats came
+
+        async def sparse():
+            yield Vector(0, 1, 0)
+            await enough.wait()
+            yield Vector(0, -1, 0)
+
+        got = []
+        async for v in keepalive(sparse(), every_s=0.05):
+            got.append(v)
+            if len(got) == 5:
+                enough.set()
+        return got
+
+    got = asyncio.run(asyncio.wait_for(go(), 10))
+    assert got[0] == Vector(0, 1, 0) and got[-1] == Vector(0, -1, 0)
+    repeats = got[1:-1]
+    assert len(repeats) >= 4 and set(repeats) == {Vector(0, 1, 0)}
+
+
+def test_keepalive_hold_stops_repeating_a_silent_phone_and_resumes_with_it() -> None:
+    async def go() -> tuple[list[tuple[float, Vector]], float]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Vector] = asyncio.Queue()
+        got: list[tuple[float, Vector]] = []
+        second = asyncio.Event()
+
+        async def phone():
+            while True:
+                yield await queue.get()
+
+        async def consume() -> None:
+            async for v in keepalive(phone(), every_s=0.02, hold_s=0.1):
+                got.append((loop.time(), v))
+                if v == Vector(3, 4, 5):
+                    second.set()
+
+        task = asyncio.ensure_future(consume())
+        start = loop.time()
+        queue.put_nowait(Vector(0, 1, 2))
+        await asyncio.sleep(scaled(0.6))  # the silence under test (no event marks it): repeats must stop after hold_s
+        queue.put_nowait(Vector(3, 4, 5))
+        await asyncio.wait_for(second.wait(), 2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return got, start
+
+    got, start = asyncio.run(go())
+    held = [t - start for t, v in got if v == Vector(0, 1, 2)]
+    assert 2 <= len(held) <= 7  # the first, then repeats every 0.02 s for 0.1 s
+    assert held[-1] < 0.1 + scaled(0.25), "repeats went on after the hold"
+    assert got[-1][1] == Vector(3, 4, 5)
+
+
+def test_keepalive_stops_repeating_at_once_when_the_source_yields_none() -> None:
+    async def paused_phone():
         yield Vector(0, 1, 0)
-        await asyncio.sleep(0.23)
+        yield None  # phyphox: "not measuring"
+        await asyncio.sleep(0.3)
         yield Vector(0, -1, 0)
 
     async def go() -> list[Vector]:
-        return [v async for v in keepalive(sparse(), every_s=0.05)]
+        return [v async for v in keepalive(paused_phone(), every_s=0.02, hold_s=10.0)]
 
-    got = asyncio.run(go())
-    assert got[0] == Vector(0, 1, 0) and got[-1] == Vector(0, -1, 0)
-    repeats = got[1:-1]
-    assert 3 <= len(repeats) <= 5 and set(repeats) == {Vector(0, 1, 0)}
+    assert asyncio.run(go()) == [Vector(0, 1, 0), Vector(0, -1, 0)]  # no repeats, and None is not passed on
+
+
+def test_flipped_negates_every_axis() -> None:
+    async def go() -> list[Vector]:
+        async def src():
+            yield Vector(0.5, -4.9, 8.5)
+
+        return [v async for v in flipped(src())]
+
+    assert asyncio.run(go()) == [Vector(-0.5, 4.9, -8.5)]
 
 
 def test_keepalive_propagates_source_errors() -> None:
@@ -242,72 +310,6 @@ def test_keepalive_propagates_source_errors() -> None:
 
     with pytest.raises(ClientError, match="phone went away"):
         asyncio.run(go())
-
-
-# ---- UDP datagram rule ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "datagram, expected",
-    [
-        (b"0.1,9.7,0.3", [Vector(0.1, 9.7, 0.3)]),
-        (b"1690000000123, 0.1, 9.7, 0.3", [Vector(0.1, 9.7, 0.3)]),  # HyperIMU with timestamp (ms)
-        (b"1690000000,0.1,9.7,0.3,1,2,3", [Vector(0.1, 9.7, 0.3)]),  # seconds, then a second sensor
-        (b"0.1 9.7 0.3 5.5", [Vector(0.1, 9.7, 0.3)]),  # 4 numbers, first not a timestamp: extra ignored
-        (b"12,9.7,0.3,1", [Vector(12, 9.7, 0.3)]),  # a short integer is a value, not a timestamp
-        (b"Pixel7, 0, -4.9, 8.5", [Vector(0, -4.9, 8.5)]),  # a leading device name is ignored
-        (b"0;1;2\r\n3,4,5\n", [Vector(0, 1, 2), Vector(3, 4, 5)]),  # one reading per line
-        (b"1690000000123,0.1,9.7,0.3,#", [Vector(0.1, 9.7, 0.3)]),  # trailing junk after the run
-    ],
-)
-def test_udp_datagram_rule(datagram: bytes, expected: list[Vector]) -> None:
-    assert parse_datagram(datagram) == expected
-
-
-@pytest.mark.parametrize("datagram", [b"", b"hello", b"1690000000123,1,2", b"0,0,0", b"1,nan,2", b"\xff\xfe"])
-def test_udp_bad_datagrams_raise_frame_error(datagram: bytes) -> None:
-    with pytest.raises(FrameError):
-        parse_datagram(datagram)
-
-
-@given(st.binary(max_size=200))
-@settings(max_examples=300)
-def test_udp_parser_never_raises_anything_but_frame_error(data: bytes) -> None:
-    try:
-        vectors = parse_datagram(data)
-    except FrameError:
-        return
-    for v in vectors:  # whatever it accepts, the daemon accepts too
-        assert parse_frame(encode_text(v)) == v
-
-
-def test_parse_listen() -> None:
-    assert parse_listen("127.0.0.1:9000", 5555) == ("127.0.0.1", 9000)
-    assert parse_listen(":9000", 5555) == ("0.0.0.0", 9000)
-    assert parse_listen("9000", 5555) == ("0.0.0.0", 9000)
-    assert parse_listen("[::1]:9000", 5555) == ("::1", 9000)
-    with pytest.raises(ClientError):
-        parse_listen("host:port", 5555)
-
-
-# ---- phone formats ------------------------------------------------------------------
-
-
-def test_phone_urls_get_the_apps_default_port() -> None:
-    assert phone_url("192.168.1.5", "ws") == "ws://192.168.1.5:8080"
-    assert phone_url("192.168.1.5:9000", "http") == "http://192.168.1.5:9000"
-    assert phone_url("fe80::1", "http") == "http://[fe80::1]:8080"
-    assert phone_url("http://phone.local:8080/", "http") == "http://phone.local:8080/"
-
-
-def test_sensorserver_and_phyphox_messages() -> None:
-    assert _sensorserver_vector('{"values":[0.1,9.7,0.3],"timestamp":1,"accuracy":3}') == Vector(0.1, 9.7, 0.3)
-    assert _sensorserver_vector('{"values":[0,0,0]}') is None
-    assert _sensorserver_vector("not json") is None
-    data = {"buffer": {"accX": {"buffer": [0.1]}, "accY": {"buffer": [9.7]}, "accZ": {"buffer": [0.3]}}}
-    assert _phyphox_vector(data, ("accX", "accY", "accZ")) == Vector(0.1, 9.7, 0.3)
-    data["buffer"]["accY"]["buffer"] = [None]
-    assert _phyphox_vector(data, ("accX", "accY", "accZ")) is None
 
 
 # ---- link and CLI ---------------------------------------------------------------------
@@ -334,11 +336,49 @@ def test_normalize_url() -> None:
 
 
 def test_sim_is_the_default_subcommand() -> None:
-    assert _default_to_sim([]) == ["sim"]
-    assert _default_to_sim(["--rate", "100"]) == ["sim", "--rate", "100"]
-    assert _default_to_sim(["--url", "x", "send", "1", "2", "3"]) == ["--url", "x", "send", "1", "2", "3"]
-    args = build_parser().parse_args(_default_to_sim(["--rate", "100"]))
+    p = build_parser()
+    assert normalize_argv(p, []) == ["sim"]
+    assert normalize_argv(p, ["--rate", "100"]) == ["sim", "--rate", "100"]
+    args = p.parse_args(normalize_argv(p, ["--rate", "100"]))
     assert args.command == "sim" and args.rate == 100
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--url", "ws://pi:5678", "sim"], ["sim", "--url", "ws://pi:5678"]),
+        (["-q", "send", "0", "4.9", "8.5"], ["send", "-q", "0", "4.9", "8.5"]),
+        (["--url", "x", "send", "1", "2", "3"], ["send", "--url", "x", "1", "2", "3"]),
+        (["--url", "sim", "demo"], ["demo", "--url", "sim"]),  # an option's value is never taken for the subcommand
+        (["sim", "--pattern", "steps", "--steps", "-60,0,60"], ["sim", "--pattern", "steps", "--steps=-60,0,60"]),
+        (["send", "0", "-4.9", "8.5"], ["send", "0", "-4.9", "8.5"]),
+        (["-h"], ["-h"]),
+        (["replay", "sim"], ["replay", "sim"]),
+    ],
+)
+def test_options_before_or_after_the_subcommand(argv: list[str], expected: list[str]) -> None:
+    assert normalize_argv(build_parser(), argv) == expected
+
+
+def test_global_options_parse_the_same_before_and_after() -> None:
+    from client.cli import parse_args
+
+    p = build_parser()
+    before = parse_args(p, ["--url", "ws://pi:5678", "--max-retries", "2", "sim", "--rate", "10"])
+    after = parse_args(p, ["sim", "--rate", "10", "--url", "ws://pi:5678", "--max-retries", "2"])
+    assert vars(before) == vars(after)
+    demo = parse_args(p, ["demo", "--count", "5"])
+    assert demo.count == 5
+    assert parse_args(p, ["sim", "--pattern", "steps", "--steps", "-60,0,60"]).steps == (-60, 0, 60)
+
+
+@pytest.mark.parametrize("argv", [["sim", "ws://pi:5678"], ["ws://pi:5678"], ["sim", "pi.local:5678"], ["send", "ws://pi", "0", "4.9", "8.5"]])
+def test_a_url_given_as_an_argument_gets_a_hint(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--url" in err.splitlines()[-1] and "Traceback" not in err, err
 
 
 def test_send_takes_negative_numbers() -> None:

@@ -13,7 +13,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from daemon.framing import FastFramer, parser_at_frame_start, split_frames
+from daemon.framing import FastFramer, split_frames
+from daemon.wsadapter import parser_idle
 
 LIMIT = 1024
 
@@ -63,17 +64,18 @@ def websockets_alone(chunks: list[bytes], limit: int = LIMIT):
 
 
 def fast_path(chunks: list[bytes], limit: int = LIMIT):
-    """What daemon/server.py does for the LED holder, minus the sockets."""
+    """What daemon/wsadapter.py does for the LED holder, minus the sockets."""
     p = open_protocol(limit)
-    framer = FastFramer()
+    framer = FastFramer(limit=limit)
     out = []
-
-    def parse_fully(data: bytes) -> None:
-        p.receive_data(data)
-        out.extend(messages_of(p.events_received()))
-
+    framed = False
     for c in chunks:
-        framer.feed(p, c, limit, lambda m: out.append(("msg", m)), parse_fully)
+        messages, rest = framer.receive_data(c, parser_idle=framed or parser_idle(p))
+        out.extend(("msg", m) for m in messages)
+        framed = not rest
+        if rest:
+            p.receive_data(rest)
+            out.extend(messages_of(p.events_received()))
     return out, p.state, p.close_sent and p.close_sent.code
 
 
@@ -122,14 +124,35 @@ def test_limit_below_125_is_respected():
     assert split_frames(f, 0, 64) == ([], 0, len(f))
 
 
-def test_parser_at_frame_start_tracks_websockets():
+def test_parser_idle_tracks_websockets():
     p = open_protocol()
-    assert parser_at_frame_start(p)  # fails if websockets' parser changes shape
+    assert parser_idle(p)  # fails if websockets' parser changes shape
     f = masked(Opcode.TEXT, b"1 2 3")
     p.receive_data(f[:3])  # header consumed, payload awaited
-    assert not parser_at_frame_start(p)
+    assert not parser_idle(p)
     p.receive_data(f[3:])
-    assert parser_at_frame_start(p)
+    assert parser_idle(p)
+    p.receive_data(masked(Opcode.TEXT, b"1 2", fin=False))  # inside a fragmented message
+    assert not parser_idle(p)
+
+
+def test_parser_idle_is_false_when_unsure():
+    """A websockets whose protocol looks different: the fast path stays off."""
+
+    class Unknown:
+        state = State.OPEN
+
+    assert not parser_idle(Unknown())
+
+
+def test_framer_hands_everything_after_an_other_frame_to_websockets():
+    text, ping = masked(Opcode.TEXT, b"1 2 3"), masked(Opcode.PING, b"hi")
+    framer = FastFramer(limit=LIMIT)
+    assert framer.receive_data(text + ping + text, parser_idle=True) == (["1 2 3"], ping + text)
+    assert framer.receive_data(text[:4], parser_idle=True) == ([], b"")
+    assert framer.receive_data(text[4:], parser_idle=True) == (["1 2 3"], b"")
+    assert framer.receive_data(text[:4], parser_idle=True) == ([], b"")
+    assert framer.receive_data(text[4:], parser_idle=False) == ([], text)  # the parser is busy: all of it
 
 
 frame_st = st.one_of(

@@ -14,6 +14,7 @@ import math
 import random
 import struct
 
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
 from daemon.protocol import (
@@ -157,6 +158,105 @@ def test_any_json_object_gives_subscribe_or_frame_error(obj):
         return
     kind = check_contract(outcome(parse_frame, text))
     assert kind in ("subscribe", "error")
+
+
+# JSON control messages written as text, so that they can hold what
+# json.dumps never writes: repeated keys, numbers of any size or form,
+# nesting deeper than any recursion limit.
+json_numbers = st.one_of(
+    st.integers().map(str),
+    st.integers(min_value=300, max_value=6000).map(lambda n: "1" + "0" * n),  # beyond float, beyond int's str limit
+    st.integers(min_value=300, max_value=6000).map(lambda n: "-" + "9" * n),
+    st.floats().map(lambda f: json.dumps(f)),  # NaN, Infinity, -Infinity too
+    st.sampled_from(["1e400", "-1e400", "1e-400", "0", "-0", "0.0", "1.5", "20.000001", "1E2", "5e-324", "1.7976931348623157e308"]),
+)
+json_scalars = json_numbers | st.sampled_from(['"subscribe"', '"unsubscribe"', '"fast"', '""', "true", "false", "null", '"\\u0000"'])
+
+
+@st.composite
+def json_texts(draw, depth_limit: int = 3) -> str:
+    """A JSON value written by hand: nested arrays and objects, possibly deep."""
+    kind = draw(st.integers(0, 4 if depth_limit > 0 else 0))
+    if kind == 0:
+        return draw(json_scalars)
+    if kind == 1:
+        n = draw(st.integers(1, 100_000))
+        return "[" * n + draw(json_scalars) + "]" * n
+    if kind == 2:
+        return "[" + ",".join(draw(st.lists(json_texts(depth_limit - 1), max_size=3))) + "]"
+    if kind == 3:
+        n = draw(st.integers(1, 5000))
+        return '{"a":' * n + draw(json_scalars) + "}" * n
+    return control_object(draw, depth_limit - 1)
+
+
+def control_object(draw, depth_limit: int) -> str:
+    keys = draw(st.lists(st.sampled_from(['"type"', '"rate"', '"x"', '"Type"', '"rate "']), max_size=4))
+    values = [draw(json_texts(depth_limit)) if draw(st.booleans()) else draw(json_scalars) for _ in keys]
+    return "{" + ",".join(f"{k}:{v}" for k, v in zip(keys, values)) + "}"
+
+
+@st.composite
+def control_messages(draw) -> str:
+    """Control messages near the valid ones: subscribe with a rate of any
+    form, repeated keys, values of the wrong type, deep nesting, cut short."""
+    pairs = [("type", draw(st.sampled_from(['"subscribe"', '"unsubscribe"', '"state"', "1", "null", '["subscribe"]'])))]
+    if draw(st.booleans()):
+        pairs.append(("rate", draw(json_numbers | json_texts(2))))
+    for _ in range(draw(st.integers(0, 2))):  # repeated keys
+        pairs.append((draw(st.sampled_from(["type", "rate"])), draw(json_scalars)))
+    pairs = draw(st.permutations(pairs))
+    text = "{" + ", ".join(f'"{k}": {v}' for k, v in pairs) + "}"
+    if draw(st.integers(0, 9)) == 0:
+        text = text[: draw(st.integers(0, len(text)))]
+    return text
+
+
+@given(control_messages())
+@example('{"type": "subscribe", "rate": 1' + "0" * 309 + "}")  # the OverflowError of issue 11
+@example('{"type": "subscribe", "rate": ' + "9" * 5000 + "}")
+@example('{"type": "subscribe", "rate": 1e400}')
+@example('{"type": "subscribe", "rate": -Infinity}')
+@example('{"type": "subscribe", "rate": 5, "rate": 500}')
+@example('{"type": "unsubscribe", "type": "subscribe"}')
+@example('{"type": "subscribe", "rate": ' + "[" * 100000 + "]" * 100000 + "}")
+def test_control_messages_give_subscribe_or_frame_error(text):
+    kind = check_contract(outcome(parse_frame, text))
+    assert kind in ("subscribe", "error")
+    if len(text.encode()) not in (12, 24):  # those are float vectors whatever they hold
+        assert check_contract(outcome(parse_frame, text.encode())) == "error"  # JSON only in text frames
+
+
+@given(json_texts(4))
+def test_any_json_value_gives_subscribe_or_frame_error(text):
+    assert check_contract(outcome(parse_frame, text)) in ("subscribe", "error")
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ('{"type": "subscribe", "rate": 1' + "0" * 309 + "}", "bad_rate"),
+        ('{"type": "subscribe", "rate": ' + "9" * 5000 + "}", "bad_rate"),
+        ('{"type": "subscribe", "rate": 1e400}', "bad_rate"),
+        ('{"type": "subscribe", "rate": NaN}', "bad_rate"),
+        ('{"type": "subscribe", "rate": "5"}', "bad_rate"),
+        ('{"type": "subscribe", "rate": [5]}', "bad_rate"),
+        ('{"type": "subscribe", "rate": true}', "bad_rate"),
+        ('{"type": "subscribe", "rate": 0}', "bad_rate"),
+        ('{"type": "subscribe", "rate": 5, "rate": 500}', "bad_json"),
+        ('{"type": "subscribe", "rate": ' + "[" * 100000 + "]" * 100000 + "}", "bad_json"),
+        ('{"type": ["subscribe"]}', "unknown_type"),
+    ],
+)
+def test_control_message_errors_say_what_is_wrong(text, code):
+    with pytest.raises(FrameError) as e:
+        parse_frame(text)
+    assert e.value.code == code
+
+
+@pytest.mark.parametrize("text, rate", [('{"type": "subscribe", "rate": 2.5}', 2.5), ('{"type": "subscribe", "rate": 1' + "0" * 300 + "}", 20.0), ('{"type": "subscribe"}', 20.0), ('{"type": "unsubscribe", "rate": "x"}', 0.0)])
+def test_valid_control_messages(text, rate):
+    assert parse_frame(text) == Subscribe(rate)
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False)

@@ -9,12 +9,12 @@ from hypothesis import given, strategies as st
 
 from daemon.mapping import Duties, Mapping, MappingError, Smoother, duties_for
 from daemon.protocol import Vector
+from harness import roll
 
 
 def tilted(deg: float, g: float = 9.81) -> Vector:
     """A phone rolled ``deg`` degrees to the right (positive y)."""
-    r = math.radians(deg)
-    return Vector(0.0, g * math.sin(r), g * math.cos(r))
+    return Vector(*roll(deg, g=g))
 
 
 def test_defaults_reproduce_the_article_with_float_precision():

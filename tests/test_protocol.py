@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import re
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, strategies as st
 
 from daemon.protocol import (
+    BUSY_CLOSE_CODE,
+    SERVER_MESSAGES,
+    ConnectionCounts,
+    ErrorMessage,
+    FrameCounts,
     FrameError,
+    LedLevels,
+    MappingDoc,
+    PinsDoc,
+    StateMessage,
+    Status,
     Subscribe,
     Vector,
     decode_server_message,
     encode_binary,
     encode_error,
-    encode_state,
     encode_subscribe,
     encode_text,
     parse_frame,
@@ -95,14 +108,75 @@ def test_subscribe():
     assert parse_frame('{"type": "unsubscribe"}') == Subscribe(0.0)
 
 
+STATE = StateMessage(leds=LedLevels(0.5, 0.0), client="127.0.0.1:5000", frames=FrameCounts(7, 1), rate_hz=50)
+
+
 def test_server_messages_round_trip():
     err = FrameError("not_a_number", "'a' is not a number")
-    msg = decode_server_message(encode_error(err, suppressed=3))
-    assert msg == {"type": "error", "error": "not_a_number", "message": "'a' is not a number", "suppressed": 3}
-    state = decode_server_message(encode_state({"leds": {"right": 0.5, "left": 0.0}}))
-    assert state["type"] == "state" and state["leds"]["right"] == 0.5
-    with pytest.raises(FrameError):
-        decode_server_message("[1, 2]")
+    text = encode_error(err, suppressed=3)
+    assert json.loads(text) == {"type": "error", "error": "not_a_number", "message": "'a' is not a number", "suppressed": 3}
+    assert decode_server_message(text) == ErrorMessage(error="not_a_number", message="'a' is not a number", suppressed=3)
+    assert json.loads(STATE.encode()) == {
+        "type": "state",
+        "leds": {"right": 0.5, "left": 0.0},
+        "client": "127.0.0.1:5000",
+        "frames": {"accepted": 7, "rejected": 1},
+        "rate_hz": 50,
+    }
+    assert decode_server_message(STATE.encode()) == STATE
+    for bad in ("[1, 2]", '{"type": "nonsense"}', '{"type": "state", "leds": 1}', "not json"):
+        with pytest.raises(FrameError):
+            decode_server_message(bad)
+
+
+def test_status_document_round_trips():
+    status = Status(
+        state=STATE,
+        version="1.0",
+        uptime_s=1.5,
+        busy_refused=2,
+        connections=ConnectionCounts(1, 64, pending=1, max_per_address=8, refused={"per_address": 3}),
+        pin_factory="mock",
+        pins=PinsDoc(18, "GPIO23", 100.0),
+        mapping=MappingDoc(axis="y", invert=False, dead_zone_deg=0.0, full_scale_deg=90.0, curve="linear", gamma=2.2, smoothing_s=0.0),
+        stale_after_s=1.0,
+        pin_writes=3,
+    )
+    d = json.loads(status.encode())
+    assert d["leds"] == {"right": 0.5, "left": 0.0} and d["connections"] == {"open": 1, "max": 64, "pending": 1, "max_per_address": 8, "refused": {"per_address": 3}} and "type" not in d
+    assert Status.from_dict(d) == status
+
+
+# ---- the phone page reads only what the daemon sends --------------------------
+
+WEB = Path(__file__).resolve().parents[1] / "daemon" / "web"
+
+
+def _page_js() -> str:
+    """Every script of the phone page, however it is split into modules."""
+    files = sorted(WEB.glob("*.js"))
+    assert files, "no .js file in daemon/web"
+    return "\n".join(f.read_text() for f in files)
+
+
+def _fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_page_expects_the_declared_messages():
+    """Fails when daemon/web/*.js checks a message type, reads a message field
+    or an LED level, or names a close code that daemon/protocol.py does not
+    declare (or stops handling one that it does)."""
+    js = _page_js()
+    types = set(re.findall(r"\bmsg\.type\s*===?\s*['\"](\w+)['\"]", js))
+    assert types == set(SERVER_MESSAGES), f"the page handles {sorted(types)}, the daemon sends {sorted(SERVER_MESSAGES)}"
+    message_fields = {"type"}.union(*(_fields(m) for m in SERVER_MESSAGES.values()))
+    read = set(re.findall(r"\bmsg\.(\w+)", js))
+    assert read and read <= message_fields, f"the page reads {sorted(read - message_fields)}, which no daemon message has"
+    levels = set(re.findall(r"\bleds\.(\w+)", js))
+    assert levels and levels <= _fields(LedLevels), f"the page reads LED levels {sorted(levels - _fields(LedLevels))}"
+    busy = re.findall(r"BUSY_CODE\s*=\s*(\d+)", js)
+    assert busy and {int(b) for b in busy} == {BUSY_CLOSE_CODE}
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 from daemon.protocol import BUSY_CLOSE_CODE
 from daemon.security import (
     SecurityError,
+    check_token,
     normalise_origin,
     origin_allowed,
     read_token,
@@ -53,6 +54,7 @@ from helpers_net import (
         ("HTTP://[::1]:5678", "http://[::1]:5678"),
         (" http://pi.local:5678 ", "http://pi.local:5678"),
         ("http://pi.local:99999", "http://pi.local"),  # bad port: ignored, never raises
+        ("http://[::1", "http://[::1"),  # unbalanced bracket: returned as is, never raises
     ],
 )
 def test_normalise_origin(origin, expected):
@@ -130,20 +132,33 @@ def test_read_token(tmp_path):
     p = tmp_path / "token"
     p.write_text("  s3cret-token\n")
     assert read_token(p) == "s3cret-token"
-    for bad in ("short", "two words here", ""):
-        p.write_text(bad)
-        with pytest.raises(SecurityError):
+    p.write_bytes(b"\xef\xbb\xbfs3cret-token\r\n")  # UTF-8 with a BOM, as Notepad saves it
+    assert read_token(p) == "s3cret-token"
+    for bad in ("short", "two words here", "", "caf\u00e9-au-lait", "\u20ac-price-tag", "tab\there-x", "bell\x07-ringer", "s3cret-\ufefftoken"):
+        p.write_text(bad, encoding="utf-8")
+        with pytest.raises(SecurityError, match="must hold one token of at least 8 printable ASCII characters without spaces"):
             read_token(p)
     p.write_bytes(b"\xff\xfe\xfa-not-utf8")
-    with pytest.raises(SecurityError):
+    with pytest.raises(SecurityError, match="is not UTF-8 text"):
         read_token(p)
     with pytest.raises(SecurityError, match="does not exist"):
         read_token(tmp_path / "missing")
+    with pytest.raises(SecurityError, match="is a directory"):
+        read_token(tmp_path)
     # The token itself never appears in an error message.
-    p.write_text("abc def-secret-part")
+    for bad in ("abc def-secret-part", "def-secret-part-\u00e9"):
+        p.write_text(bad)
+        with pytest.raises(SecurityError) as e:
+            read_token(p)
+        assert "secret-part" not in str(e.value)
+
+
+def test_check_token_names_the_source_not_the_token():
+    assert check_token("A-Za-z0-9._~!#$%&'()*+,/:;<=>?@[]^`{|}", "x") == "A-Za-z0-9._~!#$%&'()*+,/:;<=>?@[]^`{|}"
     with pytest.raises(SecurityError) as e:
-        read_token(p)
-    assert "secret-part" not in str(e.value)
+        check_token("secret value", "$GRAVITY_LED_TOKEN")
+    assert str(e.value).startswith("$GRAVITY_LED_TOKEN must hold one token")
+    assert "secret" not in str(e.value)
 
 
 # ---- end to end: origin -----------------------------------------------------------

@@ -27,7 +27,8 @@ from typing import Callable, Iterator
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ROOT, clean_env, free_port, stop_process
+from harness import ROOT, Process, clean_env, free_port, get_status, scaled, tilt_text, wait_status, wait_until
+from harness import daemon_cmd as _daemon_cmd
 from daemon.systemd import Systemd, SystemdError
 
 pytestmark = pytest.mark.systemd
@@ -57,17 +58,6 @@ needs_systemd_python = pytest.mark.skipif(
     not HAVE_SYSTEMD_PYTHON,
     reason="systemd-python is not importable (apt install libsystemd-dev pkg-config; pip install systemd-python)",
 )
-
-G = 9.80665
-
-
-def tilt_frame(right: float) -> str:
-    """A text frame "x y z" for which the default mapping lights the right LED
-    at ``right`` (negative: the left LED at ``-right``)."""
-    y = right * G
-    z = (G * G - y * y) ** 0.5
-    return f"0 {y!r} {z!r}"
-
 
 # ------------------------------------------------------------------ units ----
 
@@ -333,7 +323,7 @@ class NotifyListener:
 
     def wait_for(self, pred: Callable[[dict[str, str]], bool], timeout: float = 10.0, after: int = 0) -> int:
         """Index of the first message from ``after`` on for which ``pred`` holds."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             while True:
                 for i in range(after, len(self.messages)):
@@ -358,69 +348,36 @@ def notify() -> Iterator[NotifyListener]:
     n.close()
 
 
-class Proc:
-    """A daemon process we start ourselves (custom environment, or under
-    systemd-socket-activate); its output goes to a file we can read."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_log(self, text: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.logs():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not logged (exit {self.proc.returncode}):\n{self.logs()}")
-            time.sleep(0.01)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        self._log.close()
-        return stop_process(self.proc, signal.SIGTERM, timeout)
-
-
 @pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
+def procs() -> Iterator[list[Process]]:
+    """Daemon processes a test starts itself (its own environment, or under
+    systemd-socket-activate), stopped at the end."""
+    started: list[Process] = []
     yield started
     for p in started:
         p.stop()
 
 
-def http_json(port: int, path: str = "/status") -> dict:
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-        return json.loads(r.read())
+def http_json(port: int) -> dict:
+    return get_status(f"http://127.0.0.1:{port}")
 
 
-def wait_status(port: int, pred: Callable[[dict], bool], timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        s = http_json(port)
-        if pred(s):
-            return s
-        if time.monotonic() > deadline:
-            raise AssertionError(f"/status never matched; last: {s}")
-        time.sleep(0.005)
+def wait_port_status(port: int, pred: Callable[[dict], bool], timeout: float = 5.0) -> dict:
+    return wait_status(f"http://127.0.0.1:{port}", pred, timeout=timeout)
 
 
 def daemon_cmd(port: int, config: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "daemon", "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(port), "--config", str(config), *extra]
+    return _daemon_cmd(port, "--config", str(config), *extra)
 
 
 @needs_systemd_python
-def test_notify_ready_watchdog_status_stopping(tmp_path: Path, notify: NotifyListener, procs: list[Proc]) -> None:
+def test_notify_ready_watchdog_status_stopping(tmp_path: Path, notify: NotifyListener, procs: list[Process]) -> None:
     config = tmp_path / "daemon.toml"
     config.write_text("stale_after_s = 30.0\n")
     port = free_port()
     watchdog_usec = 1_000_000  # pings expected every 0.5 s; systemd would kill after 1 s
     env = clean_env(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC=str(watchdog_usec))
-    p = Proc(daemon_cmd(port, config), env, tmp_path / "daemon.log")
+    p = Process(daemon_cmd(port, config), tmp_path / "daemon.log", env=env)
     procs.append(p)
 
     # READY=1 only once the socket listens: connecting right after must work.
@@ -439,9 +396,9 @@ def test_notify_ready_watchdog_status_stopping(tmp_path: Path, notify: NotifyLis
 
     # STATUS= follows a real client in and out.
     with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
-        ws.send(tilt_frame(0.5))
+        ws.send(tilt_text(0.5))
         i_client = notify.wait_for(lambda m: m.get("STATUS", "").startswith("client 127.0.0.1:"), after=i_ready)
-        wait_status(port, lambda s: abs(s["leds"]["right"] - 0.5) < 1e-6)
+        wait_port_status(port, lambda s: abs(s["leds"]["right"] - 0.5) < 1e-6)
         peer = http_json(port)["client"]
         assert peer and notify.messages[i_client][1]["STATUS"].startswith(f"client {peer} at ")
     notify.wait_for(lambda m: "idle" in m.get("STATUS", ""), after=i_client + 1)
@@ -454,16 +411,16 @@ def test_notify_ready_watchdog_status_stopping(tmp_path: Path, notify: NotifyLis
 
 
 @needs_systemd_python
-def test_no_watchdog_pings_without_watchdog_usec(tmp_path: Path, notify: NotifyListener, procs: list[Proc]) -> None:
+def test_no_watchdog_pings_without_watchdog_usec(tmp_path: Path, notify: NotifyListener, procs: list[Process]) -> None:
     config = tmp_path / "daemon.toml"
     config.write_text("")
     port = free_port()
-    p = Proc(daemon_cmd(port, config), clean_env(NOTIFY_SOCKET=notify.path), tmp_path / "daemon.log")
+    p = Process(daemon_cmd(port, config), tmp_path / "daemon.log", env=clean_env(NOTIFY_SOCKET=notify.path))
     procs.append(p)
     notify.wait_for(lambda m: m.get("READY") == "1", timeout=15)
     # a status round trip proves the loop ran for a while; then stop and look
     with connect(f"ws://127.0.0.1:{port}/") as ws:
-        ws.send(tilt_frame(0.2))
+        ws.send(tilt_text(0.2))
         notify.wait_for(lambda m: m.get("STATUS", "").startswith("client "))
     assert p.stop() == 0
     assert not any(m.get("WATCHDOG") for _, m in notify.messages), notify.messages
@@ -493,7 +450,7 @@ def test_missing_systemd_python_fails_fast_with_one_sentence(tmp_path: Path) -> 
 
 @needs_socket_activate
 @pytest.mark.parametrize("library", ["systemd-python", "fallback"])
-def test_socket_activation_serves_on_the_passed_socket(tmp_path: Path, procs: list[Proc], library: str) -> None:
+def test_socket_activation_serves_on_the_passed_socket(tmp_path: Path, procs: list[Process], library: str) -> None:
     """Under systemd-socket-activate, driven by a real client; with
     systemd-python's listen_fds() and with our own parser of LISTEN_FDS
     (systemd-python hidden), which socket activation alone does not need."""
@@ -512,19 +469,16 @@ def test_socket_activation_serves_on_the_passed_socket(tmp_path: Path, procs: li
     # systemd-socket-activate passes only the variables named with -E.
     cmd = [SOCKET_ACTIVATE, "-l", f"127.0.0.1:{port}", "-E", f"PYTHONPATH={env['PYTHONPATH']}", "-E", "PATH"]
     cmd += daemon_cmd(ignored, config)
-    p = Proc(cmd, env, tmp_path / "daemon.log")
+    p = Process(cmd, tmp_path / "daemon.log", env=env)
     procs.append(p)
     # systemd-socket-activate listens first and starts the daemon on the
     # first connection: wait for its socket, then connect as a phone would.
-    deadline = time.monotonic() + 10
-    while "Listening on" not in p.logs():
-        assert time.monotonic() < deadline and p.proc.poll() is None, p.logs()
-        time.sleep(0.01)
+    p.wait_log("Listening on")
     with connect(f"ws://127.0.0.1:{port}/", compression=None, open_timeout=20) as ws:
-        ws.send(tilt_frame(0.75))
-        wait_status(port, lambda s: abs(s["leds"]["right"] - 0.75) < 1e-6 and s["leds"]["left"] == 0)
-        ws.send(tilt_frame(-0.25))
-        wait_status(port, lambda s: abs(s["leds"]["left"] - 0.25) < 1e-6 and s["leds"]["right"] == 0)
+        ws.send(tilt_text(0.75))
+        wait_port_status(port, lambda s: abs(s["leds"]["right"] - 0.75) < 1e-6 and s["leds"]["left"] == 0)
+        ws.send(tilt_text(-0.25))
+        wait_port_status(port, lambda s: abs(s["leds"]["left"] - 0.25) < 1e-6 and s["leds"]["right"] == 0)
     p.wait_log("--host and --port are ignored")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", ignored), timeout=2).close()
@@ -532,17 +486,17 @@ def test_socket_activation_serves_on_the_passed_socket(tmp_path: Path, procs: li
 
 
 @needs_systemd_python
-def test_sighup_reloads_mapping_keeps_client_refuses_pins(tmp_path: Path, notify: NotifyListener, procs: list[Proc]) -> None:
+def test_sighup_reloads_mapping_keeps_client_refuses_pins(tmp_path: Path, notify: NotifyListener, procs: list[Process]) -> None:
     config = tmp_path / "daemon.toml"
     config.write_text("stale_after_s = 30.0\n")
     port = free_port()
-    p = Proc(daemon_cmd(port, config), clean_env(NOTIFY_SOCKET=notify.path), tmp_path / "daemon.log")
+    p = Process(daemon_cmd(port, config), tmp_path / "daemon.log", env=clean_env(NOTIFY_SOCKET=notify.path))
     procs.append(p)
     notify.wait_for(lambda m: m.get("READY") == "1", timeout=15)
 
     with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
-        ws.send(tilt_frame(0.5))
-        before = wait_status(port, lambda s: abs(s["leds"]["right"] - 0.5) < 1e-6)
+        ws.send(tilt_text(0.5))
+        before = wait_port_status(port, lambda s: abs(s["leds"]["right"] - 0.5) < 1e-6)
 
         # a mapping change applies live, on the same connection
         config.write_text("stale_after_s = 30.0\ninvert = true\n")
@@ -551,8 +505,8 @@ def test_sighup_reloads_mapping_keeps_client_refuses_pins(tmp_path: Path, notify
         i_reloading = notify.wait_for(lambda m: m.get("RELOADING") == "1", after=n)
         assert int(notify.messages[i_reloading][1]["MONOTONIC_USEC"]) > 0
         i_done = notify.wait_for(lambda m: m.get("READY") == "1", after=i_reloading + 1)
-        ws.send(tilt_frame(0.5))
-        after = wait_status(port, lambda s: abs(s["leds"]["left"] - 0.5) < 1e-6 and s["leds"]["right"] == 0)
+        ws.send(tilt_text(0.5))
+        after = wait_port_status(port, lambda s: abs(s["leds"]["left"] - 0.5) < 1e-6 and s["leds"]["right"] == 0)
         assert after["client"] == before["client"]
         p.wait_log("invert=True")
 
@@ -562,8 +516,8 @@ def test_sighup_reloads_mapping_keeps_client_refuses_pins(tmp_path: Path, notify
         i2 = notify.wait_for(lambda m: m.get("RELOADING") == "1", after=i_done + 1)
         notify.wait_for(lambda m: m.get("READY") == "1", after=i2 + 1)
         p.wait_log("right_pin cannot change without a restart")
-        ws.send(tilt_frame(-0.25))
-        after2 = wait_status(port, lambda s: abs(s["leds"]["right"] - 0.25) < 1e-6)
+        ws.send(tilt_text(-0.25))
+        after2 = wait_port_status(port, lambda s: abs(s["leds"]["right"] - 0.25) < 1e-6)
         assert after2["client"] == before["client"]
         ws.ping().wait(5)  # the connection survived both reloads
     assert p.stop() == 0, p.logs()
@@ -595,7 +549,7 @@ def private_journald(tmp_path: Path) -> Iterator[Callable[..., list[str]]]:
     )
     ns = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], stdout=subprocess.DEVNULL, stderr=(tmp_path / "journald.log").open("wb"))
     prefix = ["nsenter", "-t", str(ns.pid), "-m", "--"]
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + scaled(15)
     while subprocess.run([*prefix, "test", "-S", "/run/systemd/journal/stdout"]).returncode != 0:
         if ns.poll() is not None or time.monotonic() > deadline:
             ns.kill()
@@ -630,29 +584,18 @@ def test_journal_fields_end_to_end_without_duplicates(tmp_path: Path, private_jo
     env = clean_env()
     inner = " ".join(f"'{a}'" for a in daemon_cmd(port, config))
     cmd = [*prefix, "systemd-cat", "-t", "gravity-led", "sh", "-c", f'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec {inner}']
-    daemon = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    daemon = Process(cmd, tmp_path / "systemd-cat.log", env=env)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                http_json(port, "/status")
-                break
-            except OSError:
-                assert daemon.poll() is None and time.monotonic() < deadline, "daemon did not start"
-                time.sleep(0.02)
+        daemon.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=15)
         with connect(f"ws://127.0.0.1:{port}/") as ws:
-            ws.send(tilt_frame(0.5))
+            ws.send(tilt_text(0.5))
             for bad in ("one two three", "1 2", "nan 0 1"):
                 ws.send(bad)
-            peer = wait_status(port, lambda s: s["frames"]["rejected"] == 3)["client"]
+            peer = wait_port_status(port, lambda s: s["frames"]["rejected"] == 3)["client"]
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.stop() == 0
 
-    deadline = time.monotonic() + 10
-    while not (found := journal_entries(prefix, f"CLIENT_ADDRESS={peer}", "FRAMES_REJECTED=3")):
-        assert time.monotonic() < deadline, journal_entries(prefix, "SYSLOG_IDENTIFIER=gravity-led")
-        time.sleep(0.05)
+    found = wait_until(lambda: journal_entries(prefix, f"CLIENT_ADDRESS={peer}", "FRAMES_REJECTED=3"), timeout=10, interval=0.05, what="the client's journal entries")
     assert any("3 rejected" in e["MESSAGE"] for e in found), found
     assert all(e["SYSLOG_IDENTIFIER"] == "gravity-led" and e["_TRANSPORT"] == "journal" for e in found)
 

@@ -8,9 +8,7 @@ import asyncio
 import json
 import math
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,17 +21,16 @@ import psutil
 
 from daemon.protocol import encode_subscribe
 
+try:  # python -m tests.benchmarks
+    from ..harness import Process, clean_env, daemon_cmd, free_port
+except ImportError:  # under pytest, whose path has tests/ (test_benchmarks_smoke.py)
+    from harness import Process, clean_env, daemon_cmd, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 NAIVE = Path(__file__).resolve().parent / "naive_server.py"
 KINDS = ("daemon", "naive")
 TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"  # daemon/leds.py WRITE_TRACE_ENV
 RIGHT_PIN = "GPIO18"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 CYCLE = (0.1, 0.2, 0.3, 0.4, -0.1, -0.2, -0.3, -0.4)
@@ -58,6 +55,63 @@ def frame_for(duty: float) -> str:
     return f"0.0 {100.0 * duty!r} {100.0 * math.sqrt(max(0.0, 1.0 - duty * duty))!r}"
 
 
+class PiZeroStandIn:
+    """Confines the servers (not the load generator) to 10 % of one core,
+    pinned to one CPU: a Pi Zero 2 W core is roughly ten times slower than
+    one core of a desktop.  A cgroup (v2, else v1's cpu controller) with a
+    CPU quota of 1 ms per 10 ms period (the kernel's smallest quota; a
+    longer period would stall the server for longer at a time), and
+    ``sched_setaffinity`` for the pinning.  Needs root."""
+
+    SHARE = 0.10
+    PERIOD_US = 10_000
+
+    def __init__(self) -> None:
+        name = f"gravity-led-bench-{os.getpid()}"
+        quota = int(self.SHARE * self.PERIOD_US)
+        v2 = Path("/sys/fs/cgroup")
+        if (v2 / "cgroup.controllers").exists() and "cpu" in (v2 / "cgroup.controllers").read_text().split():
+            if "cpu" not in (v2 / "cgroup.subtree_control").read_text().split():
+                (v2 / "cgroup.subtree_control").write_text("+cpu")  # OSError if this cgroup may not
+            self.path = v2 / name
+            self.path.mkdir()
+            try:
+                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            except OSError:
+                self.path.rmdir()
+                raise
+        else:
+            self.path = Path("/sys/fs/cgroup/cpu") / name
+            self.path.mkdir()
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        self.cpu = max(os.sched_getaffinity(0))
+        self.describe = f"{self.SHARE:.0%} of CPU {self.cpu} ({quota} us per {self.PERIOD_US} us, cgroup {self.path})"
+
+    def enter(self) -> None:
+        """In the server's process, before exec (``preexec_fn``)."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        os.sched_setaffinity(0, {self.cpu})
+
+    def throttled(self) -> str:
+        """The kernel's count of periods in which the quota ran out (proof it bit)."""
+        try:
+            stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        except (OSError, ValueError):
+            return "cpu.stat unreadable"
+        return f"throttled in {stat.get('nr_throttled', '?')} of {stat.get('nr_periods', '?')} periods"
+
+    def close(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
+CONFINE: PiZeroStandIn | None = None
+"""Set by ``python -m tests.benchmarks --pi-zero``: every Server runs in it."""
+
+
 class Server:
     """``kind`` = "daemon" (python -m daemon) or "naive" (naive_server.py)."""
 
@@ -68,24 +122,22 @@ class Server:
         self._dir = tempfile.TemporaryDirectory(prefix=f"gl-bench-{kind}-")
         d = Path(self._dir.name)
         self.trace_path = d / "trace" if trace else None
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAVITY_LED_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_"))}
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env = clean_env()
         if self.trace_path is not None:
             self.trace_path.write_bytes(b"")
             env[TRACE_ENV] = str(self.trace_path)
         if kind == "daemon":
             (d / "empty.toml").write_text("")
             env["GRAVITY_LED_CONFIG"] = str(d / "empty.toml")
-            cmd = [sys.executable, "-m", "daemon", "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--stale-after", "3600", "--log-level", "warning", "--mock-write-delay-us", str(write_delay_us), *extra]
+            cmd = daemon_cmd(self.port, "--stale-after", "3600", "--log-level", "warning", "--mock-write-delay-us", str(write_delay_us), *extra)
         else:
             cmd = [sys.executable, str(NAIVE), "--port", str(self.port), "--write-delay-us", str(write_delay_us)]
-        self._log = open(d / "log", "wb")
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        preexec = CONFINE.enter if CONFINE is not None else None
+        # Under the Pi Zero stand-in start-up takes seconds: a longer wait.
+        self.process = Process(cmd, d / "log", env=env, ready_url=f"http://127.0.0.1:{self.port}/status", ready_timeout=60.0, preexec_fn=preexec)
+        self.proc = self.process.proc
         self.ps = psutil.Process(self.proc.pid)
-        self._wait_ready()
-        self.startup_s = time.monotonic() - t0
+        self.startup_s = self.process.startup_s
         self._trace_offset = 0
         self.state_at_mark: dict[str, float] = {}
 
@@ -96,19 +148,6 @@ class Server:
     def status(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=10) as r:
             return json.loads(r.read())
-
-    def _wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited: {Path(self._log.name).read_text(errors='replace')}")
-            try:
-                self.status()
-                return
-            except (OSError, urllib.error.URLError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.kind} did not answer /status within {timeout} s")
-                time.sleep(0.002)
 
     def wait_frames(self, n: int, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -173,14 +212,7 @@ class Server:
         return sum(self.ps.num_ctx_switches())
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        self.process.stop()
         self._dir.cleanup()
 
     def __enter__(self) -> Server:
