@@ -30,6 +30,8 @@ python3-pip python3-systemd python3-cryptography python3-gpiozero gpiod curl ini
 exec 3>&1 1>&2
 say() { printf 'pi_vm: %s\n' "$*" >&2; }
 hash_of() { sha256sum | cut -c1-16; }
+# file contents only (not their paths: every clone must find the same cache)
+contents() { cat "$@" | sha256sum | cut -c1-64; }
 mkdir -p "$CACHE"
 
 KVER=$(apt-cache depends "linux-image-amd64" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(.*\)$/\1/p' | head -n1)
@@ -39,7 +41,7 @@ HEADERS=/usr/src/linux-headers-$KVER
 [ -f /usr/src/linux-source-6.1.tar.xz ] || { say "missing /usr/src/linux-source-6.1.tar.xz: apt-get install linux-source-6.1"; exit 1; }
 
 # ---------------------------------------------------------------- gpio-sim --
-MOD_KEY=$( (echo "$KVER"; sha256sum /usr/src/linux-source-6.1.tar.xz "$HERE/build.sh") | hash_of)
+MOD_KEY=$( (echo "$KVER"; contents /usr/src/linux-source-6.1.tar.xz "$HERE/build.sh") | hash_of)
 MOD_DIR=$CACHE/gpio-sim-$MOD_KEY
 if [ ! -f "$MOD_DIR/gpio-sim.ko" ]; then
     say "building gpio-sim for $KVER (out of tree, from linux-source-6.1)"
@@ -61,7 +63,7 @@ if [ ! -f "$MOD_DIR/gpio-sim.ko" ]; then
 fi
 
 # -------------------------------------------------------------- root image --
-ROOT_KEY=$( (echo "$KVER $SUITE $PACKAGES ${MIRRORS[*]}"; sha256sum "$HERE/build.sh" "$MOD_DIR/gpio-sim.ko") | hash_of)
+ROOT_KEY=$( (echo "$KVER $SUITE $PACKAGES ${MIRRORS[*]}"; contents "$HERE/build.sh" "$MOD_DIR/gpio-sim.ko") | hash_of)
 ROOT_DIR=$CACHE/root-$ROOT_KEY
 if [ ! -f "$ROOT_DIR/rootfs.img" ]; then
     say "building the $SUITE root file system with mmdebstrap (kernel $KVER)"
@@ -117,7 +119,7 @@ reqs += re.findall(r'"([^"]+)"', (src / "pyproject.toml").read_text().split("req
 print("\n".join(r for r in reqs if r))
 PY
 )
-WH_KEY=$( (echo "$REQS"; echo "$KVER"; sha256sum "$HERE/build.sh") | hash_of)
+WH_KEY=$( (echo "$REQS"; echo "$KVER"; contents "$HERE/build.sh") | hash_of)
 WH_DIR=$CACHE/wheelhouse-$WH_KEY
 if [ ! -d "$WH_DIR" ]; then
     say "downloading the wheelhouse: $(echo "$REQS" | tr '\n' ' ')"
