@@ -160,9 +160,7 @@ class Client:
         self.proc.stdin.flush()
 
     def leave(self) -> tuple[int, str]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        out, err = self.proc.communicate(timeout=60)
+        out, err = self.proc.communicate(timeout=60)  # closes stdin: end of input
         return self.proc.returncode, err
 
     def __enter__(self) -> Client:
@@ -362,7 +360,7 @@ def _failsafe_after(pi: Pi, how: str) -> None:
     before systemd starts the daemon again."""
     pi.systemctl("reset-failed", "gravity-led.service")
     old = _main_pid(pi)
-    pi.lines("pull", 0, "up", RIGHT, LEFT)
+    pi.vm.ok(f"{LINES} pull 0 up {RIGHT} {LEFT}")
     try:
         pi.vm.ok("rm -f /run/stop-watch; STOP_FILE=/run/stop-watch setsid python3 /mnt/share/standin/lines.py"
                  f" watch 0 120 {RIGHT} {LEFT} > /run/watch.json 2>&1 &")
@@ -372,7 +370,7 @@ def _failsafe_after(pi: Pi, how: str) -> None:
         pi.vm.ok("touch /run/stop-watch; while pgrep -f 'lines.py watch' >/dev/null; do sleep 0.1; done")
         changes = json.loads(pi.vm.ok("cat /run/watch.json"))
     finally:
-        pi.lines("pull", 0, "down", RIGHT, LEFT)
+        pi.vm.ok(f"{LINES} pull 0 down {RIGHT} {LEFT}")
     for offset in (RIGHT, LEFT):
         seq = [(t, v) for t, v in changes[str(offset)] if t_kill <= t < t_start]
         levels = [v for _, v in seq]
