@@ -76,8 +76,8 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
         g.add_argument(
             "--url",
             default=None,
-            help=f"daemon address: ws://HOST:PORT, wss://..., or just HOST[:PORT] "
-            f"(default: $GRAVITY_LED_URL, else ws://localhost:{DEFAULT_PORT})",
+            help=f"daemon address: ws://HOST:PORT, wss://HOST:PORT, or just HOST[:PORT] (port {DEFAULT_PORT} if none; "
+            f"wss:// with --cafile or --insecure) (default: $GRAVITY_LED_URL, else localhost)",
         )
         g.add_argument(
             "--token-file",
@@ -274,7 +274,7 @@ def _token(args: argparse.Namespace) -> str | None:
 
 def link_options(args: argparse.Namespace, *, max_retries: int | None = None, url: str | None = None) -> LinkOptions:
     return LinkOptions(
-        url=normalize_url(url or args.url or env_url()),
+        url=normalize_url(url or args.url or env_url(), tls=bool(getattr(args, "cafile", None) or getattr(args, "insecure", False))),
         binary=args.binary,
         max_retries=args.max_retries if args.max_retries is not None else max_retries,
         cafile=getattr(args, "cafile", None),

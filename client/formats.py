@@ -41,6 +41,7 @@ __all__ = [
     "read_sensorlogger",
     "read_sensorserver",
     "read_sensorstream",
+    "sensor_names",
 ]
 
 FORMATS = ("auto", "csv", "sensorstream", "json", "osc")
@@ -52,6 +53,9 @@ SENSORSTREAM_IDS = {1: 3, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 1, 81: 3, 82: 3, 83: 
 (CSV_ID_*): 1 GPS latitude/longitude/altitude, 3 accelerometer, 4 gyroscope, 5 magnetometer, 6 GPS
 position (WGS84 x/y/z), 7 GPS velocity, 8 GPS UTC time, 81 orientation, 82 linear acceleration,
 83 gravity, 84 rotation vector, 85 orientation matrix, 86 quaternion, 87 pressure, 88 battery temperature."""
+SENSORSTREAM_WHOLE_IDS = frozenset({8, 88})
+"""Ids whose values the app writes as whole numbers (%d): GPS UTC time and battery temperature; every
+other value is written with a decimal point (%.3f, %10.6f, ...), the timestamp too (%.5f seconds)."""
 SENSORSTREAM_GRAVITY = 83
 SENSORSTREAM_ACCELEROMETER = 3
 
@@ -68,7 +72,9 @@ def flip(v: Vector) -> Vector:
 
 _FIELD_SPLIT = re.compile(r"[,;\s]+")
 _LINE_SPLIT = re.compile(r"[\r\n#]+")  # HyperIMU ends a reading with CR LF, or '#' as an option
-_BARE_INT = re.compile(r"\d{1,3}")
+_BARE_INT = re.compile(r"\d{1,3}", re.ASCII)
+_WHOLE = re.compile(r"[+-]?\d+", re.ASCII)
+_SECONDS = re.compile(r"\d+\.\d+", re.ASCII)  # Sensorstream's timestamp, String.format("%.5f", seconds)
 _TIMESTAMP = re.compile(r"\d{10,}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}")
 
@@ -138,6 +144,12 @@ def _csv_line(line: str, columns: tuple[int, int, int] | None) -> Vector:
             return make_vector(*(float(n) for n in values))
         if len(values) < 3:
             raise FrameError("wrong_count", f"expected 3 numbers, got {len(values)}")
+        if _resembles_sensorstream(_fields(line)):
+            raise FrameError(
+                "ambiguous",
+                f"{len(values)} values in Sensorstream's order (number, sensor id, values) but without its seconds "
+                "timestamp (1234.56789) and decimal values, so the line cannot be read unambiguously",
+            )
         raise FrameError(
             "ambiguous",
             f"{len(values)} values (several sensors): give the positions of gravity's three with --columns, "
@@ -151,11 +163,19 @@ def _csv_line(line: str, columns: tuple[int, int, int] | None) -> Vector:
 # --------------------------------------------------------------------------- Sensorstream IMU+GPS
 
 
+def _resembles_sensorstream(fields: list[str]) -> bool:
+    """A number, then a known sensor id, then more: the order of a Sensorstream line, whatever its numbers look like."""
+    return len(fields) >= 5 and bool(_NUMBER.fullmatch(fields[0])) and _BARE_INT.fullmatch(fields[1]) is not None and int(fields[1]) in SENSORSTREAM_IDS
+
+
 def _sensorstream_groups(fields: list[str]) -> dict[int, list[str]] | None:
-    """``timestamp, id, v.., id, v..`` -> {id: values}; None if the line does not have that layout."""
-    if len(fields) < 5 or not _NUMBER.fullmatch(fields[0]) or not _BARE_INT.fullmatch(fields[1]):
-        return None
-    if int(fields[1]) not in SENSORSTREAM_IDS:
+    """``timestamp, id, v.., id, v..`` -> {id: values}; None if the line does not have that layout.
+
+    Strict, as the app writes it: the timestamp in seconds with a fractional part and every value
+    with a decimal point (except the whole-number ids), so that a line of bare integers such as
+    ``1 3 0 4 8`` is not taken for one.
+    """
+    if not _resembles_sensorstream(fields) or not _SECONDS.fullmatch(fields[0]):
         return None
     groups: dict[int, list[str]] = {}
     i = 1
@@ -170,6 +190,8 @@ def _sensorstream_groups(fields: list[str]) -> dict[int, list[str]] | None:
         values = fields[i + 1 : i + 1 + n]
         if len(values) < n or not all(_NUMBER.fullmatch(v) for v in values):
             return None
+        if sid not in SENSORSTREAM_WHOLE_IDS and any(_WHOLE.fullmatch(v) for v in values):
+            return None
         groups[sid] = values
         i += 1 + n
     return groups
@@ -183,7 +205,9 @@ def read_sensorstream(data: bytes | str, *, sensor_id: int | None = None) -> lis
 def _sensorstream_line(line: str, sensor_id: int | None) -> Vector:
     groups = _sensorstream_groups(_fields(line))
     if groups is None:
-        raise FrameError("not_sensorstream", "not Sensorstream's 'timestamp, id, x, y, z, id, ...' layout")
+        raise FrameError(
+            "not_sensorstream", "not Sensorstream's 'timestamp, id, x, y, z, id, ...' layout (seconds like 1234.56789, values like 0.147)"
+        )
     unknown = [-k for k in groups if k < 0]
     wanted = (sensor_id,) if sensor_id is not None else (SENSORSTREAM_GRAVITY, SENSORSTREAM_ACCELEROMETER)
     for sid in wanted:
@@ -257,6 +281,17 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
     """OSC messages and bundles (nested too), parsed by python-osc; messages whose address matches
     one of the ``fnmatch`` patterns ``addresses`` (case-insensitive) give a vector from their first three
     arguments, others are ignored."""
+    patterns = [a.lower() for a in addresses]
+    vectors: list[Vector] = []
+    for msg in _osc_messages(data):
+        address = msg.address.lower()
+        if any(fnmatchcase(address, p) for p in patterns):
+            vectors.append(_vector(list(msg.params)))
+    return vectors
+
+
+def _osc_messages(data: bytes) -> list[Any]:
+    """The messages of an OSC packet, bundles opened; FrameError for what python-osc cannot read whole."""
     from pythonosc.osc_packet import OscPacket  # here, not at the top: only OSC users pay for it
 
     try:
@@ -266,14 +301,7 @@ def read_osc(data: bytes, *, addresses: Iterable[str] = DEFAULT_OSC_ADDRESSES) -
         raise FrameError("not_osc", "not a valid OSC message or bundle") from None
     if skipped:
         raise FrameError("not_osc", f"python-osc cannot read all of it ({skipped[0]})"[:120])
-    patterns = [a.lower() for a in addresses]
-    vectors: list[Vector] = []
-    for timed in packet.messages:
-        msg = timed.message
-        address = msg.address.lower()
-        if any(fnmatchcase(address, p) for p in patterns):
-            vectors.append(_vector(list(msg.params)))
-    return vectors
+    return [timed.message for timed in packet.messages]
 
 
 class _Catch(logging.Filter):
@@ -326,6 +354,7 @@ class Reading:
 
     format: str = "auto"
     columns: tuple[int, int, int] | None = None
+    """Plain CSV only: positions of gravity's x, y, z among a line's values (Sensorstream names its sensors)."""
     sensor: str | None = None
     """JSON: Android sensor type or ZIG SIM key; Sensorstream: the sensor id."""
     osc_addresses: tuple[str, ...] = DEFAULT_OSC_ADDRESSES
@@ -333,6 +362,9 @@ class Reading:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        if self.columns is not None and self.format not in ("auto", "csv"):
+            why = ": Sensorstream names its sensors, pick one with --sensor ID" if self.format == "sensorstream" else ""
+            raise ValueError(f"--columns picks values of plain CSV lines, not with --format {self.format}{why}")
 
 
 def read_datagram(data: bytes, reading: Reading = Reading()) -> list[Vector]:
@@ -345,15 +377,47 @@ def read_datagram(data: bytes, reading: Reading = Reading()) -> list[Vector]:
     sensor_id = _sensorstream_id(reading.sensor)
     if fmt == "sensorstream":
         return read_sensorstream(data, sensor_id=sensor_id)
-    if reading.format == "auto" and reading.columns is None:
+    if reading.format == "auto":
         lines = _lines(data)
         if lines and _sensorstream_groups(_fields(lines[0])) is not None:
+            if reading.columns is not None:  # counted as CSV values, its timestamp and ids would make a wrong vector
+                raise FrameError(
+                    "columns_sensorstream",
+                    "--columns does not apply to Sensorstream lines, whose sensors are named by id: "
+                    "leave it out (gravity, else the accelerometer) or pick one with --sensor ID",
+                )
             return read_sensorstream(data, sensor_id=sensor_id)
     return read_csv(data, columns=reading.columns)
 
 
 def _sensorstream_id(sensor: str | None) -> int | None:
     return int(sensor) if sensor is not None and sensor.isdigit() else None
+
+
+# --------------------------------------------------------------------------- what came instead of gravity
+
+
+def sensor_names(data: bytes | str) -> list[str]:
+    """The sensors a reading that held no gravity came from, as the app names them, each once.
+
+    For telling the user what the app does send: SensaGram's and SensorServer's ``"type"`` without
+    ``android.sensor.``, OSC addresses (what ``--osc-address`` takes), Sensor Logger's sample names.
+    Nothing for input that names no sensor or cannot be read.
+    """
+    raw = data.encode("utf-8", errors="replace") if isinstance(data, str) else bytes(data)
+    try:
+        if detect_format(raw) == "osc":
+            return list(dict.fromkeys(str(m.address) for m in _osc_messages(raw)))
+        doc = _json(raw, "")
+    except FrameError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    if isinstance(doc.get("payload"), list):  # Sensor Logger
+        return list(dict.fromkeys(str(s["name"]) for s in doc["payload"] if isinstance(s, dict) and "name" in s))
+    if "type" in doc:  # SensaGram, SensorServer's /sensors/connect
+        return [str(doc["type"]).removeprefix("android.sensor.")]
+    return []
 
 
 # --------------------------------------------------------------------------- Sensor Logger (HTTP push)
@@ -490,8 +554,12 @@ class BadInputReport:
     Input that is fine but holds no gravity (another sensor on the same
     stream) is no error; but when, for ``every_s``, input comes and none of
     it holds gravity, the app is not sending it: ``ignored`` says so once,
-    with ``advice``, until ``used`` (a vector came) starts over.
+    with the sensors that did come and ``advice``, until ``used`` (a vector
+    came) starts over.
     """
+
+    SEEN_SHOWN = 5
+    """Sensor names kept for the sentence (each at most 40 characters): strangers on the LAN choose them."""
 
     what: str = "datagram"
     every_s: float = 5.0
@@ -503,22 +571,41 @@ class BadInputReport:
     _ignored_since: float | None = None
     _ignored: int = 0
     _ignored_said: bool = False
+    _seen: dict[str, None] = field(default_factory=dict)
+    _seen_more: bool = False
 
     def used(self) -> None:
         """A reading gave a vector: gravity is coming."""
         self._ignored_since, self._ignored, self._ignored_said = None, 0, False
+        self._seen, self._seen_more = {}, False
 
-    def ignored(self, now: float, sample: bytes | str = b"") -> str | None:
-        """A reading without gravity; the sentence once they have come alone for ``every_s``."""
+    @property
+    def wants_names(self) -> bool:
+        """Whether ``ignored`` would still use the sensor names of a reading (they cost a parse)."""
+        return not self._ignored_said and not self._seen_more
+
+    def ignored(self, now: float, seen: Iterable[str] = ()) -> str | None:
+        """A reading without gravity, from the sensors ``seen`` (:func:`sensor_names`);
+        the sentence once they have come alone for ``every_s``."""
         if self._ignored_since is None:
             self._ignored_since = now
         self._ignored += 1
+        for name in seen:
+            if self._seen_more:
+                break
+            shown = "".join(c for c in name if c.isprintable())[:40]
+            if shown and shown not in self._seen:
+                if len(self._seen) < self.SEEN_SHOWN:
+                    self._seen[shown] = None
+                else:
+                    self._seen_more = True
         if self._ignored_said or now - self._ignored_since < self.every_s:
             return None
         self._ignored_said = True
+        names = ", ".join(self._seen) + (" and others" if self._seen_more else "")
         return (
-            f"{self._ignored} {self.what}s in {now - self._ignored_since:.0f} s, none with gravity "
-            f"(latest{_quoted(_shown(sample))}): {self.advice}"
+            f"{self._ignored} {self.what}s in {now - self._ignored_since:.0f} s, none with gravity"
+            f"{f' (saw {names})' if names else ''}: {self.advice}"
         )
 
     def wait_s(self, now: float) -> float | None:

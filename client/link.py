@@ -60,11 +60,15 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     return step / 2 + (rng or random).uniform(0, step / 2)
 
 
-def normalize_url(url: str) -> str:
-    """Accept ``host``, ``host:port`` or a full ``ws://``/``wss://`` URL; raise ClientError otherwise."""
+def normalize_url(url: str, *, tls: bool = False) -> str:
+    """Accept ``host``, ``host:port`` or a full ``ws://``/``wss://`` URL; raise ClientError otherwise.
+
+    Without a port, the daemon's (5678), for ``wss://`` too: the daemon serves
+    TLS on its own port.  A bare host is ``wss://`` when ``tls`` (the user gave
+    ``--cafile`` or ``--insecure``), else ``ws://``."""
     url = url.strip()
     if "://" not in url:
-        url = "ws://" + url
+        url = ("wss://" if tls else "ws://") + url
     try:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme in ("http", "https"):
@@ -75,7 +79,7 @@ def normalize_url(url: str) -> str:
         raise ClientError(f"{url!r} is not a valid ws:// or wss:// URL", EXIT_USAGE) from None
     if not parsed.host:
         raise ClientError(f"{url!r} has no host name", EXIT_USAGE)
-    if port is None and not parsed.secure:
+    if port is None:
         netloc = parts.netloc + f":{DEFAULT_PORT}"
         url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     return url
@@ -244,8 +248,16 @@ class Link:
             ) from None
         except InvalidStatus as e:
             code = e.response.status_code
-            if code in (401, 403):
-                raise ClientError(f"the daemon refused the connection (HTTP {code}): give the right --token-file") from None
+            if code == 401 and not self.opts.token:
+                raise ClientError(
+                    "the daemon needs a token (HTTP 401): give --token-file (or set $GRAVITY_LED_TOKEN_FILE)"
+                ) from None
+            if code == 401:
+                raise ClientError("the daemon refused the token (HTTP 401): give the right --token-file") from None
+            if code == 403:
+                raise ClientError(
+                    "the daemon refused the connection (HTTP 403): this client's Origin header is not allowed"
+                ) from None
             if code == 429:
                 wait = e.response.headers.get("Retry-After", "a few")
                 raise ClientError(
@@ -337,5 +349,5 @@ class Link:
                 self.notify(f"the daemon rejected a frame: {msg.message}")
 
 
-def env_url(default: str = f"ws://localhost:{DEFAULT_PORT}") -> str:
+def env_url(default: str = "localhost") -> str:
     return os.environ.get("GRAVITY_LED_URL") or default

@@ -9,7 +9,9 @@ Four modes, chosen once from how stdin and stdout are connected:
           is being typed); one status line after each line entered;
 ``log``   plain timestamped lines, one per second plus events, for pipes and
           journald;
-``quiet`` errors only.
+``quiet`` errors only; also a terminal's background job (``send ... &``),
+          whose redraws would land on the shell's prompt and on what is
+          typed there.
 Errors and warnings always go to stderr.
 """
 
@@ -33,11 +35,13 @@ AFTER_INPUT_S = 0.15
 
 
 def choose_mode(quiet: bool, stream: TextIO = sys.stdout, *, typing_in: TextIO | None = None) -> str:
-    """``quiet``, ``log`` (not a terminal), ``lines`` (``typing_in`` is a terminal too) or ``tty``."""
+    """``quiet`` (asked, or a background job), ``log`` (not a terminal), ``lines`` (``typing_in`` is a terminal too) or ``tty``."""
     if quiet:
         return "quiet"
     if not _isatty(stream):
         return "log"
+    if _in_background(stream):
+        return "quiet"
     return "lines" if typing_in is not None and _isatty(typing_in) else "tty"
 
 
@@ -45,6 +49,14 @@ def _isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
+        return False
+
+
+def _in_background(stream: TextIO) -> bool:
+    """True for a job started with ``&``: the terminal's foreground process group is another one."""
+    try:
+        return os.tcgetpgrp(stream.fileno()) != os.getpgrp()
+    except (AttributeError, ValueError, OSError):
         return False
 
 

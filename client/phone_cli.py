@@ -121,7 +121,8 @@ def add_phone_parsers(add: Add, connection_options: Options, run_options: Option
         type=_columns,
         metavar="I,J,K",
         help="CSV with several sensors per line (HyperIMU): the positions of gravity's x, y, z among the values, "
-        "counted from 1 after the timestamp and MAC address (e.g. 4,5,6 when the gyroscope comes first)",
+        "counted from 1 after the timestamp and MAC address (e.g. 4,5,6 when the gyroscope comes first); "
+        "plain CSV only (Sensorstream: --sensor)",
     )
     p.add_argument(
         "--sensor",

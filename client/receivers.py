@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from daemon.protocol import FrameError, Vector
 
 from . import EXIT_USAGE, ClientError
-from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger
+from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger, sensor_names
 
 __all__ = ["MAX_POST_BYTES", "parse_listen", "read_each", "sensorlogger_source", "udp_source"]
 
@@ -91,7 +91,8 @@ async def read_each(
                         for v in vectors:
                             yield v
                         continue
-                    said = report.ignored(time.monotonic(), item)  # another sensor's reading
+                    # another sensor's reading: which one, for the sentence if none brings gravity
+                    said = report.ignored(time.monotonic(), sensor_names(item) if report.wants_names else ())
         if said:
             warn(said)
 

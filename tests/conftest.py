@@ -8,8 +8,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 from harness import ROOT, DaemonProcess, clean_env, free_port, scaled, stop_process  # noqa: F401 (re-exported for the tests)
+
+# Property tests check what parse_frame and the readers return, not how fast:
+# Hypothesis's default 200 ms per example is a timed assertion, and it failed
+# whole runs on a shared 2-core machine at load 10.  Speed is the benchmarks' job.
+settings.register_profile("gravity-led", deadline=None)
+settings.load_profile("gravity-led")
 
 
 # ---- the suite leaves the work tree as it found it -------------------------------

@@ -269,8 +269,11 @@ def test_token_is_sent_and_a_wrong_one_is_explained(start_daemon, tmp_path) -> N
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-token\n")
     r = run_client_to_end("send", "0", "5", "8", "--url", d.url, "--token-file", str(wrong))
-    assert r.returncode == 1 and "--token-file" in r.stderr and r.stderr.count("\n") == 1
+    assert r.returncode == 1 and "refused the token" in r.stderr and "--token-file" in r.stderr and r.stderr.count("\n") == 1
     assert "not-the-token" not in r.stdout + r.stderr
+    # No token at all: says that one is needed, not that it was wrong.
+    r = run_client_to_end("send", "0", "5", "8", "--url", d.url)
+    assert r.returncode == 1 and "needs a token" in r.stderr and "--token-file" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("secret", ["caf\u00e9-secret-value", "\u20ac\u20ac-secret-value", "two secret-value"])

@@ -328,7 +328,10 @@ def test_normalize_url() -> None:
     assert normalize_url("raspberrypi.local") == "ws://raspberrypi.local:5678"
     assert normalize_url("10.0.0.2:9000") == "ws://10.0.0.2:9000"
     assert normalize_url("ws://h:1/x") == "ws://h:1/x"
-    assert normalize_url("wss://h") == "wss://h"
+    assert normalize_url("wss://h") == "wss://h:5678"  # the daemon serves TLS on its own port, not 443
+    assert normalize_url("wss://h:443/x") == "wss://h:443/x"
+    assert normalize_url("h", tls=True) == "wss://h:5678"  # --cafile or --insecure
+    assert normalize_url("ws://h", tls=True) == "ws://h:5678"  # a scheme given is kept
     for bad in ("http://h", "ws://[bad", "ws://:5678", "ftp://h"):
         with pytest.raises(ClientError) as e:
             normalize_url(bad)

@@ -227,6 +227,9 @@ def test_ws_url_against_a_tls_daemon_suggests_wss(start_daemon, tmp_path: Path) 
     d = start_daemon("--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"), scheme="https")
     r = run_client_to_end("send", "0", "4.9", "8.5", "--url", f"ws://127.0.0.1:{d.port}")
     assert r.returncode == 1 and "wss://" in r.stderr, r.stderr
+    # A bare HOST:PORT with --cafile (or --insecure) means wss://: the user said it is TLS.
+    r = run_client_to_end("send", "0", "4.9", "8.5", "--url", f"127.0.0.1:{d.port}", "--cafile", str(tmp_path / "cert.pem"))
+    assert r.returncode == 0 and r.stdout == "sent 0.0 4.9 8.5: right LED 50%, left LED 0%\n", r.stdout + r.stderr
 
 
 def test_qr_without_tls_explains_instead_of_drawing(start_daemon) -> None:

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from daemon import tls
+from harness import scaled
 from daemon.protocol import MAX_TELEMETRY_HZ, encode_subscribe
 
 from helpers_net import (
@@ -508,7 +509,7 @@ def test_sigterm_during_a_flood_exits_0_within_a_second(start_daemon):
         for s in flood_socks:
             s.close()
     print(f"\nSIGTERM during a flood: exit {rc} after {elapsed:.3f} s")
-    assert rc == 0 and elapsed < 1.0, d.logs()
+    assert rc == 0 and elapsed < scaled(1.0), d.logs()  # 1 s; a loaded machine sets the suite's timing factor
     assert "stopping: LEDs off" in d.logs()
 
 

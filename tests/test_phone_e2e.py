@@ -113,6 +113,26 @@ def test_sensorstream_reads_the_gravity_triple_not_the_timestamp(udp_client) -> 
     assert c.interrupt() == 0
 
 
+def test_lines_that_only_resemble_sensorstream_never_move_the_leds(udp_client) -> None:
+    d, c, phone = udp_client()
+    phone.send(b"1 3 0 4 8")  # the old rule read the accelerometer (0, 4, 8) of it: right LED at ~0.45
+    c.wait_output("bad UDP datagram '1 3 0 4 8': .*cannot be read unambiguously", stream="err")
+    assert dark(d.status())
+    keep_sending(d, phone, [apps.sensorstream_line(1235.0, [(3, G30)])], right(SIN30))  # a real line after it
+    assert d.status()["frames"]["rejected"] == 0
+    assert c.interrupt() == 0
+
+
+def test_sensorstream_with_columns_is_rejected_not_read_as_csv(udp_client) -> None:
+    d, c, phone = udp_client("--columns", "4,5,6")
+    # As plain CSV, positions 4,5,6 of this line are 9.7, 0.3 and the id 83: the right LED nearly full.
+    phone.send(apps.sensorstream_line(1234.56789, [(3, (0.1, 9.7, 0.3)), (83, G30_LEFT)]))
+    c.wait_output("bad UDP datagram .*--columns does not apply to Sensorstream", stream="err")
+    assert dark(d.status())
+    keep_sending(d, phone, [apps.hyperimu_line(GYRO, G30_LEFT)], left(SIN30))  # CSV still read by --columns
+    assert d.status()["frames"]["accepted"] > 0 and c.interrupt() == 0
+
+
 # ---- UDP: SensaGram (JSON) ---------------------------------------------------------------
 
 
@@ -146,6 +166,7 @@ def test_an_app_that_sends_no_gravity_is_told_to_turn_it_on(udp_client) -> None:
             assert time.monotonic() < deadline, c.stderr
     phone.send(*no_gravity)
     assert "turn on Gravity in the app" in c.stderr and c.stderr.count("none with gravity") == 1
+    assert "none with gravity (saw gyroscope, /accelerometer)" in c.stderr  # each sensor that did come
     assert dark(d.status()) and d.status()["frames"]["accepted"] == 0
     assert c.interrupt() == 0
 

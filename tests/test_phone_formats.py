@@ -19,6 +19,7 @@ from client.formats import (
     read_sensorlogger,
     read_sensorserver,
     read_sensorstream,
+    sensor_names,
 )
 from client.phones import phone_url, phyphox_bases, sensorserver_url
 from client.receivers import parse_listen
@@ -105,6 +106,42 @@ def test_sensorstream_cannot_read_past_an_unknown_id() -> None:
         read_sensorstream(apps.sensorstream_line(1.0, [(4, GYRO)]))
     with pytest.raises(FrameError, match="layout"):
         read_sensorstream(b"0.1,9.7,0.3")
+
+
+@pytest.mark.parametrize(
+    "datagram",
+    [
+        b"1 3 0 4 8",  # bare integers: the old rule took id 3 and built (0, 4, 8)
+        b"1,3,0,4,8,83,1,2,3",
+        b"1234, 3, 0.1, 9.7, 0.3",  # a timestamp without Sensorstream's fractional seconds
+        b"1234.5, 3, 0, 4, 8",  # Sensorstream writes every x, y, z with a decimal point (%.3f)
+    ],
+)
+def test_a_line_that_only_resembles_sensorstream_is_rejected_not_read(datagram: bytes) -> None:
+    with pytest.raises(FrameError, match="cannot be read unambiguously") as e:
+        read_datagram(datagram)
+    assert e.value.code == "ambiguous"
+    with pytest.raises(FrameError, match="layout"):
+        read_datagram(datagram, Reading(format="sensorstream"))
+
+
+def test_sensorstream_lines_with_whole_number_fields_where_the_app_writes_them() -> None:
+    # GPS UTC time (8) and battery temperature (88) are written with %d; a zero-valued sensor still has '.000'.
+    line = apps.sensorstream_line(0.5, [(3, (0.0, 0.0, 9.81)), (88, [31])], gps=(0.0, 0.0, 0.0))
+    assert b", 8, 1764167400123" in line and b", 88, 31" in line
+    assert read_datagram(line) == [Vector(0.0, 0.0, 9.81)]
+
+
+def test_columns_never_count_a_sensorstream_timestamp_and_ids_as_values() -> None:
+    line = apps.sensorstream_line(1234.56789, [(3, (0.1, 9.7, 0.3)), (83, G)])
+    # Read as plain CSV, --columns 4,5,6 made (9.7, 0.3, 83) of it: the ids are no values.
+    with pytest.raises(FrameError, match="--columns does not apply to Sensorstream") as e:
+        read_datagram(line, Reading(columns=(4, 5, 6)))
+    assert "--sensor" in e.value.message
+    for fmt in ("sensorstream", "json", "osc"):
+        with pytest.raises(ValueError, match=f"--columns .* not with --format {fmt}"):
+            Reading(format=fmt, columns=(4, 5, 6))
+    assert read_datagram(line, Reading(format="sensorstream", sensor="3")) == [Vector(0.1, 9.7, 0.3)]
 
 
 # ---- JSON: SensaGram, SensorServer, ZIG SIM ----------------------------------------------
@@ -378,15 +415,39 @@ def test_bad_input_held_back_is_summarised_when_the_quiet_period_ends() -> None:
 
 def test_input_without_gravity_is_said_once_when_nothing_else_comes_for_5_s() -> None:
     report = BadInputReport(what="UDP datagram", every_s=5.0, advice="turn on Gravity")
-    gyro = apps.sensagram_datagram("android.sensor.gyroscope", GYRO)
-    assert [report.ignored(t / 10, gyro) for t in range(50)] == [None] * 50  # 4.9 s: a gap, maybe
+    gyro = sensor_names(apps.sensagram_datagram("android.sensor.gyroscope", GYRO))
+    acc = sensor_names(apps.sensagram_datagram("android.sensor.accelerometer", G))
+    assert [report.ignored(t / 10, gyro if t % 2 else acc) for t in range(50)] == [None] * 50  # 4.9 s: a gap, maybe
     said = report.ignored(5.0, gyro)
-    assert said is not None and said.startswith("51 UDP datagrams in 5 s, none with gravity") and said.endswith(": turn on Gravity")
-    assert "android.sensor.gyroscope" in said or "timestamp" in said  # what the app does send
+    # What the app does send, by sensor: SensaGram's datagrams begin with the timestamp, so the first
+    # 60 characters never reached their "type".
+    assert said == "51 UDP datagrams in 5 s, none with gravity (saw accelerometer, gyroscope): turn on Gravity"
     assert report.ignored(60.0, gyro) is None  # once
-    report.used()  # gravity came: a later stretch without it is said again
-    assert report.ignored(61.0, gyro) is None and report.ignored(66.0, gyro) is not None
+    report.used()  # gravity came: a later stretch without it is said again, with what came since
+    assert report.ignored(61.0, gyro) is None
+    assert report.ignored(66.0, gyro) == "2 UDP datagrams in 5 s, none with gravity (saw gyroscope): turn on Gravity"
     assert report.total == 0  # none of it was bad input
+
+
+def test_the_sensors_seen_are_named_as_each_app_names_them() -> None:
+    assert sensor_names(apps.sensagram_datagram("android.sensor.gyroscope", GYRO)) == ["gyroscope"]
+    assert sensor_names(apps.sensorserver_message(GYRO, "android.sensor.magnetic_field")) == ["magnetic_field"]
+    assert sensor_names(apps.sensors2osc("accelerometer", G)) == ["/accelerometer"]  # the address --osc-address takes
+    assert sensor_names(apps.gyrosc_bundle(G)) == ["/gyrosc/gyro", "/gyrosc/accel", "/gyrosc/grav"]
+    body = apps.sensorlogger_body([("accelerometer", 1, G), ("gyroscope", 2, GYRO), ("accelerometer", 3, G)])
+    assert sensor_names(body) == ["accelerometer", "gyroscope"]
+    for unnamed in (b"", b"\xff", b"[1]", b"{", b"#bundle\x00oops", apps.sensorserver_message(G)):
+        assert sensor_names(unnamed) == []
+
+
+def test_the_sensors_seen_are_few_short_and_printable_whatever_a_stranger_sends() -> None:
+    report = BadInputReport(what="UDP datagram", every_s=5.0, advice="turn on Gravity")
+    report.ignored(0.0, ["\x1b[2Jevil" + "x" * 200])
+    for i in range(100):
+        report.ignored(1.0, [f"sensor{i}"])
+    said = report.ignored(5.0, [])
+    assert said is not None and "\x1b" not in said and len(said) < 240
+    assert "(saw [2Jevil" in said and "sensor0, sensor1, sensor2, sensor3 and others)" in said
 
 
 def test_bad_input_refused_before_it_was_read_shows_no_empty_sample() -> None:
@@ -420,6 +481,7 @@ def test_bad_phone_options_are_usage_errors(argv: list[str], capsys) -> None:
 @pytest.mark.parametrize(
     "argv, words",
     [
+        (["udp", "--format", "sensorstream", "--columns", "4,5,6"], "--columns picks values of plain CSV lines"),
         (["sensorserver", "10.0.0.2:abc"], "is not a phone address"),
         (["sensorserver", 'ws://10.0.0.2:8080/sensors/connect?types=["android.sensor.gyroscope","android.sensor.light"]'], "but not android.sensor.gravity"),
         (["sensorserver", "ws://10.0.0.2:8080/gravity"], "not a SensorServer sensor path"),

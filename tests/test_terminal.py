@@ -178,3 +178,22 @@ def test_closing_the_terminal_stops_the_demo_and_its_daemon(tmux, tmp_path) -> N
     wait_until(lambda: not any(scratch.iterdir()), timeout=15, what="the demo's folder removed")
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_background_job_does_not_draw_over_the_shell(start_daemon) -> None:
+    """``send --duration 10 ... &`` (README, *Try it by hand*): its redraws would land on the prompt."""
+    d = start_daemon()
+    t = Tmux(["bash", "--norc", "--noprofile", "-i"], width=80, env={"PS1": "prompt$ "})
+    try:
+        t.wait_screen(lambda r: bool(r) and r[-1].startswith("prompt$"), "the prompt")
+        client = shlex.join([sys.executable, "-m", "client", "send", "--url", d.url, "--duration", "3", "0", "-4.9", "8.5"])
+        t.keys(f"{client} &", "Enter")
+        d.wait_for(lambda s: s["leds"]["left"] > 0.45)
+        _wait_frames(d.http_url, 4)  # a second of keep-alive repeats: a tty view would have redrawn by now
+        t.keys("echo typed", "Enter")
+        rows = t.wait_screen(lambda r: "typed" in r, "the shell's answer")
+        assert not any("L ▕" in row or "connected" in row for row in rows), "\n".join(rows)
+        t.keys("wait; echo exit=$?", "Enter")
+        t.wait_screen(lambda r: "exit=0" in r, "the job's end", timeout=15)
+    finally:
+        t.close()
