@@ -2,18 +2,25 @@
 # Install gravity-led as a systemd service on a Raspberry Pi, in one command:
 #
 #   sudo deploy/install.sh               install or upgrade (idempotent)
-#   sudo deploy/install.sh --socket      same, plus socket activation (gravity-led.socket)
+#   sudo deploy/install.sh --socket      same, but systemd listens (gravity-led.socket) and
+#                                        starts the daemon on the first connection
 #   sudo deploy/install.sh --uninstall   remove it all (a config you edited is kept; --purge removes it too)
 #
 # What it does, in order (each step is safe to repeat):
-#   1. apt-get install python3-venv python3-systemd python3-lgpio python3-gpiozero, and
+#   1. apt-get install python3-venv python3-pip python3-systemd python3-lgpio python3-gpiozero, and
 #      python3-rpi-lgpio on a Pi 5 (RPi.GPIO cannot drive its RP1 chip) or
-#      python3-rpi.gpio on older boards
+#      python3-rpi.gpio on older boards: those this OS has (one line names the
+#      others, which pip then installs from PyPI into the venv)
 #   2. system user gravity-led, in group gpio (which owns /dev/gpiochip*)
 #   3. a venv with --system-site-packages under /opt/gravity-led (so it sees
-#      the apt-installed lgpio and systemd modules), and pip install of this checkout
+#      the apt-installed lgpio and systemd modules), pip install of this
+#      checkout (skipped when this very source is installed already), and
+#      gravity-led-daemon and gravity-led-client linked into /usr/local/bin
 #   4. /etc/gravity-led/daemon.toml from deploy/daemon.toml, only if absent
+#      (an existing one is given back to the group gravity-led)
 #   5. the units into /etc/systemd/system, enabled and (re)started
+#   6. what to open on the phone: the https:// URL and a QR code if a TLS
+#      certificate is configured, else how to make one (on a terminal, it offers to)
 #
 # Test and packaging flags (see tests/test_install.py):
 #   --root DIR       install under DIR instead of / (like DESTDIR): skips the
@@ -31,6 +38,9 @@
 #   --python PATH    interpreter for the venv (default /usr/bin/python3)
 #   NB: a venv's scripts name its absolute path, so with --root they point
 #   into DIR: --root is for tests and inspection, not for building images.
+#
+# The Debian packages come from apt's sources and the rest from pip's (PyPI,
+# or whatever pip.conf / PIP_INDEX_URL / PIP_FIND_LINKS name).
 #
 # Exit status: 0 done, 1 refused or failed (nothing half done: the checks run
 # before any change), 2 bad usage.
@@ -91,6 +101,9 @@ CONF_DIR=/etc/$NAME
 CONF=$CONF_DIR/daemon.toml
 UNIT_DIR=/etc/systemd/system
 UNITS="$NAME.service $NAME.socket"
+BIN_DIR=/usr/local/bin
+PROGRAMS="gravity-led-daemon gravity-led-client"
+STAMP=$VENV/.installed-source
 
 # ---------------------------------------------------------------- checks ----
 # All refusals happen here, before anything is changed.
@@ -135,6 +148,10 @@ if [ "$ACTION" = uninstall ]; then
     run_systemctl disable --now $UNITS 2>/dev/null || true
     for unit in $UNITS; do rm -f "$ROOT$UNIT_DIR/$unit"; done
     run_systemctl daemon-reload
+    for p in $PROGRAMS; do
+        # only our own links: a program of that name the user put there stays
+        if [ "$(readlink "$ROOT$BIN_DIR/$p" 2>/dev/null)" = "$VENV/bin/$p" ]; then rm -f "$ROOT$BIN_DIR/$p"; fi
+    done
     rm -rf "$ROOT$VENV"
     rmdir "$ROOT$PREFIX" 2>/dev/null || true
     if [ -f "$ROOT$CONF" ]; then
@@ -154,9 +171,11 @@ fi
 
 # --------------------------------------------------------------- install ----
 
-# 1. Debian packages.
+# 1. Debian packages: those this OS has. Raspberry Pi OS (bookworm, trixie;
+# 32 and 64 bit) has them all; elsewhere pip brings the Python ones.
+PIP_EXTRA=
 if [ "$USE_APT" -eq 1 ]; then
-    PKGS="python3 python3-venv python3-systemd python3-lgpio python3-gpiozero"
+    PKGS="python3 python3-venv python3-pip python3-systemd python3-lgpio python3-gpiozero"
     case ${MODEL:-} in
         # Pi 5 (the pattern covers the 500 too) and CM5: GPIO sits on the RP1 chip, which
         # RPi.GPIO cannot drive; rpi-lgpio is a drop-in RPi.GPIO on lgpio.
@@ -167,10 +186,28 @@ if [ "$USE_APT" -eq 1 ]; then
             if dpkg-query -W -f '${Status}' python3-rpi-lgpio 2>/dev/null | grep -q 'ok installed'; then :
             else PKGS="$PKGS python3-rpi.gpio"; fi ;;
     esac
-    say "==> apt-get install $PKGS"
-    apt-get update -qq
+    apt-get update -qq || say "warning: apt-get update failed; using the package lists already here"
+    # One apt-cache call (each loads the whole cache: seconds on a Pi Zero):
+    # a package this OS has shows a candidate version.
     # shellcheck disable=SC2086 # a list of package names
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PKGS
+    HAVE=$(LC_ALL=C apt-cache policy $PKGS 2>/dev/null | awk '/^[^ ]/ { p = $1; sub(":$", "", p) } /Candidate: [^(]/ { printf " %s", p }')
+    MISSING=
+    for p in $PKGS; do
+        case " $HAVE " in *" $p "*) ;; *) MISSING="$MISSING $p" ;; esac
+    done
+    for p in $MISSING; do
+        case $p in
+            python3-lgpio) PIP_EXTRA="$PIP_EXTRA lgpio" ;;
+            # rpi-lgpio is the RPi.GPIO API on lgpio: it works on every Pi.
+            python3-rpi-lgpio|python3-rpi.gpio) PIP_EXTRA="$PIP_EXTRA rpi-lgpio" ;;
+            python3-gpiozero|python3-systemd|python3-pip) ;;  # pip installs gpiozero; journal fields need python3-systemd but the daemon runs without
+            *) die "this system has no package$MISSING, which gravity-led needs (is this Raspberry Pi OS? run: sudo apt-get update)" ;;
+        esac
+    done
+    [ -z "$MISSING" ] || say "note: this system's package lists have no${MISSING}, so pip installs${PIP_EXTRA:- what is needed} from PyPI into the venv instead."
+    say "==> apt-get install${HAVE}"
+    # shellcheck disable=SC2086 # a list of package names
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $HAVE
 fi
 
 # 2. User and group.
@@ -193,16 +230,32 @@ fi
 if [ ! -x "$ROOT$VENV/bin/python" ]; then
     say "==> creating venv $VENV"
     mkdir -p "$ROOT$PREFIX"
-    "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+    if [ "$PIP_MODE" != offline ] && "$PYTHON" -c 'import pip' 2>/dev/null; then
+        # The system's pip (python3-pip) serves the venv through
+        # --system-site-packages: no copy of pip to install into it, which
+        # takes about a minute on a Pi Zero.
+        "$PYTHON" -m venv --system-site-packages --without-pip "$ROOT$VENV"
+    else
+        "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+    fi
 fi
-if [ "$PIP_MODE" != none ]; then
+# What is being installed: a hash of this checkout's files, kept in the venv,
+# so that running the script again (say, to add --socket) skips pip when the
+# source has not changed, and an upgrade (git pull) installs the new code.
+SOURCE_ID=$(cd "$SRC" && find . \( -name .git -o -name .ci -o -name tests -o -name build -o -name .venv -o -name '*.egg-info' \
+        -o -name __pycache__ -o -name .pytest_cache \) -prune -o -type f -print | LC_ALL=C sort | xargs -d '\n' cat \
+        | { sha256sum 2>/dev/null || shasum -a 256; } | cut -c1-64)
+SOURCE_ID="$SOURCE_ID$PIP_EXTRA"
+if [ "$PIP_MODE" != none ] && [ "$(cat "$ROOT$STAMP" 2>/dev/null)" = "$SOURCE_ID" ]; then
+    say "==> $VENV already runs this source (pip skipped)"
+elif [ "$PIP_MODE" != none ]; then
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
     BUILD=$(mktemp -d)
     trap 'rm -rf "$BUILD"' EXIT
     mkdir "$BUILD/src" "$BUILD/dist"
     tar -C "$SRC" --exclude=./.git --exclude=./.ci --exclude=./tests --exclude=./build --exclude=./.venv \
         --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache -cf - . | tar -C "$BUILD/src" -xf -
-    say "==> pip install gravity-led into $VENV"
+    say "==> pip install gravity-led${PIP_EXTRA} into $VENV"
     if [ "$PIP_MODE" = offline ]; then
         # No network: build the wheel with --python's own setuptools and wheel
         # (a fresh venv's bundled setuptools cannot build wheels by itself),
@@ -213,13 +266,33 @@ if [ "$PIP_MODE" != none ]; then
         "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
             --no-index --no-deps --force-reinstall "$BUILD"/dist/*.whl
     else
-        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD/src"
+        # shellcheck disable=SC2086 # a list of package names
+        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD/src" $PIP_EXTRA
     fi
+    printf '%s\n' "$SOURCE_ID" > "$ROOT$STAMP"
+fi
+# On the PATH that sudo uses (secure_path has /usr/local/bin): sudo gravity-led-daemon make-cert.
+if [ "$PIP_MODE" != none ]; then
+    mkdir -p "$ROOT$BIN_DIR"
+    for p in $PROGRAMS; do
+        if [ -e "$ROOT$BIN_DIR/$p" ] && [ "$(readlink "$ROOT$BIN_DIR/$p")" != "$VENV/bin/$p" ]; then
+            say "warning: $BIN_DIR/$p exists and is not ours: left as it is"
+        else
+            ln -sfn "$VENV/bin/$p" "$ROOT$BIN_DIR/$p"
+        fi
+    done
 fi
 
 # 4. Configuration: never overwrite the user's.
 if [ -e "$ROOT$CONF" ]; then
     say "==> keeping existing $CONF"
+    if [ "$MAKE_USER" -eq 1 ]; then
+        # An uninstall removed the group; the file kept its old number. The
+        # service must read it: give it (and its folder) to today's group.
+        chgrp "$NAME" "$ROOT$CONF" "$ROOT$CONF_DIR"
+        chmod g+r "$ROOT$CONF"
+        chmod g+rx "$ROOT$CONF_DIR"
+    fi
 else
     say "==> writing $CONF"
     mkdir -p "$ROOT$CONF_DIR"
@@ -247,21 +320,78 @@ done
 if [ "$USE_SYSTEMCTL" -eq 1 ]; then
     systemctl daemon-reload
     if [ "$SOCKET" -eq 1 ]; then
-        # the socket first, so the service starts with the socket handed over
-        systemctl enable gravity-led.socket
-        systemctl restart gravity-led.socket
+        # systemd refuses to start a socket whose service already runs on a
+        # port of its own (a plain install): stop the service first. With the
+        # socket listening, the first connection starts the service on it.
+        if ! systemctl -q is-active gravity-led.socket; then
+            systemctl stop gravity-led.service
+        fi
+        systemctl disable -q gravity-led.service 2>/dev/null || true
+        systemctl enable -q gravity-led.socket
+        systemctl start gravity-led.socket
+        # a running daemon must run the new code (the socket stays open meanwhile)
+        systemctl try-restart gravity-led.service
+    else
+        # back from --socket: the service listens by itself again
+        if systemctl -q is-enabled gravity-led.socket 2>/dev/null || systemctl -q is-active gravity-led.socket; then
+            systemctl stop gravity-led.service
+            systemctl disable -q --now gravity-led.socket
+        fi
+        systemctl enable -q gravity-led.service
+        # restart, not start: a reinstall must run the new code
+        systemctl restart gravity-led.service
     fi
-    systemctl enable gravity-led.service
-    # restart, not start: a reinstall must run the new code
-    systemctl restart gravity-led.service
 fi
 
-# Where to point the phone.
-PORT=$("$ROOT$VENV/bin/python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("port", 5678))' "$ROOT$CONF" 2>/dev/null || echo 5678)
-ADDR=$(hostname -I 2>/dev/null | awk '{print $1}')
+# 6. Where to point the phone. Phones give a web page the tilt sensor only
+# over HTTPS, so the page needs a certificate. phone prints "tls" or "plain",
+# then the URL, then (with tls) its QR code.
+phone() {
+    "$ROOT$VENV/bin/python" - "$ROOT$CONF" <<'PY'
+import sys
+from argparse import Namespace
+from daemon.config import load_config
+from daemon.urls import qr_text, urls_to_open
+cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
+urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
+print("tls" if cfg.tls else "plain")
+if urls:
+    print(urls[0])
+    if cfg.tls:
+        print(qr_text(urls[0]))
+PY
+}
+PHONE=
+[ "$PIP_MODE" = none ] || PHONE=$(phone 2>/dev/null) || PHONE=
 say ""
 say "gravity-led is installed."
-say "  Open on the phone:  http://${ADDR:-$(hostname).local}:$PORT/"
+if [ "${PHONE%%
+*}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
+    printf 'Phones need HTTPS for the tilt sensor. Make a self-signed certificate for this Pi now? [Y/n] '
+    read -r answer || answer=n
+    case $answer in
+        ""|[Yy]*)
+            "$VENV/bin/gravity-led-daemon" make-cert --out-dir "$CONF_DIR" >/dev/null
+            printf '\n# added by deploy/install.sh (make-cert)\ncertfile = "%s/cert.pem"\nkeyfile = "%s/key.pem"\n' "$CONF_DIR" "$CONF_DIR" >> "$CONF"
+            say "==> wrote $CONF_DIR/cert.pem and key.pem, and named them in $CONF"
+            if [ "$SOCKET" -eq 1 ]; then systemctl try-restart gravity-led.service; else systemctl restart gravity-led.service; fi
+            PHONE=$(phone 2>/dev/null) || PHONE= ;;
+    esac
+fi
+if [ "${PHONE%%
+*}" = tls ]; then
+    say "  Open on the phone (accept the self-signed certificate once):"
+    printf '%s\n' "$PHONE" | sed -n '2,$s/^/    /p'
+else
+    say "  Phones need HTTPS for the tilt sensor. Make a certificate, then restart:"
+    say "      sudo gravity-led-daemon make-cert"
+    say "      (add the certfile and keyfile lines it prints to $CONF)"
+    say "      sudo systemctl restart gravity-led"
+    say "  Then run this script again to see the https:// address and its QR code."
+    PORT=$("$ROOT$VENV/bin/python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("port", 5678))' "$ROOT$CONF" 2>/dev/null || echo 5678)
+    ADDR=$(hostname -I 2>/dev/null | awk '{print $1}')
+    say "  A computer's browser works without it:  http://${ADDR:-$(hostname).local}:$PORT/"
+fi
 say "  Service state:      systemctl status gravity-led"
 say "  Follow the log:     journalctl -u gravity-led -f"
 say "  Settings:           $CONF  (then: sudo systemctl reload gravity-led)"

@@ -28,10 +28,12 @@ DEPLOY = ROOT / "deploy"
 VENV = Path("opt/gravity-led/venv")
 CONF = Path("etc/gravity-led/daemon.toml")
 UNITS = Path("etc/systemd/system")
+LINKS = (Path("usr/local/bin/gravity-led-daemon"), Path("usr/local/bin/gravity-led-client"))
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(*args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}
+    env.update(extra_env)
     r = subprocess.run(["sh", str(INSTALL), *args], capture_output=True, text=True, timeout=300, env=env)
     if check:
         assert r.returncode == 0, f"install.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
@@ -89,8 +91,12 @@ def test_install_writes_the_expected_files(installed: tuple[Path, subprocess.Com
         assert (root / UNITS / unit).read_bytes() == (DEPLOY / unit).read_bytes()
     # nothing else outside the venv
     outside = {p for p in snapshot(root) if not p.startswith(str(VENV))}
-    assert outside == {str(CONF), str(UNITS / "gravity-led.service"), str(UNITS / "gravity-led.socket")}
-    # what the user is told
+    assert outside == {str(CONF), str(UNITS / "gravity-led.service"), str(UNITS / "gravity-led.socket"), *map(str, LINKS)}
+    # the programs on sudo's PATH (secure_path has /usr/local/bin): links into the venv
+    for link in LINKS:
+        assert os.readlink(root / link) == f"/{VENV}/bin/{link.name}"
+    # what the user is told: phones need HTTPS, how to get it; a browser works without
+    assert "Phones need HTTPS" in r.stdout and "sudo gravity-led-daemon make-cert" in r.stdout
     assert "http://" in r.stdout and ":5678/" in r.stdout
     assert "journalctl -u gravity-led" in r.stdout
 
@@ -159,6 +165,7 @@ def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[
     first = snapshot(root)
     r = run(*flags(root, "--offline"))
     assert snapshot(root) == first
+    assert "already runs this source (pip skipped)" in r.stdout
     assert "keeping existing /etc/gravity-led/daemon.toml" in r.stdout
     assert "installed /etc/systemd/system" not in r.stdout  # units unchanged: not rewritten
 
@@ -168,11 +175,20 @@ def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[
     r = run(*flags(root, "--no-pip"))
     assert (root / CONF).read_text() == mine and "keeping existing" in r.stdout
 
+    # a program of the same name that is not ours stays (and is not replaced)
+    mine_bin = root / LINKS[1]
+    mine_bin.unlink()
+    mine_bin.write_text("#!/bin/sh\n")
+    r = run(*flags(root, "--offline"))
+    assert "gravity-led-client exists and is not ours" in r.stdout and mine_bin.read_text() == "#!/bin/sh\n"
+
     # uninstall keeps an edited config (and says so), removes all the rest ...
     r = run(*flags(root, "--uninstall"))
     assert (root / CONF).read_text() == mine
     assert "kept /etc/gravity-led/daemon.toml" in r.stdout
-    assert set(snapshot(root)) == {str(CONF)}
+    assert set(snapshot(root)) == {str(CONF), str(LINKS[1])}
+    assert mine_bin.read_text() == "#!/bin/sh\n"
+    mine_bin.unlink()
     # ... and --purge removes that too
     r = run(*flags(root, "--uninstall", "--purge"))
     assert snapshot(root) == {}, snapshot(root)
@@ -208,3 +224,22 @@ def test_example_config_shows_every_option_commented_with_its_default() -> None:
         fh.flush()
         cfg, _ = load_config(None, {"GRAVITY_LED_CONFIG": fh.name})
     assert cfg.pin_factory == "lgpio" and cfg.right_pin == "GPIO18" and cfg.left_pin == "GPIO22"
+
+
+def test_with_a_certificate_it_prints_the_https_address_and_its_qr_code(tmp_path: Path) -> None:
+    """The phone's page needs HTTPS: once daemon.toml names a certificate,
+    the installer's last words are the https:// URL and a QR code of it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    certs = tmp_path / "certs"
+    made = subprocess.run([sys.executable, "-m", "daemon", "make-cert", "--out-dir", str(certs), "--host", "pi.example"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    (root / CONF).parent.mkdir(parents=True)
+    (root / CONF).write_text(f'certfile = "{certs}/cert.pem"\nkeyfile = "{certs}/key.pem"\nhost = "pi.example"\n')
+    # --offline installs no dependencies: borrow the test's (apt's, on a Pi)
+    r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    assert "Open on the phone (accept the self-signed certificate once):" in r.stdout
+    assert "    https://pi.example:5678/" in r.stdout
+    assert "Phones need HTTPS" not in r.stdout
+    assert "\u2580" in r.stdout or "\u2584" in r.stdout or "\u2588" in r.stdout  # the QR code's half blocks

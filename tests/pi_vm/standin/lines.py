@@ -1,0 +1,75 @@
+"""Test only: measure gpio-sim lines from the simulator's side.
+
+  lines.py measure CHIP SECONDS OFFSET...   duty and frequency of each line (JSON)
+  lines.py watch CHIP SECONDS OFFSET...     every level change, with CLOCK_MONOTONIC times (JSON)
+  lines.py wait-low CHIP SECONDS OFFSET...  until every line has read 0 for 0.2 s; exit 1 on timeout
+  lines.py pull CHIP up|down OFFSET...      the level a line reads when no consumer drives it
+
+watch ends early once the file named by $STOP_FILE exists.
+
+CHIP is the gpio-sim chip's number (chipN in configfs). The simulator's sysfs
+value is what a consumer drives (or the pull, once the line is released).
+"""
+import json, os, sys, time
+
+def base(chip):
+    dev = open(f"/sys/kernel/config/gpio-sim/chip{chip}/dev_name").read().strip()
+    name = open(f"/sys/kernel/config/gpio-sim/chip{chip}/gpio-bank0/chip_name").read().strip()
+    return f"/sys/devices/platform/{dev}/{name}"
+
+def fds(chip, offsets):
+    return [os.open(f"{base(chip)}/sim_gpio{o}/value", os.O_RDONLY) for o in offsets]
+
+def main():
+    mode, chip, seconds, *offsets = sys.argv[1:]
+    if mode == "pull":
+        for o in offsets:
+            with open(f"{base(chip)}/sim_gpio{o}/pull", "w") as f:
+                f.write(f"pull-{seconds}")
+        return 0
+    stop_file = os.environ.get("STOP_FILE")
+    seconds = float(seconds)
+    fs = fds(chip, offsets)
+    now = time.monotonic
+    read = lambda f: os.pread(f, 2, 0)[:1] == b"1"
+    t0 = now()
+    last = [read(f) for f in fs]
+    since = [t0] * len(fs)
+    high = [0.0] * len(fs)
+    rises = [0] * len(fs)
+    changes = [[(t0, int(v))] for v in last]
+    n = 0
+    while True:
+        t = now()
+        if t - t0 > seconds or (stop_file and n % 2000 == 0 and os.path.exists(stop_file)):
+            break
+        for i, f in enumerate(fs):
+            v = read(f)
+            n += 1
+            if v != last[i]:
+                if last[i]:
+                    high[i] += t - since[i]
+                else:
+                    rises[i] += 1
+                since[i] = t
+                last[i] = v
+                changes[i].append((t, int(v)))
+        if mode == "wait-low" and not any(last) and all(t - s >= 0.2 for s in since):
+            print(json.dumps({"low_after_s": round(max(since) - t0, 3)}))
+            return 0
+    end = now()
+    if mode == "wait-low":
+        print(json.dumps({"timeout": True, "levels": [int(v) for v in last]}))
+        return 1
+    for i in range(len(fs)):
+        if last[i]:
+            high[i] += end - since[i]
+    if mode == "measure":
+        out = {o: {"duty": high[i] / (end - t0), "hz": rises[i] / (end - t0)} for i, o in enumerate(offsets)}
+        out["reads_per_s"] = n / (end - t0)
+    else:
+        out = {o: changes[i] for i, o in enumerate(offsets)}
+    print(json.dumps(out))
+    return 0
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Test only: make the guest a Raspberry Pi stand-in. A real Pi needs none of this.
+#   setup.sh pi4|pi5
+# - the board check of deploy/install.sh reads /sys/firmware/devicetree/base/model:
+#   a tmpfs carries a Pi's model string there;
+# - gpio-sim chips give /dev/gpiochip0 (and on a Pi 5, gpiochip0-4, as its RP1
+#   chip is gpiochip4 on older kernels), owned by group gpio (the image's udev rule);
+# - gpiozero reads the board revision from /proc/cpuinfo, rpi-lgpio from
+#   $RPI_LGPIO_REVISION: a drop-in gives the service both (ProtectProc=
+#   mounts a fresh /proc, so a bind mount must come from the unit itself);
+# - pip's package source is the wheelhouse on the share (no network needed).
+set -eu
+BOARD=$1
+case $BOARD in
+    pi4) MODEL="Raspberry Pi 4 Model B Rev 1.5"; REV=c03115; CHIPS=1 ;;
+    pi5) MODEL="Raspberry Pi 5 Model B Rev 1.0"; REV=d04170; CHIPS=5 ;;
+    *) echo "setup.sh: pi4 or pi5" >&2; exit 2 ;;
+esac
+mountpoint -q /sys/firmware/devicetree 2>/dev/null || {
+    mountpoint -q /sys/firmware || mount -t tmpfs -o mode=0755,size=1M standin /sys/firmware
+    mkdir -p /sys/firmware/devicetree/base
+}
+printf '%s\000' "$MODEL" > /sys/firmware/devicetree/base/model
+
+modprobe gpio-sim
+i=0
+while [ $i -lt $CHIPS ]; do
+    c=/sys/kernel/config/gpio-sim/chip$i
+    if [ ! -d $c ]; then
+        mkdir $c $c/gpio-bank0
+        echo 58 > $c/gpio-bank0/num_lines
+        echo 1 > $c/live
+    fi
+    i=$((i + 1))
+done
+udevadm settle
+mkdir -p /etc/gravity-led-standin
+{ cat /proc/cpuinfo; printf 'Hardware\t: BCM2835\nRevision\t: %s\nModel\t\t: %s\n' "$REV" "$MODEL"; } > /etc/gravity-led-standin/cpuinfo
+mkdir -p /etc/systemd/system/gravity-led.service.d
+cat > /etc/systemd/system/gravity-led.service.d/50-pi-standin.conf <<CONF
+# Test only (tests/pi_vm): the Pi stand-in's board revision.
+[Service]
+BindReadOnlyPaths=/etc/gravity-led-standin/cpuinfo:/proc/cpuinfo
+Environment=RPI_LGPIO_REVISION=$REV
+CONF
+printf '[global]\nno-index = true\nfind-links = /mnt/share/wheelhouse\n' > /etc/pip.conf
+systemctl daemon-reload
