@@ -12,6 +12,7 @@ once instead of editing tests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -270,3 +271,17 @@ class DaemonProcess(Process):
             return wait_until(probe, timeout=timeout, what="/status condition")
         except AssertionError:
             raise AssertionError(f"condition not met within {scaled(timeout):g} s; last status: {last[0] if last else None}") from None
+
+
+async def cancel_outcome(task: "asyncio.Future[object]", *, timeout_s: float = 2.0) -> str:
+    """Cancel ``task`` and say what it did: "stopped" (the cancellation went
+    through), "hung" (still running after ``timeout_s``) or "ended" (it
+    swallowed the cancellation and returned)."""
+    task.cancel()
+    try:
+        await asyncio.wait_for(task, timeout_s)
+    except asyncio.CancelledError:
+        return "stopped"
+    except TimeoutError:
+        return "hung"
+    return "ended"

@@ -19,7 +19,7 @@ from client.recording import Recorder, Sample, read_recording
 from client.sim import SimConfig, Simulator, vector_for_tilt
 from client.sources import flipped, keepalive, parse_line, replay_source, stdin_source
 from daemon.protocol import STANDARD_GRAVITY, FrameError, Vector, parse_frame, encode_binary
-from harness import scaled
+from harness import scaled, cancel_outcome
 
 # ---- simulator --------------------------------------------------------------
 
@@ -362,14 +362,7 @@ def test_the_link_stops_when_asked_even_as_the_first_answer_arrives(turns: int) 
         ws.answer.set_result('{"type": "state"}')
         for _ in range(turns):
             await asyncio.sleep(0)
-        serving.cancel()
-        try:
-            await asyncio.wait_for(serving, 2.0)
-        except asyncio.CancelledError:
-            return "stopped"
-        except TimeoutError:
-            return "hung"
-        return "ended"
+        return await cancel_outcome(serving)
 
     assert asyncio.run(go()) == "stopped"
 

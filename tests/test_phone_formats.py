@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from harness import cancel_outcome
 from hypothesis import given, settings, strategies as st
 
 from client.formats import (
@@ -360,14 +362,7 @@ def test_reading_can_always_be_stopped_even_as_input_arrives(turns: int) -> None
         queue.put_nowait(b"flood")
         for _ in range(turns):
             await asyncio.sleep(0)
-        reader.cancel()
-        try:
-            await asyncio.wait_for(reader, 2.0)
-        except asyncio.CancelledError:
-            return "stopped"
-        except TimeoutError:
-            return "hung"
-        return "ended"
+        return await cancel_outcome(reader)
 
     assert asyncio.run(go()) == "stopped"
 
