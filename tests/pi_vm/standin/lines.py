@@ -4,13 +4,20 @@
   lines.py watch CHIP SECONDS OFFSET...     every level change, with CLOCK_MONOTONIC times (JSON)
   lines.py wait-low CHIP SECONDS OFFSET...  until every line has read 0 for 0.2 s; exit 1 on timeout
   lines.py pull CHIP up|down OFFSET...      the level a line reads when no consumer drives it
+  lines.py trace CHIP on OFFSET...          start the kernel's own record: gpiolib's gpio_direction
+                                            and gpio_value tracepoints, stamped with CLOCK_MONOTONIC
+  lines.py trace CHIP read FROM TO OFFSET... stop it; print each line's events between FROM and TO
+                                            (monotonic seconds) as (time, pid, task, event) (JSON)
 
 watch ends early once the file named by $STOP_FILE exists.
 
 CHIP is the gpio-sim chip's number (chipN in configfs). The simulator's sysfs
 value is what a consumer drives (or the pull, once the line is released).
 """
-import json, os, sys, time
+import json, os, re, sys, time
+
+TRACING = "/sys/kernel/tracing"
+EVENTS = ("gpio_direction", "gpio_value")
 
 def base(chip):
     dev = open(f"/sys/kernel/config/gpio-sim/chip{chip}/dev_name").read().strip()
@@ -20,8 +27,49 @@ def base(chip):
 def fds(chip, offsets):
     return [os.open(f"{base(chip)}/sim_gpio{o}/value", os.O_RDONLY) for o in offsets]
 
+def chip_base(chip):
+    """The global number of the chip's line 0, which the tracepoints print."""
+    name = open(f"/sys/kernel/config/gpio-sim/chip{chip}/gpio-bank0/chip_name").read().strip()
+    for line in open("/sys/kernel/debug/gpio"):
+        m = re.match(rf"{name}: GPIOs (\d+)-", line)
+        if m:
+            return int(m.group(1))
+    raise SystemExit(f"lines.py: {name} not in /sys/kernel/debug/gpio")
+
+def trace(chip, action, offsets):
+    def write(path, text):
+        with open(f"{TRACING}/{path}", "w") as f:
+            f.write(text)
+    if action == "on":
+        for e in EVENTS:
+            write(f"events/gpio/{e}/enable", "0")
+        write("trace_clock", "mono")
+        write("buffer_size_kb", "4096")
+        write("trace", "")
+        for e in EVENTS:
+            write(f"events/gpio/{e}/enable", "1")
+        return 0
+    for e in EVENTS:
+        write(f"events/gpio/{e}/enable", "0")
+    t_from, t_to, *offsets = offsets
+    t_from, t_to = float(t_from), float(t_to)
+    base = chip_base(chip)
+    wanted = {base + int(o): o for o in offsets}
+    out = {o: [] for o in offsets}
+    # "  python3-1234  [001] .....   123.456789: gpio_value: 470 set 0"
+    pat = re.compile(r"^\s*(.+)-(\d+)\s+\[\d+\].*?\s(\d+\.\d+): (gpio_direction|gpio_value): (\d+)\s+(.*)$")
+    for line in open(f"{TRACING}/trace"):
+        m = pat.match(line)
+        if m and int(m.group(5)) in wanted and t_from <= float(m.group(3)) <= t_to:
+            task, pid, t, event, gpio, what = m.groups()
+            out[wanted[int(gpio)]].append((float(t), int(pid), task.strip(), f"{event} {what.strip()}"))
+    print(json.dumps(out))
+    return 0
+
 def main():
     mode, chip, seconds, *offsets = sys.argv[1:]
+    if mode == "trace":
+        return trace(chip, seconds, offsets)
     if mode == "pull":
         for o in offsets:
             with open(f"{base(chip)}/sim_gpio{o}/pull", "w") as f:
