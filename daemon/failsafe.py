@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
         return 0
     try:
         cfg, _ = load_config(argparse.Namespace(config=args.config), env)
-        # LedPair claims both pins as outputs at 0; close() keeps them off and
-        # releases them: on a Pi, a released pin keeps that low level.
+        # LedPair claims both pins as outputs at 0; close() leaves them as
+        # inputs (gpiozero's close): an input drives no current, the LED is dark.
         with LedPair(right_pin=cfg.right_pin, left_pin=cfg.left_pin, frequency_hz=cfg.frequency_hz, pin_factory=cfg.pin_factory):
             pass
     except (ConfigError, HardwareError) as e:
