@@ -431,7 +431,7 @@ def test_pi5_standin_drives_its_lines(pi: Pi) -> None:
     pi.vm.ok("sh /mnt/share/standin/setup.sh pi5")
     out = pi.install(expect_pip=False)
     assert "python3-rpi-lgpio" in out  # the Pi 5 package for RPi.GPIO (from PyPI here)
-    pi.restart()
+    pi.wait_until("/healthz after the install's restart", pi.healthz)
     with Client(pi.port) as client:
         client.tilt(45)
         want = math.sin(math.radians(45))
