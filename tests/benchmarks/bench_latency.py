@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import time
+from typing import AsyncIterator
 
 from websockets.asyncio.client import connect
 
@@ -51,6 +52,17 @@ def schedule(rate_hz: float, n: int, seed: int = 6) -> tuple[list[float], set[in
     return times, burst_ends
 
 
+async def on_schedule(at: list[float]) -> AsyncIterator[int]:
+    """Yield each index of ``at`` at its time (s from now, plus 10 ms to settle)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.01
+    for i, t in enumerate(at):
+        delay = t0 + t - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield i
+
+
 async def _paced(server: Server, rate_hz: float, n: int) -> dict:
     """Send n frames at rate_hz, jittered, each with its own duty; match PWM writes."""
     duties = [LO + SPAN * i / n for i in range(n)]
@@ -60,13 +72,8 @@ async def _paced(server: Server, rate_hz: float, n: int) -> dict:
         await ws.send(frame_for(0.01))  # warm up the connection and the pins
         await asyncio.to_thread(server.wait_trace, lambda tr: any(abs(v - 0.01) < 1e-9 for _, p, v in tr if p == RIGHT_PIN), 30.0)
         server.mark_trace()
-        loop = asyncio.get_running_loop()
-        t0 = loop.time() + 0.01
-        for i, duty in enumerate(duties):
-            delay = t0 + at[i] - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            f = frame_for(duty)
+        async for i in on_schedule(at):
+            f = frame_for(duties[i])
             sent_ns[i] = time.monotonic_ns()
             await ws.send(f)
         last = duties[-1]
@@ -114,12 +121,7 @@ async def _floor(rate_hz: float, n: int) -> dict:
     floor = Floor()
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", floor.port)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time() + 0.01
-        for i in range(n):
-            delay = t0 + at[i] - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for _ in on_schedule(at):
             writer.write(struct.pack("<q", time.monotonic_ns()))
         await writer.drain()
         writer.close()

@@ -98,14 +98,9 @@ class Pi:
 
     def wait_until(self, what: str, check, timeout: float = 60.0, every: float = 0.2):
         """Poll ``check()`` until it is truthy (the guest offers no event to await)."""
-        end = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > end:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(every)
+        from harness import wait_until
+
+        return wait_until(check, timeout=timeout, interval=every, what=what)
 
     def restart(self) -> None:
         """A restart, clear of the unit's start limit (the tests restart often)."""
