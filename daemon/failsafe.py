@@ -6,7 +6,9 @@ restarting. The daemon turns its LEDs off itself when it stops normally; when
 it is killed (SIGKILL, a watchdog timeout, a crash) nothing does, and a
 Raspberry Pi's pin keeps its last level: an LED would stay lit until the
 restart, or for good. systemd tells us how the daemon ended in
-``$SERVICE_RESULT``: on ``success`` there is nothing to do.
+``$SERVICE_RESULT``: on ``success`` there is nothing to do, and this module
+says so before importing anything heavy (the configuration pulls in
+websockets, the pins gpiozero): every clean stop and restart runs it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-
-from .config import load_config
-from .errors import ConfigError, HardwareError
-from .leds import LedPair
 
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
@@ -29,6 +27,10 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     result = env.get("SERVICE_RESULT", "")
     if result == "success" and not args.always:
         return 0
+    from .config import load_config
+    from .errors import ConfigError, HardwareError
+    from .leds import LedPair
+
     try:
         cfg, _ = load_config(argparse.Namespace(config=args.config), env)
         # LedPair claims both pins as outputs at 0; close() leaves them as

@@ -329,9 +329,15 @@ for unit in $UNITS; do
     rm -f "$tmp"
 done
 if [ "$USE_SYSTEMCTL" -eq 1 ]; then
-    # A reload costs seconds on a small Pi: only when a unit (or a drop-in
-    # someone edited) changed since systemd last read it.
-    if [ "$UNITS_CHANGED" -eq 1 ] || [ "$(systemctl show -p NeedDaemonReload --value gravity-led.service gravity-led.socket | sort -u | tail -n 1)" != no ]; then
+    # Enabling and disabling only change symlinks here (--no-reload); systemd
+    # then rereads its units once, and only when something changed: each
+    # reload costs seconds on a small Pi (a unit, a drop-in someone edited,
+    # or a symlink).
+    RELOAD=$UNITS_CHANGED
+    if [ "$SOCKET" -eq 1 ]; then OFF=gravity-led.service ON=gravity-led.socket; else OFF=gravity-led.socket ON=gravity-led.service; fi
+    if systemctl -q is-enabled "$OFF" 2>/dev/null; then systemctl disable -q --no-reload "$OFF"; RELOAD=1; fi
+    if ! systemctl -q is-enabled "$ON" 2>/dev/null; then systemctl enable -q --no-reload "$ON"; RELOAD=1; fi
+    if [ "$RELOAD" -eq 1 ] || [ "$(systemctl show -p NeedDaemonReload --value gravity-led.service gravity-led.socket | sort -u | tail -n 1)" != no ]; then
         systemctl daemon-reload
     fi
     if [ "$SOCKET" -eq 1 ]; then
@@ -341,21 +347,14 @@ if [ "$USE_SYSTEMCTL" -eq 1 ]; then
         if ! systemctl -q is-active gravity-led.socket; then
             systemctl stop gravity-led.service
         fi
-        if systemctl -q is-enabled gravity-led.service 2>/dev/null; then
-            systemctl disable -q gravity-led.service
-        fi
-        systemctl -q is-enabled gravity-led.socket 2>/dev/null || systemctl enable -q gravity-led.socket
         systemctl start gravity-led.socket
         # a running daemon must run the new code (the socket stays open meanwhile)
         systemctl try-restart gravity-led.service
     else
         # back from --socket: the service listens by itself again
-        if systemctl -q is-enabled gravity-led.socket 2>/dev/null || systemctl -q is-active gravity-led.socket; then
-            systemctl stop gravity-led.service
-            systemctl disable -q --now gravity-led.socket
+        if systemctl -q is-active gravity-led.socket; then
+            systemctl stop gravity-led.service gravity-led.socket
         fi
-        # enable reloads systemd (seconds on a small Pi): only when needed
-        systemctl -q is-enabled gravity-led.service 2>/dev/null || systemctl enable -q gravity-led.service
         # restart, not start: a reinstall must run the new code
         systemctl restart gravity-led.service
     fi

@@ -9,6 +9,7 @@ forwarded to a free port on 127.0.0.1, where the host's client connects.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent
 CACHE = Path(os.environ.get("GRAVITY_LED_PIVM_CACHE", "/var/cache/gravity-led-pivm"))
+SHARE_SIZE = "256M"
 
 
 def progress(msg: str) -> None:
@@ -99,20 +102,19 @@ class Guest:
         shutil.copytree(self.images.wheelhouse, share / "wheelhouse")
         shutil.copytree(HERE / "standin", share / "standin")
         img = self.dir / "share.img"
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "share", "-d", str(share), str(img), "256M"], check=True, timeout=120, stdout=subprocess.DEVNULL)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "share", "-d", str(share), str(img), SHARE_SIZE], check=True, timeout=120, stdout=subprocess.DEVNULL)
         return img
 
-    def boot(self) -> None:
-        overlay = self.dir / "root.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.images.root / "rootfs.img"), str(overlay)], check=True, timeout=60)
-        share = self._share_image()
+    def _qemu_cmd(self, disk: Path, share: Path) -> list[str]:
+        """The machine. A snapshot restores only into the very same one: its key
+        is this command line (with this run's paths and port left out)."""
         qga = self.dir / "qga.sock"
         accel = "kvm" if os.environ.get("GRAVITY_LED_PIVM_KVM") == "1" else "tcg,thread=multi"
         cmd = [
             "qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048", "-M", "q35",
             "-kernel", str(self.images.root / "vmlinuz"), "-initrd", str(self.images.root / "initrd.img"),
             "-append", "console=ttyS0 root=/dev/vda rw systemd.firstboot=off panic=-1 quiet",
-            "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
+            "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe",
             "-drive", f"file={share},if=virtio,format=raw,cache=unsafe",
             "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{self.port}-:5678",
             "-chardev", f"socket,path={qga},server=on,wait=off,id=qga0",
@@ -120,8 +122,24 @@ class Guest:
             "-display", "none", "-serial", f"file:{self.serial_log}", "-monitor", "none",
             "-qmp", f"unix:{self.dir / 'qmp.sock'},server=on,wait=off", "-no-reboot",
         ]
+        return cmd
+
+    def _qemu(self, disk: Path, share: Path, *, incoming: Path | None = None) -> None:
+        """Start QEMU (a cold boot, or a restore from ``incoming``); wait for its guest agent."""
+        qga = self.dir / "qga.sock"
+        cmd = self._qemu_cmd(disk, share)
+        if incoming is not None:
+            cmd += ["-incoming", f"exec:cat {incoming}"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(self.dir / "qemu.log", "wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
+        if incoming is not None:
+            # the snapshot was taken paused: run it once it is loaded
+            while (st := self._migration()) != "completed":
+                self._check_alive()
+                if st == "failed" or time.monotonic() > deadline:
+                    raise GuestError(f"restoring the guest from {incoming} failed (migration {st})")
+                time.sleep(0.1)  # QMP's MIGRATION event would need a listener kept open: poll
+            self._qmp({"execute": "cont"})
         while self._qga is None:
             self._check_alive()
             if time.monotonic() > deadline:
@@ -133,35 +151,101 @@ class Guest:
             except (FileNotFoundError, ConnectionRefusedError):
                 s.close()
                 time.sleep(0.05)  # QEMU is still starting: nothing to wait on but the file
-        # The agent answers once the guest has booted far enough to start it.
+        # The agent answers once the guest has booted far enough to start it
+        # (at once, after a restore).
         while True:
             self._check_alive()
             if time.monotonic() > deadline:
                 raise GuestError("the guest agent did not answer within 300 s of boot")
             if self._sync(timeout=3.0):
                 break
+
+    def boot(self) -> None:
+        """Restore the booted guest from its cached snapshot (a few seconds),
+        made by a cold boot the first time (about 30 s under TCG)."""
+        snap = self._snapshot()
+        overlay = self.dir / "root.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(snap / "disk.qcow2"), str(overlay)], check=True, timeout=60)
+        self._qemu(overlay, self._share_image(), incoming=snap / "state")
+        # the guest's clock stood still in the snapshot; the share disk is new
+        # under a device whose first blocks the kernel read (and cached) at boot
+        self.ok(f"date -u -s @{time.time():.3f} >/dev/null && blockdev --flushbufs /dev/vdb")
+
+    def _snapshot(self) -> Path:
+        """The cached booted guest: its disk and its memory (QEMU's migration
+        stream), keyed by the root image and this QEMU; made here if missing."""
+        version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
+        machine = " ".join(self._qemu_cmd(Path("DISK"), Path("SHARE"))).replace(str(self.dir), "RUN").replace(str(self.port), "PORT")
+        key = hashlib.sha256(f"{self.images.root.name} {version} {machine}".encode()).hexdigest()[:16]
+        snap = self.images.root.parent / f"boot-{key}"
+        if (snap / "state").is_file():
+            return snap
+        progress("booting the guest once to snapshot it (later runs restore it)")
+        for old in self.images.root.parent.glob("boot-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix="boot-", dir=self.images.root.parent))
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.images.root / "rootfs.img"), str(tmp / "disk.qcow2")], check=True, timeout=60)
+        blank = self.dir / "blank-share.img"
+        subprocess.run(["truncate", "-s", SHARE_SIZE, str(blank)], check=True)
+        self._qemu(tmp / "disk.qcow2", blank)
         # ... and the system is up (multi-user reached, or degraded: the checks say which).
         r = self.sh("systemctl is-system-running --wait", timeout=240)
         if r.out.strip() not in {"running", "degraded"}:
             raise GuestError(f"guest did not finish booting: {r}")
+        self.ok("sync")
+        self._qmp({"execute": "stop"}, {"execute": "migrate", "arguments": {"uri": f"exec:cat > {tmp / 'state'}"}})
+        while (st := self._migration()) not in {"completed", "failed", "cancelled"}:
+            time.sleep(0.2)  # QMP's MIGRATION event would need a listener kept open: poll
+        if st != "completed":
+            raise GuestError(f"saving the booted guest failed: migration {st}")
+        self._qmp({"execute": "quit"})
+        assert self.proc is not None
+        self.proc.wait(60)
+        if self._qga is not None:
+            self._qga.close()
+        self._qga, self._buf = None, b""
+        tmp.rename(snap)
+        return snap
+
+    def _migration(self) -> str | None:
+        """The state of QEMU's migration (a snapshot being saved or loaded); None before QMP is up."""
+        try:
+            return self._qmp({"execute": "query-migrate"})[-1].get("return", {}).get("status")
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+
+    def _qmp(self, *cmds: dict) -> list[dict]:
+        """Send QMP commands (after the handshake); their replies (events skipped)."""
+        replies = []
+        with socket.socket(socket.AF_UNIX) as qmp:
+            qmp.settimeout(30)
+            qmp.connect(str(self.dir / "qmp.sock"))
+            f = qmp.makefile("rwb")
+            f.readline()
+            for cmd in ({"execute": "qmp_capabilities"}, *cmds):
+                f.write(json.dumps(cmd).encode() + b"\n")
+                f.flush()
+                while True:
+                    line = f.readline()
+                    if not line:
+                        return replies  # quit: QEMU closed the socket
+                    reply = json.loads(line)
+                    if "event" not in reply:
+                        break
+                if cmd["execute"] != "qmp_capabilities":
+                    replies.append(reply)
+        return replies
 
     def _check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             raise GuestError(f"QEMU exited {self.proc.returncode}: {(self.dir / 'qemu.log').read_text(errors='replace')}")
 
     def poweroff(self) -> None:
+        """Off at once: the overlay disk is thrown away, so nothing needs a clean shutdown."""
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
-            with socket.socket(socket.AF_UNIX) as qmp:
-                qmp.settimeout(5)
-                qmp.connect(str(self.dir / "qmp.sock"))
-                f = qmp.makefile("rwb")
-                f.readline()
-                for cmd in ({"execute": "qmp_capabilities"}, {"execute": "system_powerdown"}):
-                    f.write(json.dumps(cmd).encode() + b"\n")
-                    f.flush()
-                    f.readline()
+            self._qmp({"execute": "quit"})
             self.proc.wait(30)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
@@ -242,7 +326,7 @@ class Guest:
             if time.monotonic() > end:
                 raise GuestError(f"timed out after {timeout} s in the guest: {script}")
             time.sleep(delay)  # the agent has no completion event: poll it
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 0.1)
         out = base64.b64decode(st.get("out-data", "")).decode(errors="replace")
         err = base64.b64decode(st.get("err-data", "")).decode(errors="replace")
         r = Result(st.get("exitcode", -st.get("signal", 0) or -1), out, err)
