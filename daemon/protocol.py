@@ -32,8 +32,6 @@ import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-from websockets.frames import CloseCode
-
 from .errors import FrameError
 
 __all__ = [
@@ -73,8 +71,11 @@ DEFAULT_PORT = 5678
 MAX_FRAME_BYTES = 1024
 """Largest frame the daemon accepts by default; bigger ones close with 1009."""
 
-BUSY_CLOSE_CODE = CloseCode.TRY_AGAIN_LATER
-"""RFC 6455 "Try Again Later" (1013): sent to a second client while the LEDs are held."""
+BUSY_CLOSE_CODE = 1013
+"""RFC 6455's "Try Again Later" (websockets' CloseCode.TRY_AGAIN_LATER): sent to a
+second client while the LEDs are held. A number, so that importing the wire
+format does not import websockets: the failsafe and the installer read the
+configuration, which names DEFAULT_PORT, on every stop and every install."""
 
 BUSY_REASON = "LEDs in use by another client"
 

@@ -144,8 +144,9 @@ run_systemctl() {
 # ------------------------------------------------------------- uninstall ----
 
 if [ "$ACTION" = uninstall ]; then
+    # one reload, after the units are gone (each costs seconds on a small Pi)
     # shellcheck disable=SC2086 # two unit names
-    run_systemctl disable --now $UNITS 2>/dev/null || true
+    run_systemctl disable --no-reload --now $UNITS 2>/dev/null || true
     for unit in $UNITS; do rm -f "$ROOT$UNIT_DIR/$unit"; done
     run_systemctl daemon-reload
     for p in $PROGRAMS; do

@@ -1,27 +1,69 @@
-"""On a failure in the Pi stand-in tier: the guest's journal and serial log."""
+"""The Pi stand-in tier: two guests at once, and their journals on a failure.
+
+The installer's paths run as a scenario on a guest of their own, in a thread
+started with the tier's first test (tests/pi_vm/scenario.py); their tests,
+which only wait for each step's outcome, run last. Once that guest has the
+plain install on a fresh Pi, a copy of it (memory and disk) serves
+test_pi_vm.py, whose checks then run beside the installer's other paths.
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Iterator
+
 import pytest
 
-from . import guest as guest_mod
+from . import pi as pi_mod
+from .scenario import Scenario
+
+INSTALLER = "test_pi_vm_installer.py"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    waiting = [i for i in items if i.fspath.basename == INSTALLER]
+    if waiting:
+        items[:] = [i for i in items if i.fspath.basename != INSTALLER] + waiting
+
+
+def require_the_standin() -> None:
+    why = pi_mod.missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def installer_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario[pi_mod.Pi]]:
+    """The installer's paths on their own guest; after the first, a plain
+    install on a fresh Pi, a copy of that guest serves test_pi_vm.py."""
+    from .test_pi_vm_installer import FIRST, STEPS
+
+    require_the_standin()
+
+    def fork(p: pi_mod.Pi) -> pi_mod.Pi:
+        return pi_mod.Pi(p.vm.fork(tmp_path_factory.mktemp("pi_vm"), port=pi_mod.free_port(), name="pi"))
+
+    scenario = Scenario("installer", lambda: pi_mod.booted("installer", tmp_path_factory.mktemp("pi_vm_installer")), STEPS,
+                        diagnose=lambda p: p.vm.diagnostics(), fork_after=FIRST, fork=fork)
+    scenario.begin()
+    yield scenario
+    scenario.cancel()
+    for vm in list(pi_mod.g.Guest.running):  # a step still stuck in its guest, or a copy nobody used
+        vm.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _installer_paths_alongside(request: pytest.FixtureRequest) -> None:
+    """Start the installer's scenario with the tier's first test: every test here needs it."""
+    request.getfixturevalue("installer_scenario")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
     outcome = yield
     rep = outcome.get_result()  # type: ignore[attr-defined]
-    vm = guest_mod.Guest.current
-    if not rep.failed or vm is None or not str(item.fspath).startswith(str(guest_mod.HERE)):
-        return
-    try:
-        # without the guest agent's own lines (one per call of the test's hands)
-        journal = vm.sh("journalctl --no-pager -b -o short-monotonic | grep -v -F ' qemu-ga[' | tail -n 300", timeout=60).out
-    except Exception as e:  # the guest may be what failed
-        journal = f"(no journal: {e})"
-    try:
-        serial = "\n".join(vm.serial_log.read_text(errors="replace").splitlines()[-150:])
-    except OSError as e:
-        serial = f"(no serial log: {e})"
-    rep.sections.append(("guest journal (last 300 lines)", journal))
-    rep.sections.append(("guest serial console (last 150 lines)", serial))
+    pi = getattr(item, "funcargs", {}).get("pi")
+    if rep.failed and isinstance(pi, pi_mod.Pi):
+        rep.sections.extend(pi.vm.diagnostics())

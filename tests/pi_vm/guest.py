@@ -9,6 +9,8 @@ forwarded to a free port on 127.0.0.1, where the host's client connects.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -18,9 +20,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent
@@ -45,13 +49,20 @@ class Images:
     wheelhouse: Path
 
 
+_built: dict[Path, Images] = {}
+_build_lock = threading.Lock()
+
+
 def build(cache: Path = CACHE) -> Images:
-    """Run build.sh (a no-op when the cache is warm); its progress goes to stderr."""
-    r = subprocess.run(["bash", str(HERE / "build.sh"), str(cache)], stdout=subprocess.PIPE, text=True, timeout=1500)
-    if r.returncode != 0:
-        raise RuntimeError(f"tests/pi_vm/build.sh exited {r.returncode}")
-    root, wheelhouse = r.stdout.split()
-    return Images(Path(root), Path(wheelhouse))
+    """Run build.sh once per session (a no-op when the cache is warm); its progress goes to stderr."""
+    with _build_lock:
+        if cache not in _built:
+            r = subprocess.run(["bash", str(HERE / "build.sh"), str(cache)], stdout=subprocess.PIPE, text=True, timeout=1500)
+            if r.returncode != 0:
+                raise RuntimeError(f"tests/pi_vm/build.sh exited {r.returncode}")
+            root, wheelhouse = r.stdout.split()
+            _built[cache] = Images(Path(root), Path(wheelhouse))
+        return _built[cache]
 
 
 class GuestError(RuntimeError):
@@ -69,20 +80,46 @@ class Result:
 
 
 class Guest:
-    """One boot of the stand-in; use as a context manager (powers off at exit)."""
+    """One boot of the stand-in; use as a context manager (powers off at exit).
 
-    current: Guest | None = None
-    """The guest now running (for the failure report in conftest.py)."""
+    Two guests may run at once (the tier runs the installer's paths on one
+    while the other runs the rest): ``others_paused()`` stops all but one
+    while it times something."""
 
-    def __init__(self, images: Images, workdir: Path, *, port: int) -> None:
+    running: list[Guest] = []
+    _quiet = threading.Lock()
+
+    def __init__(self, images: Images, workdir: Path, *, port: int, name: str = "pi", cpus: int = 2) -> None:
         self.images = images
+        self.cpus = cpus
         self.dir = workdir
         self.port = port
+        self.name = name
         self.serial_log = workdir / "serial.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._qga: socket.socket | None = None
         self._buf = b""
         self._id = 0
+
+    def progress(self, msg: str) -> None:
+        progress(f"{self.name}: {msg}")
+
+    @contextlib.contextmanager
+    def others_paused(self) -> Iterator[None]:
+        """Pause every other running guest (QMP stop: its clocks stand still too)."""
+        with Guest._quiet:
+            others = [vm for vm in Guest.running if vm is not self and vm.proc is not None and vm.proc.poll() is None]
+            paused = []
+            try:
+                for vm in others:
+                    with contextlib.suppress(OSError):
+                        vm._qmp({"execute": "stop"})
+                        paused.append(vm)
+                yield
+            finally:
+                for vm in paused:
+                    with contextlib.suppress(OSError):
+                        vm._qmp({"execute": "cont"})
 
     # -- lifecycle ------------------------------------------------------
     def _share_image(self) -> Path:
@@ -111,7 +148,7 @@ class Guest:
         qga = self.dir / "qga.sock"
         accel = "kvm" if os.environ.get("GRAVITY_LED_PIVM_KVM") == "1" else "tcg,thread=multi"
         cmd = [
-            "qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048", "-M", "q35",
+            "qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", str(self.cpus), "-m", "2048", "-M", "q35",
             "-kernel", str(self.images.root / "vmlinuz"), "-initrd", str(self.images.root / "initrd.img"),
             "-append", "console=ttyS0 root=/dev/vda rw systemd.firstboot=off panic=-1 quiet",
             "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe",
@@ -163,7 +200,9 @@ class Guest:
     def boot(self) -> None:
         """Restore the booted guest from its cached snapshot (a few seconds),
         made by a cold boot the first time (about 30 s under TCG)."""
-        snap = self._snapshot()
+        with open(self.images.root.parent / "boot.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another guest may be making it
+            snap = self._snapshot()
         overlay = self.dir / "root.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(snap / "disk.qcow2"), str(overlay)], check=True, timeout=60)
         self._qemu(overlay, self._share_image(), incoming=snap / "state")
@@ -177,11 +216,11 @@ class Guest:
         version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
         machine = " ".join(self._qemu_cmd(Path("DISK"), Path("SHARE"))).replace(str(self.dir), "RUN").replace(str(self.port), "PORT")
         key = hashlib.sha256(f"{self.images.root.name} {version} {machine}".encode()).hexdigest()[:16]
-        snap = self.images.root.parent / f"boot-{key}"
+        snap = self.images.root.parent / f"boot{self.cpus}-{key}"
         if (snap / "state").is_file():
             return snap
-        progress("booting the guest once to snapshot it (later runs restore it)")
-        for old in self.images.root.parent.glob("boot-*"):
+        self.progress("booting the guest once to snapshot it (later runs restore it)")
+        for old in self.images.root.parent.glob(f"boot{self.cpus}-*"):
             shutil.rmtree(old, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix="boot-", dir=self.images.root.parent))
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.images.root / "rootfs.img"), str(tmp / "disk.qcow2")], check=True, timeout=60)
@@ -206,6 +245,36 @@ class Guest:
         self._qga, self._buf = None, b""
         tmp.rename(snap)
         return snap
+
+    def fork(self, workdir: Path, *, port: int, name: str) -> Guest:
+        """A copy of this running guest, memory and disk, as another guest (a
+        second machine installed as this one is, without installing it again).
+
+        This guest pauses for a few seconds: its disk gets a new overlay (the
+        old one, now read-only, backs both), its memory goes to a file, and the
+        copy starts from them. The copy runs until its close()."""
+        frozen = self.dir / "root.qcow2"
+        if not frozen.exists() or (self.dir / "root-after-fork.qcow2").exists():
+            raise GuestError("a guest forks once, from the disk it booted with")
+        state = workdir / "fork.state"
+        self._qmp({"execute": "stop"})
+        try:
+            self._qmp({"execute": "blockdev-snapshot-sync",
+                       "arguments": {"device": "virtio0", "snapshot-file": str(self.dir / "root-after-fork.qcow2"), "format": "qcow2"}})
+            self._qmp({"execute": "migrate", "arguments": {"uri": f"exec:cat > {state}"}})
+            while (st := self._migration()) not in {"completed", "failed", "cancelled"}:
+                time.sleep(0.1)  # QMP's MIGRATION event would need a listener kept open: poll
+            if st != "completed":
+                raise GuestError(f"copying {self.name}'s memory failed: migration {st}")
+        finally:
+            self._qmp({"execute": "cont"})
+        child = Guest(self.images, workdir, port=port, name=name, cpus=self.cpus)
+        Guest.running.append(child)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(frozen), str(workdir / "root.qcow2")], check=True, timeout=60)
+        shutil.copy(self.dir / "share.img", workdir / "share.img")
+        child._qemu(workdir / "root.qcow2", workdir / "share.img", incoming=state)
+        state.unlink()
+        return child
 
     def _migration(self) -> str | None:
         """The state of QEMU's migration (a snapshot being saved or loaded); None before QMP is up."""
@@ -255,13 +324,20 @@ class Guest:
                 self.proc.wait()
 
     def __enter__(self) -> Guest:
-        Guest.current = self
+        Guest.running.append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        Guest.current = None
+        self.close()
+
+    def close(self) -> None:
+        """Power off and let go (idempotent)."""
+        with Guest._quiet:
+            if self in Guest.running:
+                Guest.running.remove(self)
         if self._qga is not None:
             self._qga.close()
+            self._qga = None
         self.poweroff()
 
     # -- guest agent ----------------------------------------------------
@@ -316,8 +392,8 @@ class Guest:
         if stdin is not None:
             args["input-data"] = base64.b64encode(stdin.encode()).decode()
         pid = self._call("guest-exec", **args)["pid"]  # type: ignore[index]
-        end = time.monotonic() + timeout
-        delay = 0.02
+        start = time.monotonic()
+        end = start + timeout
         while True:
             st = self._call("guest-exec-status", pid=pid)
             assert isinstance(st, dict)
@@ -325,8 +401,9 @@ class Guest:
                 break
             if time.monotonic() > end:
                 raise GuestError(f"timed out after {timeout} s in the guest: {script}")
-            time.sleep(delay)  # the agent has no completion event: poll it
-            delay = min(delay * 2, 0.1)
+            # the agent has no completion event: poll it, often for a short
+            # command, seldom for a long one (each poll costs the guest CPU)
+            time.sleep(min(max(0.02, (time.monotonic() - start) / 8), 0.5))
         out = base64.b64decode(st.get("out-data", "")).decode(errors="replace")
         err = base64.b64decode(st.get("err-data", "")).decode(errors="replace")
         r = Result(st.get("exitcode", -st.get("signal", 0) or -1), out, err)
@@ -337,6 +414,19 @@ class Guest:
     def ok(self, script: str, *, timeout: float = 120.0) -> str:
         """Run a script that must succeed; its stdout."""
         return self.sh(script, timeout=timeout, check=True).out
+
+    def diagnostics(self) -> list[tuple[str, str]]:
+        """What to print when a check fails: the journal and the serial console."""
+        try:
+            # without the guest agent's own lines (one per call of the test's hands)
+            journal = self.sh("journalctl --no-pager -b -o short-monotonic | grep -v -F ' qemu-ga[' | tail -n 300", timeout=60).out
+        except Exception as e:  # the guest may be what failed
+            journal = f"(no journal: {e})"
+        try:
+            serial = "\n".join(self.serial_log.read_text(errors="replace").splitlines()[-150:])
+        except OSError as e:
+            serial = f"(no serial log: {e})"
+        return [(f"{self.name} guest journal (last 300 lines)", journal), (f"{self.name} guest serial console (last 150 lines)", serial)]
 
     def journal(self, *args: str) -> str:
         return self.sh("journalctl --no-pager " + " ".join(args), timeout=60).out

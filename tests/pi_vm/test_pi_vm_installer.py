@@ -1,0 +1,127 @@
+"""Every path through deploy/install.sh a Pi user can take (requirement g, and b),
+on a Raspberry Pi stand-in.
+
+These steps run in order on their own guest, in a thread started with the
+tier's first test (see scenario.py): the plain install on a fresh Pi (a copy
+of the guest then serves test_pi_vm.py, which runs meanwhile), --socket over
+it while it runs, an upgrade in place back to the plain install, uninstall,
+--socket where only the kept config is left, and --purge. Each step is
+reported as a test of its own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .pi import CHECKOUT, Pi
+from .scenario import Scenario
+
+pytestmark = [pytest.mark.pi_vm, pytest.mark.timeout(1800)]
+
+
+def plain_install_on_a_fresh_pi(pi: Pi) -> None:
+    """g (the plain install), and the installer on an OS lacking Raspberry Pi OS's packages (req. 4).
+    A copy of the guest as this leaves it serves test_pi_vm.py."""
+    out = pi.install(expect_pip=True)
+    # Debian has no python3-lgpio nor python3-rpi.gpio: named in one line, taken from PyPI
+    note = [line for line in out.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "python3-lgpio" in note[0] and "python3-rpi.gpio" in note[0], out
+    assert "lgpio rpi-lgpio from PyPI" in note[0], note
+    # the installed gpiozero carries the Pi 5 fix (Debian's own is 1.6)
+    version = pi.vm.ok("/opt/gravity-led/venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"gpiozero\"))'").strip()
+    assert version == "2.0.1.post3", version
+    assert pi.systemctl("is-enabled", "gravity-led.service") == "enabled"
+    assert pi.systemctl("is-enabled", "gravity-led.socket") == "disabled"
+    assert pi.active("gravity-led.service") == "active" and pi.active("gravity-led.socket") == "inactive"
+    assert pi.http("/healthz").strip() == b"ok"
+    # the installer told how to get the phone's page working
+    assert "sudo gravity-led-daemon make-cert" in out
+
+
+def socket_over_a_running_plain_install(pi: Pi) -> None:
+    """g: --socket over the plain install while it runs (this failed once: the
+    socket refused to start beside the running service); the first connection
+    then reaches the daemon through the socket."""
+    pi.install("--socket", expect_pip=False)
+    assert pi.systemctl("is-enabled", "gravity-led.socket") == "enabled"
+    assert pi.systemctl("is-enabled", "gravity-led.service") == "disabled"
+    assert pi.active("gravity-led.socket") == "active"
+    assert pi.http("/healthz").strip() == b"ok"
+    assert pi.active("gravity-led.service") == "active"
+
+
+def upgrade_in_place_and_back_to_plain_keeping_the_config(pi: Pi) -> None:
+    """g: ``git pull`` then the plain install, over --socket: the new code runs,
+    the service listens by itself again, and the user's edited config is kept."""
+    pi.vm.ok("printf 'stale_after_s = 0.7\\n' >> /etc/gravity-led/daemon.toml")
+    pi.vm.ok(f"sed -i 's/^__version__ = \"\\(.*\\)\"/__version__ = \"\\1+upgraded\"/' {CHECKOUT}/daemon/__init__.py")
+    out = pi.install(expect_pip=True)
+    assert "keeping existing /etc/gravity-led/daemon.toml" in out
+    assert pi.status()["version"].endswith("+upgraded")
+    assert pi.status()["stale_after_s"] == 0.7
+    assert pi.active("gravity-led.socket") == "inactive" and pi.systemctl("is-enabled", "gravity-led.socket") == "disabled"
+    assert pi.systemctl("is-enabled", "gravity-led.service") == "enabled"
+
+
+def uninstall_keeps_only_the_edited_config(pi: Pi) -> None:
+    """g: only what the README says it keeps (the edited config), and the stand-in's drop-in."""
+    out = pi.uninstall()
+    assert "kept /etc/gravity-led/daemon.toml" in out
+    left = pi.vm.ok("ls -d /opt/gravity-led /etc/gravity-led/* /etc/systemd/system/gravity-led* /usr/local/bin/gravity-led* 2>/dev/null; true").split()
+    assert left == ["/etc/gravity-led/daemon.toml", "/etc/systemd/system/gravity-led.service.d"], left
+    assert pi.vm.sh("getent passwd gravity-led").rc != 0 and pi.vm.sh("getent group gravity-led").rc != 0
+    assert pi.active("gravity-led.service") in ("inactive", "unknown")
+    assert pi.active("gravity-led.socket") in ("inactive", "unknown")
+
+
+def socket_on_a_pi_without_gravity_led(pi: Pi) -> None:
+    """b, g: --socket where gravity-led is not installed (no venv, user, group
+    or units: only the config the uninstall kept); the first connection starts
+    the service. The group gets another number this time, and the kept config
+    must follow it (a reinstall once left it unreadable by the service)."""
+    old_gid = pi.vm.ok("stat -c %g /etc/gravity-led/daemon.toml").strip()
+    pi.vm.ok("groupadd --system --gid " + old_gid + " taken-gid")
+    try:
+        pi.install("--socket", expect_pip=True)
+    finally:
+        pi.vm.ok("groupdel taken-gid")
+    assert pi.vm.ok("stat -c %G /etc/gravity-led/daemon.toml").strip() == "gravity-led"
+    assert pi.systemctl("is-enabled", "gravity-led.socket") == "enabled"
+    assert pi.active("gravity-led.socket") == "active"
+    assert pi.active("gravity-led.service") == "inactive"
+    # the first connection (from the host, through the forwarded port) starts it
+    assert pi.status()["stale_after_s"] == 0.7
+    assert pi.active("gravity-led.service") == "active"
+
+
+def purge_leaves_nothing(pi: Pi) -> None:
+    """g: --purge: nothing left but the stand-in's drop-in."""
+    pi.uninstall("--purge")
+    left = pi.vm.ok("ls -d /opt/gravity-led /etc/gravity-led /etc/systemd/system/gravity-led* /usr/local/bin/gravity-led* 2>/dev/null; true").split()
+    assert left == ["/etc/systemd/system/gravity-led.service.d"], left
+    assert pi.vm.sh("getent passwd gravity-led").rc != 0
+    assert pi.active("gravity-led.socket") in ("inactive", "unknown")
+
+
+STEPS = [
+    plain_install_on_a_fresh_pi,
+    socket_over_a_running_plain_install,
+    upgrade_in_place_and_back_to_plain_keeping_the_config,
+    uninstall_keeps_only_the_edited_config,
+    socket_on_a_pi_without_gravity_led,
+    purge_leaves_nothing,
+]
+FIRST = plain_install_on_a_fresh_pi.__name__
+"""The step after which a copy of the guest serves test_pi_vm.py."""
+
+
+@pytest.mark.parametrize("step", [s.__name__ for s in STEPS])
+def test_installer_path(step: str, installer_scenario: Scenario[Pi], request: pytest.FixtureRequest) -> None:
+    out = installer_scenario.outcome(step, timeout=1500)
+    for title, text in out.sections:
+        request.node.add_report_section("call", title, text)
+    print(f"{step}: {out.seconds:.0f} s on the installer's guest")
+    if out.skipped:
+        pytest.skip(out.skipped)
+    if out.error is not None:
+        raise out.error
