@@ -97,7 +97,7 @@ def test_stale_data_a_client_that_leaves_and_stop_turn_both_lines_low(pi: Pi) ->
     with Client(pi.port) as client:
         client.tilt(-60)
         expect_leds(pi, 0.0, math.sin(math.radians(60)))
-        assert pi.measure(0, 0.5, RIGHT, LEFT)[str(LEFT)]["duty"] > 0.5
+        assert pi.lines("measure", 0, 0.5, RIGHT, LEFT)[str(LEFT)]["duty"] > 0.5
         rc, err = client.leave()
         assert rc == 0, err
         assert "low_after_s" in pi.lines("wait-low", 0, 30, RIGHT, LEFT)
@@ -224,6 +224,6 @@ def test_pi5_standin_drives_its_lines(pi: Pi) -> None:
         want = math.sin(math.radians(45))
         expect_leds(pi, want, 0.0)
         m4 = pi.measure(4, 1.0, RIGHT, LEFT)
-        m0 = pi.measure(0, 0.3, RIGHT, LEFT)
+        m0 = pi.lines("measure", 0, 0.3, RIGHT, LEFT)
     assert abs(m4[str(RIGHT)]["duty"] - want) <= TOLERANCE and m4[str(LEFT)]["duty"] == 0, m4
     assert m0[str(RIGHT)]["duty"] == 0, "drove gpiochip0, not the Pi 5's gpiochip4"

@@ -9,7 +9,8 @@
   lines.py trace CHIP read FROM TO OFFSET... stop it; print each line's events between FROM and TO
                                             (monotonic seconds) as (time, pid, task, event) (JSON)
 
-watch ends early once the file named by $STOP_FILE exists.
+watch ends early once the file named by $STOP_FILE exists. measure reads as
+fast as it can; watch and wait-low about once a millisecond.
 
 CHIP is the gpio-sim chip's number (chipN in configfs). The simulator's sysfs
 value is what a consumer drives (or the pull, once the line is released).
@@ -89,7 +90,7 @@ def main():
     n = 0
     while True:
         t = now()
-        if t - t0 > seconds or (stop_file and n % 2000 == 0 and os.path.exists(stop_file)):
+        if t - t0 > seconds or (stop_file and n % 200 == 0 and os.path.exists(stop_file)):
             break
         for i, f in enumerate(fs):
             v = read(f)
@@ -105,6 +106,10 @@ def main():
         if mode == "wait-low" and not any(last) and all(t - s >= 0.2 for s in since):
             print(json.dumps({"low_after_s": round(max(since) - t0, 3)}))
             return 0
+        if mode != "measure":
+            # levels, not duties: a read every millisecond or so sees them, and
+            # leaves the (emulated) CPU to the daemon and the failsafe
+            time.sleep(0.001)
     end = now()
     if mode == "wait-low":
         print(json.dumps({"timeout": True, "levels": [int(v) for v in last]}))
