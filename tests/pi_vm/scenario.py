@@ -1,12 +1,13 @@
 """Steps that run in order on a guest of their own, in a thread, while the
 other tests run on theirs.
 
-A TCG guest keeps about one host core busy, and the stand-in's time goes to
-Python under emulation: the installer's paths (three pip runs among nine
-installer runs) run on a second guest beside the rest, which halves the
-tier on a 2-core machine. Each step becomes a test that waits for the step's
-outcome; the first failure skips the steps after it (each leaves the install
-as the next expects), like a module of tests in file order.
+The stand-in's time goes to Python under emulation, and a TCG guest keeps
+about one host core busy: the installer's paths (two pip runs among six
+installer runs, after the first install) run on one guest while a copy of it
+serves the other checks, so a 2-core machine uses both cores. Each step
+becomes a test that waits for the step's outcome; the first failure skips
+the steps after it (each leaves the install as the next expects), like a
+module of tests in file order.
 """
 
 from __future__ import annotations

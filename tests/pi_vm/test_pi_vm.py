@@ -165,6 +165,7 @@ def _failsafe_after(pi: Pi, how: str) -> None:
         assert all(t_kill <= t < t_start for t, _ in mine), (t_kill, t_start, mine)
         # the killed daemon let go of the line: it read high (the stuck LED) before the failsafe ran
         first = min(t for t, _ in mine)
+        print(f"after {how}: the failsafe drove GPIO{offset} low {first - t_kill:.2f} s after the kill")
         assert any(v == 1 and t_kill <= t < first for t, v in levels[str(offset)]), f"GPIO{offset}: {levels[str(offset)]}"
     pi.wait_until("/healthz after the restart", pi.healthz)
 
