@@ -18,12 +18,22 @@ from . import pi as pi_mod
 from .scenario import Scenario
 
 INSTALLER = "test_pi_vm_installer.py"
+COPY = "test_pi_vm.py"
+_selected = pytest.StashKey[tuple[bool, bool]]()
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # the installer's tests wait for steps that run beside test_pi_vm.py's:
+    # right after those (not at the end of the session, where the other
+    # tests would share the host with a guest still at work)
     waiting = [i for i in items if i.fspath.basename == INSTALLER]
     if waiting:
-        items[:] = [i for i in items if i.fspath.basename != INSTALLER] + waiting
+        rest = [i for i in items if i.fspath.basename != INSTALLER]
+        copies = [n for n, i in enumerate(rest) if i.fspath.basename == COPY]
+        at = copies[-1] + 1 if copies else items.index(waiting[0])
+        items[:] = rest[:at] + waiting + rest[at:]
+    # what the scenario need do: all its steps, or only the first (for a copy)
+    config.stash[_selected] = (bool(waiting), any(i.fspath.basename == COPY for i in items))
 
 
 def require_the_standin() -> None:
@@ -35,18 +45,21 @@ def require_the_standin() -> None:
 
 
 @pytest.fixture(scope="session")
-def installer_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario[pi_mod.Pi]]:
+def installer_scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario[pi_mod.Pi]]:
     """The installer's paths on their own guest; after the first, a plain
-    install on a fresh Pi, a copy of that guest serves test_pi_vm.py."""
+    install on a fresh Pi, a copy of that guest serves test_pi_vm.py (only
+    what the selected tests need: all the steps, and the copy)."""
     from .test_pi_vm_installer import FIRST, STEPS
 
     require_the_standin()
+    installer, copy = request.config.stash.get(_selected, (True, True))
+    steps = STEPS if installer else STEPS[:1]
 
     def fork(p: pi_mod.Pi) -> pi_mod.Pi:
         return pi_mod.Pi(p.vm.fork(tmp_path_factory.mktemp("pi_vm"), port=pi_mod.free_port(), name="pi"))
 
-    scenario = Scenario("installer", lambda: pi_mod.booted("installer", tmp_path_factory.mktemp("pi_vm_installer")), STEPS,
-                        diagnose=lambda p: p.vm.diagnostics(), fork_after=FIRST, fork=fork)
+    scenario = Scenario("installer", lambda: pi_mod.booted("installer", tmp_path_factory.mktemp("pi_vm_installer")), steps,
+                        diagnose=lambda p: p.vm.diagnostics(), fork_after=FIRST if copy else None, fork=fork)
     scenario.begin()
     yield scenario
     scenario.cancel()
