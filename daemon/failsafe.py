@@ -7,8 +7,8 @@ it is killed (SIGKILL, a watchdog timeout, a crash) nothing does, and a
 Raspberry Pi's pin keeps its last level: an LED would stay lit until the
 restart, or for good. systemd tells us how the daemon ended in
 ``$SERVICE_RESULT``: on ``success`` there is nothing to do, and this module
-says so before importing anything heavy (the configuration pulls in
-websockets, the pins gpiozero): every clean stop and restart runs it.
+says so before importing anything heavy (the pins pull in gpiozero): every
+clean stop and restart runs it.
 """
 
 from __future__ import annotations

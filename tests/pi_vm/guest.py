@@ -89,9 +89,8 @@ class Guest:
     running: list[Guest] = []
     _quiet = threading.Lock()
 
-    def __init__(self, images: Images, workdir: Path, *, port: int, name: str = "pi", cpus: int = 2) -> None:
+    def __init__(self, images: Images, workdir: Path, *, port: int, name: str = "pi") -> None:
         self.images = images
-        self.cpus = cpus
         self.dir = workdir
         self.port = port
         self.name = name
@@ -148,7 +147,7 @@ class Guest:
         qga = self.dir / "qga.sock"
         accel = "kvm" if os.environ.get("GRAVITY_LED_PIVM_KVM") == "1" else "tcg,thread=multi"
         cmd = [
-            "qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", str(self.cpus), "-m", "2048", "-M", "q35",
+            "qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048", "-M", "q35",
             "-kernel", str(self.images.root / "vmlinuz"), "-initrd", str(self.images.root / "initrd.img"),
             "-append", "console=ttyS0 root=/dev/vda rw systemd.firstboot=off panic=-1 quiet",
             "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe",
@@ -216,11 +215,11 @@ class Guest:
         version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
         machine = " ".join(self._qemu_cmd(Path("DISK"), Path("SHARE"))).replace(str(self.dir), "RUN").replace(str(self.port), "PORT")
         key = hashlib.sha256(f"{self.images.root.name} {version} {machine}".encode()).hexdigest()[:16]
-        snap = self.images.root.parent / f"boot{self.cpus}-{key}"
+        snap = self.images.root.parent / f"boot-{key}"
         if (snap / "state").is_file():
             return snap
         self.progress("booting the guest once to snapshot it (later runs restore it)")
-        for old in self.images.root.parent.glob(f"boot{self.cpus}-*"):
+        for old in self.images.root.parent.glob("boot-*"):
             shutil.rmtree(old, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix="boot-", dir=self.images.root.parent))
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.images.root / "rootfs.img"), str(tmp / "disk.qcow2")], check=True, timeout=60)
@@ -232,11 +231,8 @@ class Guest:
         if r.out.strip() not in {"running", "degraded"}:
             raise GuestError(f"guest did not finish booting: {r}")
         self.ok("sync")
-        self._qmp({"execute": "stop"}, {"execute": "migrate", "arguments": {"uri": f"exec:cat > {tmp / 'state'}"}})
-        while (st := self._migration()) not in {"completed", "failed", "cancelled"}:
-            time.sleep(0.2)  # QMP's MIGRATION event would need a listener kept open: poll
-        if st != "completed":
-            raise GuestError(f"saving the booted guest failed: migration {st}")
+        self._qmp({"execute": "stop"})
+        self._save_memory(tmp / "state")
         self._qmp({"execute": "quit"})
         assert self.proc is not None
         self.proc.wait(60)
@@ -261,20 +257,24 @@ class Guest:
         try:
             self._qmp({"execute": "blockdev-snapshot-sync",
                        "arguments": {"device": "virtio0", "snapshot-file": str(self.dir / "root-after-fork.qcow2"), "format": "qcow2"}})
-            self._qmp({"execute": "migrate", "arguments": {"uri": f"exec:cat > {state}"}})
-            while (st := self._migration()) not in {"completed", "failed", "cancelled"}:
-                time.sleep(0.1)  # QMP's MIGRATION event would need a listener kept open: poll
-            if st != "completed":
-                raise GuestError(f"copying {self.name}'s memory failed: migration {st}")
+            self._save_memory(state)
         finally:
             self._qmp({"execute": "cont"})
-        child = Guest(self.images, workdir, port=port, name=name, cpus=self.cpus)
+        child = Guest(self.images, workdir, port=port, name=name)
         Guest.running.append(child)
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(frozen), str(workdir / "root.qcow2")], check=True, timeout=60)
         shutil.copy(self.dir / "share.img", workdir / "share.img")
         child._qemu(workdir / "root.qcow2", workdir / "share.img", incoming=state)
         state.unlink()
         return child
+
+    def _save_memory(self, state: Path) -> None:
+        """Write the (stopped) guest's memory and device state to ``state``: QEMU's migration stream."""
+        self._qmp({"execute": "migrate", "arguments": {"uri": f"exec:cat > {state}"}})
+        while (st := self._migration()) not in {"completed", "failed", "cancelled"}:
+            time.sleep(0.1)  # QMP's MIGRATION event would need a listener kept open: poll
+        if st != "completed":
+            raise GuestError(f"saving {self.name}'s memory to {state} failed: migration {st}")
 
     def _migration(self) -> str | None:
         """The state of QEMU's migration (a snapshot being saved or loaded); None before QMP is up."""

@@ -123,12 +123,12 @@ class Pi:
 
 
 @contextlib.contextmanager
-def booted(name: str, workdir: Path, board: str = "pi4", *, cpus: int = 2) -> Iterator[Pi]:
+def booted(name: str, workdir: Path, board: str = "pi4") -> Iterator[Pi]:
     """A guest restored from the cached snapshot, made a Pi stand-in, with a
     clone of this checkout in /home/pi (as a Pi user has one)."""
     t0 = time.monotonic()
     images = g.build()
-    with g.Guest(images, workdir, port=free_port(), name=name, cpus=cpus) as vm:
+    with g.Guest(images, workdir, port=free_port(), name=name) as vm:
         vm.boot()
         vm.progress(f"guest up ({time.monotonic() - t0:.0f} s); making it a {board} stand-in")
         vm.ok("mkdir -p /mnt/share /home/pi && mount -o ro /dev/vdb /mnt/share"
