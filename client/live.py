@@ -159,9 +159,20 @@ class View:
     def _stamp(self) -> str:
         return f"[{time.monotonic() - self._start:7.1f}s]"
 
+    def _back_over_reflow(self, columns: int) -> str:
+        """If the terminal got narrower since the status line was drawn, how to get back over it, cleared; else ''.
+
+        Such a terminal re-flowed the line over several rows (tmux, VTE, kitty,
+        iTerm do): go up to its first row and clear from there to the end.
+        """
+        length, drawn_at = self._drawn
+        if self._line_shown and columns < drawn_at and length > columns:
+            return f"\x1b[{(length - 1) // columns}A\r\x1b[J"
+        return ""
+
     def _clear_line(self) -> None:
         if self._line_shown:
-            self.out.write("\r\x1b[K")
+            self.out.write(self._back_over_reflow(self.columns()) or "\r\x1b[K")
             self.out.flush()
             self._line_shown = False
 
@@ -213,13 +224,8 @@ class View:
 
     def _draw(self, s: Snapshot) -> None:
         columns = self.columns()
-        start = "\r"
-        if self._line_shown and columns < self._drawn[1] and self._drawn[0] > columns:
-            # The terminal got narrower and re-flowed the old line over several rows
-            # (tmux, VTE, kitty, iTerm do): go back to its first row and clear from there.
-            start = f"\x1b[{(self._drawn[0] - 1) // columns}A\r\x1b[J"
         line = self.format(s, columns)
-        self.out.write(start + line + "\x1b[K")
+        self.out.write((self._back_over_reflow(columns) or "\r") + line + "\x1b[K")
         self.out.flush()
         self._line_shown = True
         self._drawn = (len(line), columns)

@@ -474,6 +474,32 @@ def test_live_view_modes() -> None:
     assert out3.getvalue() == "" and "the daemon went away" in err.getvalue()
 
 
+@pytest.mark.parametrize("say", ["event", "warn"])
+def test_a_message_after_the_terminal_narrowed_clears_every_row_of_the_reflowed_status(say: str) -> None:
+    """The status line drawn at 80 columns takes two rows at 50: a message must clear both, not leave half a line."""
+    out = io.StringIO()
+    columns = [80]
+
+    class Terminal(View):
+        def columns(self) -> int:
+            return columns[0]
+
+    view = Terminal("tty", out=out, err=out)
+    view.update(Snapshot("connecting", None, None, 0, 0.0))
+    drawn = out.getvalue()
+    assert 50 < len(drawn.strip("\r").split("\x1b")[0]) < 80
+    columns[0] = 50
+    getattr(view, say)("connected to ws://127.0.0.1:5678")
+    after = out.getvalue()[len(drawn):]
+    assert after.startswith("\x1b[1A\r\x1b[J"), repr(after)  # up to the first row, then clear to the end
+    assert "connected to ws://127.0.0.1:5678\n" in after
+    # The status comes back under the message, drawn for 50 columns: the next redraw stays on its row.
+    mark = len(out.getvalue())
+    view.update(Snapshot("connected", 0.5, 0.0, 10, 50.0))
+    redraw = out.getvalue()[mark:]
+    assert redraw.startswith("\rconnected") and "\x1b[J" not in redraw and len(redraw.split("\x1b[K")[1]) < 50, repr(redraw)
+
+
 def test_binary_frame_is_what_the_daemon_parses() -> None:
     v = vector_for_tilt(30)
     got = parse_frame(encode_binary(v))
