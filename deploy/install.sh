@@ -257,27 +257,55 @@ elif [ "$PIP_MODE" != none ]; then
     tar -C "$SRC" --exclude=./.git --exclude=./.ci --exclude=./tests --exclude=./build --exclude=./.venv \
         --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache -cf - . | tar -C "$BUILD/src" -xf -
     say "==> pip install gravity-led${PIP_EXTRA} into $VENV"
-    if [ "$PIP_MODE" = offline ]; then
-        # No network: build the wheel with --python's own setuptools and wheel
-        # (a fresh venv's bundled setuptools cannot build wheels by itself),
-        # then install just that wheel; the dependencies must already be
-        # visible to the venv (--system-site-packages).
-        "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-index --no-deps \
-            --no-build-isolation --wheel-dir "$BUILD/dist" "$BUILD/src"
-        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-            --no-index --no-deps --force-reinstall "$BUILD"/dist/*.whl
-    else
-        # Building the package in an isolated environment first installs
-        # setuptools and wheel into a throwaway venv: about 25 s of a
-        # minute's pip run on an emulated Pi, more on a Pi Zero. The system's
-        # own (python3-setuptools, python3-wheel: python3-pip depends on
-        # them) serve when new enough for pyproject.toml's build-system.
-        ISOLATION=
-        if "$ROOT$VENV/bin/python" -c 'import sys; from importlib.metadata import version as v; v("wheel"); sys.exit(int(v("setuptools").split(".")[0]) < 64)' 2>/dev/null; then
-            ISOLATION=--no-build-isolation
+    # The wheel is built here, by setuptools in one Python: pip's build of a
+    # source folder starts a Python for each of the backend's hooks, which
+    # made a 30 s pip run out of a 12 s one on an emulated Pi (more on a Pi
+    # Zero). The wheel's version carries this source's hash as a local label
+    # (0.1.0+src.<12 hex digits>), because pip skips a wheel whose version is
+    # the one installed, and a git pull need not change __version__.
+    # A Python without setuptools >= 64 and wheel (pyproject.toml's
+    # build-system) exits 3, and pip then builds the folder in an isolated
+    # environment instead (online only).
+    if [ "$PIP_MODE" = offline ]; then BUILDER=$PYTHON; else BUILDER=$ROOT$VENV/bin/python; fi
+    set +e
+    (cd "$BUILD/src" && "$BUILDER" - "$BUILD/dist" "src.$(printf %s "$SOURCE_ID" | cut -c1-12)" > "$BUILD/build.log" 2>&1 <<'PY'
+import re, sys
+from importlib.metadata import PackageNotFoundError, version
+try:
+    if int(version("setuptools").split(".")[0]) < 64 or not version("wheel"):
+        sys.exit(3)
+except PackageNotFoundError:
+    sys.exit(3)
+with open("daemon/__init__.py") as f:
+    text = f.read()
+text = re.sub(r'^__version__ = "([^"+]+)\+?([^"]*)"$',
+              lambda m: f'__version__ = "{m[1]}+{m[2] + "." if m[2] else ""}{sys.argv[2]}"', text, count=1, flags=re.M)
+with open("daemon/__init__.py", "w") as f:
+    f.write(text)
+from setuptools import build_meta
+build_meta.build_wheel(sys.argv[1])
+PY
+    )
+    built=$?
+    set -e
+    if [ "$built" -eq 0 ]; then
+        if [ "$PIP_MODE" = offline ]; then
+            # No network: just this wheel; the dependencies must already be
+            # visible to the venv (--system-site-packages).
+            "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+                --no-index --no-deps "$BUILD"/dist/*.whl
+        else
+            # shellcheck disable=SC2086 # a list of package names
+            "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD"/dist/*.whl $PIP_EXTRA
         fi
+    elif [ "$built" -eq 3 ] && [ "$PIP_MODE" != offline ]; then
         # shellcheck disable=SC2086 # a list of package names
-        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade $ISOLATION "$BUILD/src" $PIP_EXTRA
+        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD/src" $PIP_EXTRA
+    elif [ "$built" -eq 3 ]; then
+        die "--offline builds the package with $PYTHON, which needs setuptools >= 64 and wheel (pip install wheel)"
+    else
+        cat "$BUILD/build.log" >&2
+        die "building the package from $SRC failed (setuptools' output above)"
     fi
     printf '%s\n' "$SOURCE_ID" > "$ROOT$STAMP"
 fi
@@ -362,8 +390,8 @@ if [ "$USE_SYSTEMCTL" -eq 1 ]; then
 fi
 
 # 6. Where to point the phone. Phones give a web page the tilt sensor only
-# over HTTPS, so the page needs a certificate. phone prints "tls" or "plain",
-# then the URL, then (with tls) its QR code.
+# over HTTPS, so the page needs a certificate. phone prints "tls" or "plain"
+# and the port, then the URL, then (with tls) its QR code.
 phone() {
     "$ROOT$VENV/bin/python" - "$ROOT$CONF" <<'PY'
 import sys
@@ -372,7 +400,7 @@ from daemon.config import load_config
 from daemon.urls import qr_text, urls_to_open
 cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
 urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
-print("tls" if cfg.tls else "plain")
+print("tls" if cfg.tls else "plain", cfg.port)
 if urls:
     print(urls[0])
     if cfg.tls:
@@ -383,8 +411,9 @@ PHONE=
 [ "$PIP_MODE" = none ] || PHONE=$(phone 2>/dev/null) || PHONE=
 say ""
 say "gravity-led is installed."
-if [ "${PHONE%%
-*}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
+HOW=${PHONE%%
+*}
+if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
     printf 'Phones need HTTPS for the tilt sensor. Make a self-signed certificate for this Pi now? [Y/n] '
     read -r answer || answer=n
     case $answer in
@@ -393,11 +422,12 @@ if [ "${PHONE%%
             printf '\n# added by deploy/install.sh (make-cert)\ncertfile = "%s/cert.pem"\nkeyfile = "%s/key.pem"\n' "$CONF_DIR" "$CONF_DIR" >> "$CONF"
             say "==> wrote $CONF_DIR/cert.pem and key.pem, and named them in $CONF"
             if [ "$SOCKET" -eq 1 ]; then systemctl try-restart gravity-led.service; else systemctl restart gravity-led.service; fi
-            PHONE=$(phone 2>/dev/null) || PHONE= ;;
+            PHONE=$(phone 2>/dev/null) || PHONE=
+            HOW=${PHONE%%
+*} ;;
     esac
 fi
-if [ "${PHONE%%
-*}" = tls ]; then
+if [ "${HOW% *}" = tls ]; then
     say "  Open on the phone (accept the self-signed certificate once):"
     printf '%s\n' "$PHONE" | sed -n '2,$s/^/    /p'
 else
@@ -406,7 +436,7 @@ else
     say "      (add the certfile and keyfile lines it prints to $CONF)"
     say "      sudo systemctl restart gravity-led"
     say "  Then run this script again to see the https:// address and its QR code."
-    PORT=$("$ROOT$VENV/bin/python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("port", 5678))' "$ROOT$CONF" 2>/dev/null || echo 5678)
+    case $HOW in plain\ *) PORT=${HOW#plain } ;; *) PORT=5678 ;; esac
     ADDR=$(hostname -I 2>/dev/null | awk '{print $1}')
     say "  A computer's browser works without it:  http://${ADDR:-$(hostname).local}:$PORT/"
 fi

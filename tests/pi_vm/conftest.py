@@ -59,7 +59,8 @@ def installer_scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.
         return pi_mod.Pi(p.vm.fork(tmp_path_factory.mktemp("pi_vm"), port=pi_mod.free_port(), name="pi"))
 
     scenario = Scenario("installer", lambda: pi_mod.booted("installer", tmp_path_factory.mktemp("pi_vm_installer")), steps,
-                        diagnose=lambda p: p.vm.diagnostics(), fork_after=FIRST if copy else None, fork=fork)
+                        diagnose=lambda p: p.vm.diagnostics(), fork_after=FIRST if copy else None, fork=fork,
+                        meter=lambda p: p.vm.cpu_seconds())
     scenario.begin()
     yield scenario
     scenario.cancel()

@@ -31,7 +31,7 @@ software PWM is a thread timed by sleeps, and under emulation a late wake-up
 of a millisecond or two is common; at 25 Hz that is a few hundredths of duty,
 at the default 100 Hz it was up to 0.09 on a busy host."""
 MEASURE_S = 1.2
-"""How long the simulator samples a line for its duty: 30 periods at 25 Hz."""
+"""How long a duty is measured: 30 periods at 25 Hz."""
 
 
 def missing() -> str | None:
@@ -86,10 +86,8 @@ class Pi:
         return json.loads(out)
 
     def measure(self, chip: int, seconds: float, *offsets: int) -> dict:
-        """Each line's duty and frequency, sampled with the other guests paused:
-        lgpio's PWM thread is timed by sleeps, and a busy host wakes it late."""
-        with self.vm.others_paused():
-            return self.lines("measure", chip, seconds, *offsets)
+        """Each line's duty and frequency over ``seconds``, from the kernel's record of its edges."""
+        return self.lines("measure", chip, seconds, *offsets)
 
     def http(self, path: str, timeout: float = 60) -> bytes:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as r:

@@ -28,6 +28,8 @@ class Outcome:
     error: BaseException | None = None
     skipped: str | None = None
     seconds: float = 0.0
+    cpu_s: float = 0.0
+    """The host CPU time the target used meanwhile (``meter``)."""
     sections: list[tuple[str, str]] = field(default_factory=list)
     """What to print with a failure (the guest's journal and serial log, taken
     in the thread, before the guest is gone)."""
@@ -42,10 +44,12 @@ class Scenario(Generic[T]):
 
     def __init__(self, name: str, start: Callable[[], AbstractContextManager[T]], steps: list[Callable[[T], None]],
                  diagnose: Callable[[T], list[tuple[str, str]]],
-                 fork_after: str | None = None, fork: Callable[[T], T] | None = None) -> None:
+                 fork_after: str | None = None, fork: Callable[[T], object] | None = None,
+                 meter: Callable[[T], float] = lambda target: 0.0) -> None:
         self.name = name
+        self._meter = meter
         self._fork_after, self._fork = fork_after, fork
-        self.forked: Future[T] = Future()
+        self.forked: Future[object] = Future()
         """A copy of the target made by ``fork`` right after step ``fork_after``, for other tests."""
         self._start = start
         self.steps = steps
@@ -71,6 +75,19 @@ class Scenario(Generic[T]):
             return Outcome(error=TimeoutError(f"{self.name}: {step} did not end within {timeout:.0f} s"))
         return self._outcomes[step]
 
+    def report(self, step: str, request: object, timeout: float = 1500) -> None:
+        """The body of a step's test: wait for its outcome, then pass, skip or fail as the step did."""
+        import pytest
+
+        out = self.outcome(step, timeout=timeout)
+        for title, text in out.sections:
+            request.node.add_report_section("call", title, text)  # type: ignore[attr-defined]
+        print(f"{step}: {out.seconds:.0f} s on the {self.name} guest ({out.cpu_s:.0f} CPU-s)")
+        if out.skipped:
+            pytest.skip(out.skipped)
+        if out.error is not None:
+            raise out.error
+
     def _finish(self, step: str, outcome: Outcome) -> None:
         self._outcomes[step] = outcome
         self._done[step].set()
@@ -86,7 +103,7 @@ class Scenario(Generic[T]):
                 for step in self.steps:
                     if self._cancelled.is_set():
                         break
-                    t0 = time.monotonic()
+                    t0, cpu0 = time.monotonic(), self._meter(target)
                     try:
                         step(target)
                     except BaseException as e:  # noqa: BLE001 (reported by the step's test)
@@ -97,7 +114,7 @@ class Scenario(Generic[T]):
                         self._finish(step.__name__, Outcome(error=e, seconds=time.monotonic() - t0, sections=sections))
                         self._skip_rest(f"{self.name}: an earlier step ({step.__name__}) failed")
                         return
-                    self._finish(step.__name__, Outcome(seconds=time.monotonic() - t0))
+                    self._finish(step.__name__, Outcome(seconds=time.monotonic() - t0, cpu_s=self._meter(target) - cpu0))
                     if step.__name__ == self._fork_after and self._fork is not None:
                         try:
                             self.forked.set_result(self._fork(target))

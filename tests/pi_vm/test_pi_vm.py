@@ -40,6 +40,14 @@ def pi(installer_scenario: Scenario[Pi]) -> Iterator[Pi]:
         copy.vm.close()
 
 
+@pytest.fixture(autouse=True)
+def _cost(pi: Pi) -> Iterator[None]:
+    """Each check's time and the host CPU its guest used (shown with -s, and with a failure)."""
+    t0, cpu0 = time.monotonic(), pi.vm.cpu_seconds()
+    yield
+    print(f"{time.monotonic() - t0:.0f} s on the pi guest ({pi.vm.cpu_seconds() - cpu0:.0f} CPU-s)")
+
+
 # -------------------------------------------------------------- install ----
 
 
