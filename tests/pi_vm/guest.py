@@ -129,10 +129,7 @@ class Guest:
         cmd = [
             "qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", "2", "-m", "2048", "-M", "q35",
             "-kernel", str(self.images.root / "vmlinuz"), "-initrd", str(self.images.root / "initrd.img"),
-            # tsc=reliable: the guest kernel finds the emulated CPUs' TSCs "unsynchronized"
-            # and falls back to the HPET, whose every read traps into QEMU; the TSC
-            # (QEMU keeps one clock for all vCPUs) reads the time 3 times faster.
-            "-append", "console=ttyS0 root=/dev/vda rw systemd.firstboot=off panic=-1 quiet tsc=reliable",
+            "-append", "console=ttyS0 root=/dev/vda rw systemd.firstboot=off panic=-1 quiet",
             "-drive", f"file={disk},if=virtio,format=qcow2,cache=unsafe",
             "-drive", f"file={share},if=virtio,format=raw,cache=unsafe",
             "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{self.port}-:5678",
