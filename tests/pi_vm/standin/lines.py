@@ -86,20 +86,20 @@ def measure(chip, seconds, offsets):
     events = traced(chip, t0, t1, offsets)
     out = {}
     for o, level in zip(offsets, levels):
-        since, high, rises = t0, 0.0, 0
+        edges = [(t0, level)]  # (time, new level), changes only
         for t, _pid, _task, event in events[o]:
-            if not event.startswith("gpio_value set "):
-                continue
-            v = int(event.rsplit(" ", 1)[1])
-            if v != level:
-                if level:
-                    high += t - since
-                else:
-                    rises += 1
-                level, since = v, t
-        if level:
-            high += t1 - since
-        out[o] = {"duty": high / (t1 - t0), "hz": rises / (t1 - t0)}
+            if event.startswith("gpio_value set ") and int(event[-1]) != edges[-1][1]:
+                edges.append((t, int(event[-1])))
+        rises = [t for t, v in edges[1:] if v]
+        # whole periods, from the first rising edge to the last: a window that
+        # cuts a period would count part of it
+        start, end = (rises[0], rises[-1]) if len(rises) >= 2 else (t0, t1)
+        high = 0.0
+        for (t, v), (t_next, _) in zip(edges, edges[1:] + [(t1, None)]):
+            if v:
+                high += max(0.0, min(t_next, end) - max(t, start))
+        periods = len(rises) - 1 if len(rises) >= 2 else len(rises)
+        out[o] = {"duty": high / (end - start), "hz": periods / (end - start)}
     return out
 
 def main():
