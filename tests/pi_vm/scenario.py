@@ -44,12 +44,12 @@ class Scenario(Generic[T]):
 
     def __init__(self, name: str, start: Callable[[], AbstractContextManager[T]], steps: list[Callable[[T], None]],
                  diagnose: Callable[[T], list[tuple[str, str]]],
-                 fork_after: str | None = None, fork: Callable[[T], object] | None = None,
+                 fork_after: str | None = None, fork: Callable[[T], T] | None = None,
                  meter: Callable[[T], float] = lambda target: 0.0) -> None:
         self.name = name
         self._meter = meter
         self._fork_after, self._fork = fork_after, fork
-        self.forked: Future[object] = Future()
+        self.forked: Future[T] = Future()
         """A copy of the target made by ``fork`` right after step ``fork_after``, for other tests."""
         self._start = start
         self.steps = steps
@@ -74,19 +74,6 @@ class Scenario(Generic[T]):
         if not self._done[step].wait(timeout):
             return Outcome(error=TimeoutError(f"{self.name}: {step} did not end within {timeout:.0f} s"))
         return self._outcomes[step]
-
-    def report(self, step: str, request: object, timeout: float = 1500) -> None:
-        """The body of a step's test: wait for its outcome, then pass, skip or fail as the step did."""
-        import pytest
-
-        out = self.outcome(step, timeout=timeout)
-        for title, text in out.sections:
-            request.node.add_report_section("call", title, text)  # type: ignore[attr-defined]
-        print(f"{step}: {out.seconds:.0f} s on the {self.name} guest ({out.cpu_s:.0f} CPU-s)")
-        if out.skipped:
-            pytest.skip(out.skipped)
-        if out.error is not None:
-            raise out.error
 
     def _finish(self, step: str, outcome: Outcome) -> None:
         self._outcomes[step] = outcome

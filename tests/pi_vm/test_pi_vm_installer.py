@@ -124,4 +124,11 @@ FIRST = plain_install_on_a_fresh_pi.__name__
 
 @pytest.mark.parametrize("step", [s.__name__ for s in STEPS])
 def test_installer_path(step: str, installer_scenario: Scenario[Pi], request: pytest.FixtureRequest) -> None:
-    installer_scenario.report(step, request)
+    out = installer_scenario.outcome(step, timeout=1500)
+    for title, text in out.sections:
+        request.node.add_report_section("call", title, text)
+    print(f"{step}: {out.seconds:.0f} s on the installer's guest ({out.cpu_s:.0f} CPU-s)")
+    if out.skipped:
+        pytest.skip(out.skipped)
+    if out.error is not None:
+        raise out.error
