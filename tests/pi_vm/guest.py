@@ -9,7 +9,6 @@ forwarded to a free port on 127.0.0.1, where the host's client connects.
 from __future__ import annotations
 
 import base64
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -24,7 +23,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent
@@ -81,10 +79,8 @@ class Result:
 
 class Guest:
     """One boot of the stand-in; use as a context manager (powers off at exit).
-
-    Two guests may run at once (the tier runs the installer's paths on one
-    while a copy of it runs the other checks): ``others_paused()`` stops all
-    but one while it times something."""
+    Two may run at once: the tier runs the installer's paths on one while a
+    copy of it runs the other checks."""
 
     running: list[Guest] = []
     _running_lock = threading.Lock()
@@ -102,23 +98,6 @@ class Guest:
 
     def progress(self, msg: str) -> None:
         progress(f"{self.name}: {msg}")
-
-    @contextlib.contextmanager
-    def others_paused(self) -> Iterator[None]:
-        """Pause every other running guest (QMP stop: its clocks stand still too)."""
-        with Guest._running_lock:
-            others = [vm for vm in Guest.running if vm is not self and vm.proc is not None and vm.proc.poll() is None]
-            paused = []
-            try:
-                for vm in others:
-                    with contextlib.suppress(OSError):
-                        vm._qmp({"execute": "stop"})
-                        paused.append(vm)
-                yield
-            finally:
-                for vm in paused:
-                    with contextlib.suppress(OSError):
-                        vm._qmp({"execute": "cont"})
 
     # -- lifecycle ------------------------------------------------------
     def _share_image(self) -> Path:
