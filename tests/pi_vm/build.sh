@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Build (or reuse from the cache) what the Pi stand-in boots: a Debian bookworm
-# root file system with systemd and the kernel, the kernel's GPIO simulator
-# (gpio-sim) built out of tree against that kernel, and a wheelhouse that stands
-# in for PyPI inside the guest. Needs root, mmdebstrap, linux-source-6.1 and
-# linux-headers-<guest kernel>, e2fsprogs (.ci/run installs them).
+# Build (or reuse from the cache) what the Pi stand-in boots: a Debian root file
+# system (bookworm, or trixie) with systemd and the kernel, the kernel's GPIO
+# simulator (gpio-sim) built out of tree against that kernel, and a wheelhouse
+# that stands in for PyPI inside the guest. Needs root, mmdebstrap,
+# linux-source-6.1 and linux-headers-<guest kernel>, e2fsprogs (.ci/run
+# installs them).
 #
-#   tests/pi_vm/build.sh CACHE_DIR      prints the directory holding
-#                                       vmlinuz, initrd.img, rootfs.img, wheelhouse/
+#   tests/pi_vm/build.sh CACHE_DIR [bookworm|trixie]
+#       prints two directories: the root's (vmlinuz, initrd.img, rootfs.img)
+#       and the wheelhouse's
+#
+# Both suites boot bookworm's kernel (6.1, with gpio-sim from linux-source-6.1):
+# Debian's 6.12 lacks gpio-sim as well, and the kernel is not what a Raspberry
+# Pi OS release changes for us; its user space (systemd, Python) is.
 #
 # Each part lives under CACHE_DIR in a folder named by a hash of what it depends
 # on (kernel version, package list, this script, the requirements), so a change
@@ -15,10 +21,16 @@ set -euo pipefail
 CACHE=${1:?usage: build.sh CACHE_DIR}
 HERE=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 SRC=$(CDPATH='' cd -- "$HERE/../.." && pwd)
-SUITE=bookworm
-MIRRORS=("deb http://deb.debian.org/debian $SUITE main"
-         "deb http://deb.debian.org/debian $SUITE-updates main"
-         "deb http://deb.debian.org/debian-security $SUITE-security main")
+SUITE=${2:-bookworm}
+mirrors() { printf '%s\n' "deb http://deb.debian.org/debian $1 main" "deb http://deb.debian.org/debian $1-updates main" \
+    "deb http://deb.debian.org/debian-security $1-security main"; }
+case $SUITE in
+    bookworm) PY=3.11 ;;
+    # + bookworm's sources, for its kernel (trixie's versions of everything else are newer)
+    trixie) PY=3.13 ;;
+    *) echo "build.sh: the suite is bookworm or trixie, not $SUITE" >&2; exit 2 ;;
+esac
+mapfile -t MIRRORS < <(mirrors "$SUITE"; [ "$SUITE" = bookworm ] || mirrors bookworm)
 # What Raspberry Pi OS Lite has that the service and the installer use, plus
 # the guest agent (the test's hands inside the guest) and gpiod (gpioinfo).
 # python3-gpiozero is Debian's 1.6: the installer must notice that it lacks
@@ -33,6 +45,13 @@ hash_of() { sha256sum | cut -c1-16; }
 # file contents only (not their paths: every clone must find the same cache)
 contents() { cat "$@" | sha256sum | cut -c1-64; }
 mkdir -p "$CACHE"
+# One build of a suite at a time (the tier builds both side by side, and the
+# shared gpio-sim under a lock of its own); what a failed one left goes.
+exec 8>"$CACHE/build-$SUITE.lock"
+flock 8
+rm -rf "$CACHE/tmp-$SUITE".*
+# what an older layout left (one suite, snapshots beside the roots)
+rm -rf "$CACHE"/root-???????????????? "$CACHE"/wheelhouse-???????????????? "$CACHE"/boot-* "$CACHE/boot.lock" "$CACHE"/tmp.*
 
 KVER=$(apt-cache depends "linux-image-amd64" 2>/dev/null | sed -n 's/^ *Depends: linux-image-\(.*\)$/\1/p' | head -n1)
 [ -n "$KVER" ] || { say "cannot tell the guest kernel version (apt-cache depends linux-image-amd64): run apt-get update"; exit 1; }
@@ -41,8 +60,10 @@ HEADERS=/usr/src/linux-headers-$KVER
 [ -f /usr/src/linux-source-6.1.tar.xz ] || { say "missing /usr/src/linux-source-6.1.tar.xz: apt-get install linux-source-6.1"; exit 1; }
 
 # ---------------------------------------------------------------- gpio-sim --
-MOD_KEY=$( (echo "$KVER"; contents /usr/src/linux-source-6.1.tar.xz "$HERE/build.sh") | hash_of)
+MOD_KEY=$( (echo "$KVER"; contents /usr/src/linux-source-6.1.tar.xz) | hash_of)
 MOD_DIR=$CACHE/gpio-sim-$MOD_KEY
+exec 9>"$CACHE/gpio-sim.lock"
+flock 9
 if [ ! -f "$MOD_DIR/gpio-sim.ko" ]; then
     say "building gpio-sim for $KVER (out of tree, from linux-source-6.1)"
     t=$(mktemp -d)
@@ -61,18 +82,51 @@ if [ ! -f "$MOD_DIR/gpio-sim.ko" ]; then
     cp "$t/m/gpio-sim.ko" "$MOD_DIR/"
     rm -rf "$t"
 fi
+exec 9>&-
 
 # -------------------------------------------------------------- root image --
 ROOT_KEY=$( (echo "$KVER $SUITE $PACKAGES ${MIRRORS[*]}"; contents "$HERE/build.sh" "$MOD_DIR/gpio-sim.ko") | hash_of)
-ROOT_DIR=$CACHE/root-$ROOT_KEY
+ROOT_DIR=$CACHE/root-$SUITE-$ROOT_KEY
 if [ ! -f "$ROOT_DIR/rootfs.img" ]; then
     say "building the $SUITE root file system with mmdebstrap (kernel $KVER)"
-    rm -rf "$CACHE"/root-*
-    t=$(mktemp -d "$CACHE/tmp.XXXXXX")
+    rm -rf "$CACHE/root-$SUITE-"*
+    t=$(mktemp -d "$CACHE/tmp-$SUITE.XXXXXX")
+    # Raspberry Pi OS has python3-lgpio and python3-rpi-lgpio; Debian has not,
+    # and PyPI's lgpio has wheels only up to Python 3.12. Trixie's root (the
+    # Raspberry Pi OS trixie stand-in) gets both as Debian packages made from
+    # the same upstream releases: lgpio built from its source in the root
+    # (its build tools removed afterwards), rpi-lgpio's wheel as it is.
+    hooks=()
+    if [ "$SUITE" = trixie ]; then
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary=:all: -d "$t/pkgs" lgpio
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: -d "$t/pkgs" rpi-lgpio
+        cat > "$t/pkgs/build.sh" <<'SH'
+set -e
+cd /tmp/pkgs
+dpkg-query -W -f '${Package}\n' | sort > before
+apt-get install -y -qq --no-install-recommends swig gcc libc6-dev python3-dev python3-setuptools >/dev/null
+# PYPI=1: lgpio links its C library in statically, as in its wheels on PyPI
+PYPI=1 python3 -m pip wheel -q --no-deps --no-build-isolation -w . lgpio-*.tar.gz
+dpkg-query -W -f '${Package}\n' | sort | comm -13 before - | xargs apt-get purge -y -qq >/dev/null
+deb() {  # NAME ARCH WHEEL: a Debian package of the wheel's files
+    d=$1; mkdir -p "$d/DEBIAN" "$d/usr/lib/python3/dist-packages"
+    python3 -m pip install -q --no-deps --no-compile --target "$d/usr/lib/python3/dist-packages" "$3"
+    version=$(basename "$3" | cut -d- -f2)
+    printf 'Package: %s\nVersion: %s-0standin\nArchitecture: %s\nMaintainer: gravity-led tests <tests@invalid>\nDepends: python3\nDescription: %s\n' \
+        "$1" "$version" "$2" "Raspberry Pi OS's $1, for the Pi stand-in" > "$d/DEBIAN/control"
+    dpkg-deb --build -Zgzip "$d" "$d.deb" >/dev/null
+    dpkg -i "$d.deb" >/dev/null
+}
+deb python3-lgpio amd64 lgpio-*.whl
+deb python3-rpi-lgpio all rpi_lgpio-*.whl
+SH
+        hooks=(--customize-hook="cp -r $t/pkgs \"\$1/tmp/pkgs\" && chroot \"\$1\" sh /tmp/pkgs/build.sh && rm -rf \"\$1/tmp/pkgs\"")
+    fi
     # shellcheck disable=SC2086 # a list of package names
     mmdebstrap --quiet --variant=minbase --include="$(echo $PACKAGES linux-image-$KVER | tr ' ' ',')" \
-        --customize-hook='echo raspberrypi > "$1/etc/hostname"' \
-        "$SUITE" "$t/root" "${MIRRORS[@]}" >&2
+        --customize-hook='echo raspberrypi > "$1/etc/hostname"' "${hooks[@]}" \
+        "$SUITE" "$t/root" "${MIRRORS[@]}" >&2 8>&-  # (apt fails with the lock's fd open)
+    rm -rf "$t/pkgs"
     r=$t/root
     # A non-empty machine-id, or the first boot waits at a prompt.
     od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$r/etc/machine-id"; echo >> "$r/etc/machine-id"
@@ -119,26 +173,37 @@ fi
 
 # -------------------------------------------------------------- wheelhouse --
 # What pip may install inside the guest: the project's requirements, its Pi
-# extra (lgpio, rpi-lgpio: Debian has no python3-lgpio) and the build backend.
-REQS=$(python3 - "$SRC" <<'PY'
+# extra (lgpio, rpi-lgpio: Debian has no python3-lgpio) and the build backend,
+# for the guest's Python. Not the Pi extra on trixie, whose root has them as
+# Raspberry Pi OS has (and PyPI has no lgpio wheel for its Python).
+REQS=$(python3 - "$SRC" "$SUITE" <<'PY'
 import configparser, pathlib, re, sys
 src = pathlib.Path(sys.argv[1])
 cfg = configparser.ConfigParser(); cfg.read(src / "setup.cfg")
-reqs = cfg["options"]["install_requires"].split() + cfg["options.extras_require"]["pi"].split()
+reqs = cfg["options"]["install_requires"].split()
+if sys.argv[2] == "bookworm":
+    reqs += cfg["options.extras_require"]["pi"].split()
 reqs += re.findall(r'"([^"]+)"', (src / "pyproject.toml").read_text().split("requires", 1)[1].split("]")[0])
 print("\n".join(r for r in reqs if r))
 PY
 )
-WH_KEY=$( (echo "$REQS"; echo "$KVER"; contents "$HERE/build.sh") | hash_of)
-WH_DIR=$CACHE/wheelhouse-$WH_KEY
+WH_KEY=$( (echo "$REQS"; echo "$KVER $PY"; contents "$HERE/build.sh") | hash_of)
+WH_DIR=$CACHE/wheelhouse-$SUITE-$WH_KEY
 if [ ! -d "$WH_DIR" ]; then
-    say "downloading the wheelhouse: $(echo "$REQS" | tr '\n' ' ')"
-    rm -rf "$CACHE"/wheelhouse-*
-    t=$(mktemp -d "$CACHE/tmp.XXXXXX")
-    # The guest runs the same Python (bookworm's 3.11, x86_64) as this host.
+    say "downloading the wheelhouse for Python $PY: $(echo "$REQS" | tr '\n' ' ')"
+    rm -rf "$CACHE/wheelhouse-$SUITE-"*
+    t=$(mktemp -d "$CACHE/tmp-$SUITE.XXXXXX")
+    # Bookworm's guest runs this host's Python (3.11, x86_64); for another, pip
+    # is told its version and every manylinux tag its glibc (2.41) accepts
+    # (pip does not infer the older ones from the newest).
+    target=()
+    if [ "$PY" != "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ]; then
+        target=(--python-version "$PY" --implementation cp --platform linux_x86_64 --platform manylinux2014_x86_64)
+        for v in $(seq 5 41); do target+=(--platform "manylinux_2_${v}_x86_64"); done
+    fi
     # shellcheck disable=SC2086
-    python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: -d "$t" $REQS 2>"$t.log" \
-        || { cat "$t.log"; exit 1; }
+    python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: "${target[@]}" -d "$t" \
+        $REQS 2>"$t.log" || { cat "$t.log"; exit 1; }
     rm -f "$t.log"
     mv "$t" "$WH_DIR"
 fi

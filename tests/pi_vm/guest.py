@@ -47,20 +47,21 @@ class Images:
     wheelhouse: Path
 
 
-_built: dict[Path, Images] = {}
-_build_lock = threading.Lock()
+_built: dict[tuple[Path, str], Images] = {}
+_build_locks: dict[str, threading.Lock] = {"bookworm": threading.Lock(), "trixie": threading.Lock()}
 
 
-def build(cache: Path = CACHE) -> Images:
-    """Run build.sh once per session (a no-op when the cache is warm); its progress goes to stderr."""
-    with _build_lock:
-        if cache not in _built:
-            r = subprocess.run(["bash", str(HERE / "build.sh"), str(cache)], stdout=subprocess.PIPE, text=True, timeout=1500)
+def build(suite: str = "bookworm", cache: Path = CACHE) -> Images:
+    """Run build.sh once per session and suite (a no-op when the cache is
+    warm; two suites build side by side); its progress goes to stderr."""
+    with _build_locks[suite]:
+        if (cache, suite) not in _built:
+            r = subprocess.run(["bash", str(HERE / "build.sh"), str(cache), suite], stdout=subprocess.PIPE, text=True, timeout=1500)
             if r.returncode != 0:
-                raise RuntimeError(f"tests/pi_vm/build.sh exited {r.returncode}")
+                raise RuntimeError(f"tests/pi_vm/build.sh {suite} exited {r.returncode}")
             root, wheelhouse = r.stdout.split()
-            _built[cache] = Images(Path(root), Path(wheelhouse))
-        return _built[cache]
+            _built[cache, suite] = Images(Path(root), Path(wheelhouse))
+        return _built[cache, suite]
 
 
 class GuestError(RuntimeError):
@@ -178,7 +179,7 @@ class Guest:
     def boot(self) -> None:
         """Restore the booted guest from its cached snapshot (a few seconds),
         made by a cold boot the first time (about 30 s under TCG)."""
-        with open(self.images.root.parent / "boot.lock", "w") as lock:
+        with open(self.images.root / "boot.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another guest may be making it
             snap = self._snapshot()
         overlay = self.dir / "root.qcow2"
@@ -190,17 +191,17 @@ class Guest:
 
     def _snapshot(self) -> Path:
         """The cached booted guest: its disk and its memory (QEMU's migration
-        stream), keyed by the root image and this QEMU; made here if missing."""
+        stream), kept beside the root image and keyed by this QEMU; made here if missing."""
         version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
         machine = " ".join(self._qemu_cmd(Path("DISK"), Path("SHARE"))).replace(str(self.dir), "RUN").replace(str(self.port), "PORT")
         key = hashlib.sha256(f"{self.images.root.name} {version} {machine}".encode()).hexdigest()[:16]
-        snap = self.images.root.parent / f"boot-{key}"
+        snap = self.images.root / f"boot-{key}"
         if (snap / "state").is_file():
             return snap
         self.progress("booting the guest once to snapshot it (later runs restore it)")
-        for old in self.images.root.parent.glob("boot-*"):
+        for old in [*self.images.root.glob("boot-*"), *self.images.root.glob("tmp-boot-*")]:
             shutil.rmtree(old, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix="boot-", dir=self.images.root.parent))
+        tmp = Path(tempfile.mkdtemp(prefix="tmp-boot-", dir=self.images.root))
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.images.root / "rootfs.img"), str(tmp / "disk.qcow2")], check=True, timeout=60)
         blank = self.dir / "blank-share.img"
         subprocess.run(["truncate", "-s", SHARE_SIZE, str(blank)], check=True)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -122,14 +123,14 @@ class Pi:
 
 
 @contextlib.contextmanager
-def booted(name: str, workdir: Path, board: str = "pi4") -> Iterator[Pi]:
-    """A guest restored from the cached snapshot, made a Pi stand-in, with a
-    clone of this checkout in /home/pi (as a Pi user has one)."""
+def booted(name: str, workdir: Path, board: str = "pi4", suite: str = "bookworm") -> Iterator[Pi]:
+    """A guest of ``suite`` restored from its cached snapshot, made a ``board``
+    stand-in, with a clone of this checkout in /home/pi (as a Pi user has one)."""
     t0 = time.monotonic()
-    images = g.build()
+    images = g.build(suite)
     with g.Guest(images, workdir, port=free_port(), name=name) as vm:
         vm.boot()
-        vm.progress(f"guest up ({time.monotonic() - t0:.0f} s); making it a {board} stand-in")
+        vm.progress(f"guest up ({time.monotonic() - t0:.0f} s); making it a {board} stand-in on {suite}")
         vm.ok("mkdir -p /mnt/share /home/pi && mount -o ro /dev/vdb /mnt/share"
               f" && sh /mnt/share/standin/setup.sh {board} && cp -a /mnt/share/gravity-led {CHECKOUT}")
         yield Pi(vm)
@@ -201,3 +202,25 @@ def check_duties(pi: Pi, client: Client, *, chip: int = 0) -> list[str]:
             else:
                 assert got["hz"] == 0, seen[-1]
     return seen
+
+
+def check_ready_under_the_shipped_unit(pi: Pi) -> None:
+    """a: the daemon as the install started it, under the shipped units."""
+    # the shipped units, unchanged; only the stand-in's drop-in beside them
+    pi.vm.ok(f"cmp /etc/systemd/system/gravity-led.service {CHECKOUT}/deploy/gravity-led.service"
+             f" && cmp /etc/systemd/system/gravity-led.socket {CHECKOUT}/deploy/gravity-led.socket")
+    dropins = pi.vm.ok("ls /etc/systemd/system/gravity-led.service.d/").split()
+    assert dropins == ["50-pi-standin.conf"]
+    # Type=notify: active (running) only after READY=1
+    assert pi.show("ActiveState") == "active" and pi.show("SubState") == "running"
+    assert pi.show("StatusText").startswith("idle"), pi.show("StatusText")
+    out = pi.vm.ok("systemd-analyze security --no-pager gravity-led.service", timeout=120)
+    score = float(re.search(r"Overall exposure level for gravity-led\.service: (\d+\.\d+)", out).group(1))
+    assert score <= 1.5, out
+    invocation = pi.show("InvocationID")
+    warnings = pi.vm.ok(f"journalctl --no-pager -q -p warning _SYSTEMD_INVOCATION_ID={invocation}")
+    assert warnings.strip() == "", warnings
+    log = pi.vm.ok(f"journalctl --no-pager -q -o cat _SYSTEMD_INVOCATION_ID={invocation}")
+    assert "pin factory" not in log.lower() or "lgpio" in log.lower(), log
+    # the programs are on the PATH sudo uses
+    assert re.search(r"\d+\.\d+", pi.vm.ok("sudo -n gravity-led-daemon --version 2>&1; sudo -n gravity-led-client --help >/dev/null"))

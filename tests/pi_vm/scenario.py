@@ -20,6 +20,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable, Generic, TypeVar
 
+import pytest
+
 T = TypeVar("T")
 
 
@@ -117,3 +119,16 @@ class Scenario(Generic[T]):
                 failed = next((o for o in self._outcomes.values() if o.error is not None), None)
                 self.forked.set_exception(RuntimeError(
                     f"{self.name}: no copy of the guest: {failed.error if failed else 'the scenario ended before ' + str(self._fork_after)}"))
+
+
+def outcome_as_test(scenario: Scenario, step: str, request: pytest.FixtureRequest, timeout: float = 1500) -> None:
+    """The body of a test that reports one step of ``scenario``: its outcome,
+    its time and CPU, and on a failure the guest's journal and serial log."""
+    out = scenario.outcome(step, timeout=timeout)
+    for title, text in out.sections:
+        request.node.add_report_section("call", title, text)
+    print(f"{step}: {out.seconds:.0f} s on the {scenario.name} guest ({out.cpu_s:.0f} CPU-s)")
+    if out.skipped:
+        pytest.skip(out.skipped)
+    if out.error is not None:
+        raise out.error

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import pytest
 
-from .pi import CHECKOUT, FREQUENCY_HZ, G, LEFT, LINES, RIGHT, TOLERANCE, Client, Pi, check_duties, expect_leds
+from .pi import FREQUENCY_HZ, G, LEFT, LINES, RIGHT, TOLERANCE, Client, Pi, check_duties, check_ready_under_the_shipped_unit, expect_leds
 from .scenario import Scenario
 
 pytestmark = [pytest.mark.pi_vm, pytest.mark.timeout(1800)]
@@ -53,25 +53,7 @@ def _cost(pi: Pi) -> Iterator[None]:
 
 def test_service_is_ready_under_the_shipped_hardened_unit_without_warnings(pi: Pi) -> None:
     """a."""
-    # the shipped units, unchanged; only the stand-in's drop-in beside them
-    pi.vm.ok(f"cmp /etc/systemd/system/gravity-led.service {CHECKOUT}/deploy/gravity-led.service"
-             f" && cmp /etc/systemd/system/gravity-led.socket {CHECKOUT}/deploy/gravity-led.socket")
-    dropins = pi.vm.ok("ls /etc/systemd/system/gravity-led.service.d/").split()
-    assert dropins == ["50-pi-standin.conf"]
-    # the daemon as the install started it
-    # Type=notify: active (running) only after READY=1
-    assert pi.show("ActiveState") == "active" and pi.show("SubState") == "running"
-    assert pi.show("StatusText").startswith("idle"), pi.show("StatusText")
-    out = pi.vm.ok("systemd-analyze security --no-pager gravity-led.service", timeout=120)
-    score = float(re.search(r"Overall exposure level for gravity-led\.service: (\d+\.\d+)", out).group(1))
-    assert score <= 1.5, out
-    invocation = pi.show("InvocationID")
-    warnings = pi.vm.ok(f"journalctl --no-pager -q -p warning _SYSTEMD_INVOCATION_ID={invocation}")
-    assert warnings.strip() == "", warnings
-    log = pi.vm.ok(f"journalctl --no-pager -q -o cat _SYSTEMD_INVOCATION_ID={invocation}")
-    assert "pin factory" not in log.lower() or "lgpio" in log.lower(), log
-    # the programs are on the PATH sudo uses
-    assert re.search(r"\d+\.\d+", pi.vm.ok("sudo -n gravity-led-daemon --version 2>&1; sudo -n gravity-led-client --help >/dev/null"))
+    check_ready_under_the_shipped_unit(pi)
 
 
 # ---------------------------------------------------------------- LEDs -----
@@ -202,37 +184,3 @@ def test_journal_carries_the_documented_fields(pi: Pi) -> None:
     assert pi.vm.ok("journalctl -u gravity-led -F FRAMES_REJECTED").strip()
     one = addresses[0]
     assert one in pi.vm.ok(f"journalctl -u gravity-led CLIENT_ADDRESS={one} -o cat")
-
-
-def test_frames_set_measured_duties_with_rpigpio(pi: Pi) -> None:
-    """c, with the RPi.GPIO API (rpi-lgpio), chosen as the README says: a drop-in.
-    (It stays the running factory until the next test's install restarts the daemon.)"""
-    pi.vm.ok("mkdir -p /etc/systemd/system/gravity-led.service.d && printf '[Service]\\nEnvironment=GRAVITY_LED_PIN_FACTORY=rpigpio\\n'"
-             " > /etc/systemd/system/gravity-led.service.d/60-factory.conf && systemctl daemon-reload")
-    try:
-        pi.restart()
-        assert pi.status()["pin_factory"] == "rpigpio"
-        with Client(pi.port) as client:
-            seen = check_duties(pi, client)
-        print("\n".join(seen))
-    finally:
-        pi.vm.ok("rm -f /etc/systemd/system/gravity-led.service.d/60-factory.conf && systemctl daemon-reload")
-
-
-# ---------------------------------------------------------------- Pi 5 -----
-
-
-def test_pi5_standin_drives_its_lines(pi: Pi) -> None:
-    """h: a Pi 5 board revision with gpiochip0-4; gpiozero's lgpio factory opens gpiochip4."""
-    pi.vm.ok("sh /mnt/share/standin/setup.sh pi5")
-    out = pi.install(expect_pip=False)
-    assert "python3-rpi-lgpio" in out  # the Pi 5 package for RPi.GPIO (from PyPI here)
-    pi.wait_until("/healthz after the install's restart", pi.healthz)
-    with Client(pi.port) as client:
-        client.tilt(45)
-        want = math.sin(math.radians(45))
-        expect_leds(pi, want, 0.0)
-        m4 = pi.measure(4, 1.0, RIGHT, LEFT)
-        m0 = pi.lines("measure", 0, 0.3, RIGHT, LEFT)
-    assert abs(m4[str(RIGHT)]["duty"] - want) <= TOLERANCE and m4[str(LEFT)]["duty"] == 0, m4
-    assert m0[str(RIGHT)]["duty"] == 0, "drove gpiochip0, not the Pi 5's gpiochip4"

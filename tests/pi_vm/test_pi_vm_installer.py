@@ -16,7 +16,7 @@ import re
 import pytest
 
 from .pi import CHECKOUT, Pi
-from .scenario import Scenario
+from .scenario import Scenario, outcome_as_test
 
 pytestmark = [pytest.mark.pi_vm, pytest.mark.timeout(1800)]
 
@@ -124,11 +124,4 @@ FIRST = plain_install_on_a_fresh_pi.__name__
 
 @pytest.mark.parametrize("step", [s.__name__ for s in STEPS])
 def test_installer_path(step: str, installer_scenario: Scenario[Pi], request: pytest.FixtureRequest) -> None:
-    out = installer_scenario.outcome(step, timeout=1500)
-    for title, text in out.sections:
-        request.node.add_report_section("call", title, text)
-    print(f"{step}: {out.seconds:.0f} s on the installer's guest ({out.cpu_s:.0f} CPU-s)")
-    if out.skipped:
-        pytest.skip(out.skipped)
-    if out.error is not None:
-        raise out.error
+    outcome_as_test(installer_scenario, step, request)

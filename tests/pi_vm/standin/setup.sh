@@ -8,12 +8,15 @@
 # - gpiozero reads the board revision from /proc/cpuinfo, rpi-lgpio from
 #   $RPI_LGPIO_REVISION: a drop-in gives the service both (ProtectProc=
 #   mounts a fresh /proc, so a bind mount must come from the unit itself);
+# - rpi-lgpio finds a Pi's GPIO chip by its device-tree node (on a Pi 5 the
+#   RP1's, "raspberrypi,rp1-gpio"), which gpio-sim has not, and else opens
+#   gpiochip0: the drop-in names a Pi 5's chip with $RPI_LGPIO_CHIP;
 # - pip's package source is the wheelhouse on the share (no network needed).
 set -eu
 BOARD=$1
 case $BOARD in
-    pi4) MODEL="Raspberry Pi 4 Model B Rev 1.5"; REV=c03115; CHIPS=1 ;;
-    pi5) MODEL="Raspberry Pi 5 Model B Rev 1.0"; REV=d04170; CHIPS=5 ;;
+    pi4) MODEL="Raspberry Pi 4 Model B Rev 1.5"; REV=c03115; CHIPS=1; RP1= ;;
+    pi5) MODEL="Raspberry Pi 5 Model B Rev 1.0"; REV=d04170; CHIPS=5; RP1="Environment=RPI_LGPIO_CHIP=4" ;;
     *) echo "setup.sh: pi4 or pi5" >&2; exit 2 ;;
 esac
 mountpoint -q /sys/firmware/devicetree 2>/dev/null || {
@@ -42,6 +45,7 @@ cat > /etc/systemd/system/gravity-led.service.d/50-pi-standin.conf <<CONF
 [Service]
 BindReadOnlyPaths=/etc/gravity-led-standin/cpuinfo:/proc/cpuinfo
 Environment=RPI_LGPIO_REVISION=$REV
+$RP1
 CONF
 printf '[global]\nno-index = true\nfind-links = /mnt/share/wheelhouse\n' > /etc/pip.conf
 systemctl daemon-reload
