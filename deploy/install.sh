@@ -7,8 +7,8 @@
 #   sudo deploy/install.sh --uninstall   remove it all (a config you edited is kept; --purge removes it too)
 #
 # What it does, in order (each step is safe to repeat):
-#   1. apt-get install python3-venv python3-pip python3-systemd python3-lgpio python3-gpiozero, and
-#      python3-rpi-lgpio on a Pi 5 (RPi.GPIO cannot drive its RP1 chip) or
+#   1. apt-get install python3-venv python3-pip python3-setuptools python3-wheel python3-systemd
+#      python3-lgpio python3-gpiozero, and python3-rpi-lgpio on a Pi 5 (RPi.GPIO cannot drive its RP1 chip) or
 #      python3-rpi.gpio on older boards: those this OS has (one line names the
 #      others, which pip then installs from PyPI into the venv)
 #   2. system user gravity-led, in group gpio (which owns /dev/gpiochip*)
@@ -176,7 +176,10 @@ fi
 # 32 and 64 bit) has them all; elsewhere pip brings the Python ones.
 PIP_EXTRA=
 if [ "$USE_APT" -eq 1 ]; then
-    PKGS="python3 python3-venv python3-pip python3-systemd python3-lgpio python3-gpiozero"
+    # setuptools and wheel build our wheel in one Python (step 3); trixie's
+    # pip no longer pulls them in, and without them pip's isolated build takes
+    # twice as long.
+    PKGS="python3 python3-venv python3-pip python3-setuptools python3-wheel python3-systemd python3-lgpio python3-gpiozero"
     case ${MODEL:-} in
         # Pi 5 (the pattern covers the 500 too) and CM5: GPIO sits on the RP1 chip, which
         # RPi.GPIO cannot drive; rpi-lgpio is a drop-in RPi.GPIO on lgpio.
@@ -201,7 +204,9 @@ if [ "$USE_APT" -eq 1 ]; then
             python3-lgpio) PIP_EXTRA="$PIP_EXTRA lgpio" ;;
             # rpi-lgpio is the RPi.GPIO API on lgpio: it works on every Pi.
             python3-rpi-lgpio|python3-rpi.gpio) PIP_EXTRA="$PIP_EXTRA rpi-lgpio" ;;
-            python3-gpiozero|python3-systemd|python3-pip) ;;  # pip installs gpiozero; journal fields need python3-systemd but the daemon runs without
+            # pip installs gpiozero, and builds without setuptools and wheel;
+            # journal fields need python3-systemd but the daemon runs without
+            python3-gpiozero|python3-systemd|python3-pip|python3-setuptools|python3-wheel) ;;
             *) die "this system has no package$MISSING, which gravity-led needs (is this Raspberry Pi OS? run: sudo apt-get update)" ;;
         esac
     done

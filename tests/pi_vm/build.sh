@@ -36,7 +36,8 @@ mapfile -t MIRRORS < <(mirrors "$SUITE"; [ "$SUITE" = bookworm ] || mirrors book
 # python3-gpiozero is Debian's 1.6: the installer must notice that it lacks
 # the Pi 5 fix and take gpiozero from PyPI (the wheelhouse) instead.
 PACKAGES="systemd systemd-sysv udev dbus kmod procps iproute2 sudo python3 python3-venv
-python3-pip python3-systemd python3-cryptography python3-gpiozero gpiod curl initramfs-tools qemu-guest-agent"
+python3-pip python3-setuptools python3-wheel python3-systemd python3-cryptography python3-gpiozero gpiod curl
+initramfs-tools qemu-guest-agent"
 
 # stdout carries only the answer (fd 3); everything else goes to stderr.
 exec 3>&1 1>&2

@@ -129,7 +129,7 @@ def _failsafe_after(pi: Pi, how: str) -> None:
     once the killed daemon released it."""
     pi.systemctl("reset-failed", "gravity-led.service")
     old = pi.main_pid()
-    pi.vm.ok(f"{LINES} pull 0 up {RIGHT} {LEFT} && {LINES} trace 0 on {RIGHT} {LEFT}")
+    pi.vm.ok(f"{LINES} pull 0 up {RIGHT} {LEFT}")
     try:
         pi.vm.ok("rm -f /run/stop-watch; STOP_FILE=/run/stop-watch setsid -w python3 /mnt/share/standin/lines.py"
                  f" watch 0 120 {RIGHT} {LEFT} > /run/watch.json 2>&1 & echo $! > /run/watch.pid")

@@ -5,10 +5,15 @@
   lines.py watch CHIP SECONDS OFFSET...     every level change, with CLOCK_MONOTONIC times (JSON)
   lines.py wait-low CHIP SECONDS OFFSET...  until every line has read 0 for 0.2 s; exit 1 on timeout
   lines.py pull CHIP up|down OFFSET...      the level a line reads when no consumer drives it
-  lines.py trace CHIP on OFFSET...          start the kernel's own record: gpiolib's gpio_direction
-                                            and gpio_value tracepoints, stamped with CLOCK_MONOTONIC
-  lines.py trace CHIP read FROM TO OFFSET... stop it; print each line's events between FROM and TO
-                                            (monotonic seconds) as (time, pid, task, event) (JSON)
+  lines.py trace CHIP read FROM TO OFFSET... the kernel's own record (gpiolib's gpio_direction and
+                                            gpio_value tracepoints, stamped with CLOCK_MONOTONIC):
+                                            each line's events between FROM and TO (monotonic
+                                            seconds) as (time, pid, task, event) (JSON)
+
+setup.sh turns the tracepoints on once, at boot: switching them on and off,
+or resizing or clearing the buffer, patches kernel text or waits on every
+CPU, and a guest that did so for each measurement under a loaded host once
+locked up for a minute (an RCU stall, then "soft lockup ... [python3]").
 
 watch ends early once the file named by $STOP_FILE exists. watch and
 wait-low read the lines every 10 ms or so.
@@ -20,7 +25,6 @@ import json, os, re, sys, time
 from statistics import median
 
 TRACING = "/sys/kernel/tracing"
-EVENTS = ("gpio_direction", "gpio_value")
 
 def base(chip):
     dev = open(f"/sys/kernel/config/gpio-sim/chip{chip}/dev_name").read().strip()
@@ -40,27 +44,14 @@ def chip_base(chip):
     raise SystemExit(f"lines.py: {name} not in /sys/kernel/debug/gpio")
 
 def trace(chip, action, offsets):
-    def write(path, text):
-        with open(f"{TRACING}/{path}", "w") as f:
-            f.write(text)
-    if action == "on":
-        for e in EVENTS:
-            write(f"events/gpio/{e}/enable", "0")
-        write("trace_clock", "mono")
-        write("buffer_size_kb", "4096")
-        write("trace", "")
-        for e in EVENTS:
-            write(f"events/gpio/{e}/enable", "1")
-        return 0
+    if action != "read":
+        raise SystemExit(f"lines.py: trace {action}? (only read: setup.sh turns the record on)")
     t_from, t_to, *offsets = offsets
     print(json.dumps(traced(chip, float(t_from), float(t_to), offsets)))
     return 0
 
 def traced(chip, t_from, t_to, offsets):
-    """Stop the record; each line's events between t_from and t_to."""
-    for e in EVENTS:
-        with open(f"{TRACING}/events/gpio/{e}/enable", "w") as f:
-            f.write("0")
+    """Each line's events between t_from and t_to, from the record."""
     base = chip_base(chip)
     wanted = {base + int(o): o for o in offsets}
     out = {o: [] for o in offsets}
@@ -84,7 +75,6 @@ def measure(chip, seconds, offsets):
     wakes it late, that one period comes out long, its duty off. The median
     reports the duty the daemon set, which is the question here; a PWM that is
     off in most periods still fails."""
-    trace(chip, "on", [])
     fs = fds(chip, offsets)
     t0 = time.monotonic()
     levels = [int(os.pread(f, 2, 0)[:1] == b"1") for f in fs]

@@ -37,6 +37,15 @@ while [ $i -lt $CHIPS ]; do
     i=$((i + 1))
 done
 udevadm settle
+# The kernel's record of every value and direction set on a GPIO line, which
+# standin/lines.py reads: on once, for good (see there why).
+T=/sys/kernel/tracing
+if [ "$(cat $T/events/gpio/gpio_value/enable)" != 1 ]; then
+    echo mono > $T/trace_clock
+    echo 4096 > $T/buffer_size_kb
+    echo 1 > $T/events/gpio/gpio_direction/enable
+    echo 1 > $T/events/gpio/gpio_value/enable
+fi
 mkdir -p /etc/gravity-led-standin
 { cat /proc/cpuinfo; printf 'Hardware\t: BCM2835\nRevision\t: %s\nModel\t\t: %s\n' "$REV" "$MODEL"; } > /etc/gravity-led-standin/cpuinfo
 mkdir -p /etc/systemd/system/gravity-led.service.d
