@@ -272,6 +272,20 @@ elif [ "$PIP_MODE" != none ]; then
     # build-system) exits 3, and pip then builds the folder in an isolated
     # environment instead (online only).
     if [ "$PIP_MODE" = offline ]; then BUILDER=$PYTHON; else BUILDER=$ROOT$VENV/bin/python; fi
+    # PyPI has lgpio's wheels up to Python 3.12 only: on a newer Python
+    # without the OS's python3-lgpio (Debian, Ubuntu: Raspberry Pi OS has it)
+    # pip builds it from source. PYPI=1 makes lgpio's setup.py link its own C
+    # library in statically, as in its wheels (else it wants liblgpio, which
+    # those systems lack too); that build needs SWIG, a C compiler and
+    # Python's headers.
+    pip_failed() {
+        case " $PIP_EXTRA " in
+            *" lgpio "*) if "$ROOT$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 13))'; then
+                die "pip could not install lgpio (its output above), which PyPI has only as source for this Python: install what building it needs (sudo apt-get install swig gcc python3-dev), then run this again"
+            fi ;;
+        esac
+        die "pip could not install gravity-led (its output above)"
+    }
     set +e
     (cd "$BUILD/src" && "$BUILDER" - "$BUILD/dist" "src.$(printf %s "$SOURCE_ID" | cut -c1-12)" > "$BUILD/build.log" 2>&1 <<'PY'
 import re, sys
@@ -301,11 +315,13 @@ PY
                 --no-index --no-deps "$BUILD"/dist/*.whl
         else
             # shellcheck disable=SC2086 # a list of package names
-            "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD"/dist/*.whl $PIP_EXTRA
+            PYPI=1 "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD"/dist/*.whl $PIP_EXTRA \
+                || pip_failed
         fi
     elif [ "$built" -eq 3 ] && [ "$PIP_MODE" != offline ]; then
         # shellcheck disable=SC2086 # a list of package names
-        "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD/src" $PIP_EXTRA
+        PYPI=1 "$ROOT$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$BUILD/src" $PIP_EXTRA \
+            || pip_failed
     elif [ "$built" -eq 3 ]; then
         die "--offline builds the package with $PYTHON, which needs setuptools >= 64 and wheel (pip install wheel)"
     else

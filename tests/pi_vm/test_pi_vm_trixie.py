@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from .pi import FREQUENCY_HZ, LEFT, RIGHT, Client, Pi, check_duties, check_ready_under_the_shipped_unit, expect_leds
+from .pi import CHECKOUT, FREQUENCY_HZ, LEFT, RIGHT, Client, Pi, check_duties, check_ready_under_the_shipped_unit, expect_leds
 from .scenario import Scenario, outcome_as_test
 
 pytestmark = [pytest.mark.pi_vm, pytest.mark.timeout(1800)]
@@ -74,11 +74,30 @@ def pi5_lines_driven_with_rpigpio(pi: Pi) -> None:
     print("\n".join(seen))
 
 
+def without_python3_lgpio_the_installer_says_what_building_it_needs(pi: Pi) -> None:
+    """Requirement 4, the other side: Debian (or Ubuntu) trixie without
+    Raspberry Pi OS's python3-lgpio, where PyPI has lgpio for Python 3.13
+    only as source (the stand-in's wheelhouse has no lgpio at all). One line
+    names the missing packages; when pip then cannot install lgpio, one
+    sentence says what building it needs; the running install is untouched."""
+    pi.vm.ok("dpkg -r python3-rpi-lgpio python3-lgpio >/dev/null")
+    pi.vm.progress("install.sh (without python3-lgpio: fails)")
+    r = pi.vm.sh(f"cd {CHECKOUT} && deploy/install.sh </dev/null 2>&1", timeout=900)
+    assert r.rc == 1, r
+    note = [line for line in r.out.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "python3-lgpio" in note[0] and "python3-rpi-lgpio" in note[0], r.out
+    last = r.out.strip().splitlines()[-1]
+    assert last.startswith("install.sh: pip could not install lgpio") and "sudo apt-get install swig gcc python3-dev" in last, r.out
+    assert "Traceback" not in r.out, r.out
+    assert pi.active("gravity-led.service") == "active" and pi.healthz()
+
+
 STEPS = [
     plain_install_on_a_pi5_with_trixie,
     ready_under_the_shipped_hardened_unit_on_systemd_257,
     pi5_lines_driven_with_lgpio,
     pi5_lines_driven_with_rpigpio,
+    without_python3_lgpio_the_installer_says_what_building_it_needs,
 ]
 
 
