@@ -126,7 +126,7 @@ class Guest:
         is this command line (with this run's paths and port left out)."""
         qga = self.dir / "qga.sock"
         # One virtual CPU: the tier runs three guests on two host cores, and
-        # with two CPUs each it took a fifth longer (emulated IPIs and RCU
+        # with two CPUs each it took a quarter longer (emulated IPIs and RCU
         # work, more threads to share out); a Pi Zero has one core too.
         accel = "kvm" if os.environ.get("GRAVITY_LED_PIVM_KVM") == "1" else "tcg,thread=multi"
         cmd = [

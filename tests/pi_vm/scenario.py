@@ -100,7 +100,7 @@ class Scenario(Generic[T]):
                             sections = self._diagnose(target)
                         except Exception as d:  # the guest may be what failed
                             sections = [("diagnostics", f"(none: {d})")]
-                        self._finish(step.__name__, Outcome(error=e, seconds=time.monotonic() - t0, sections=sections))
+                        self._finish(step.__name__, Outcome(error=e, seconds=time.monotonic() - t0, cpu_s=max(0.0, self._meter(target) - cpu0), sections=sections))
                         self._skip_rest(f"{self.name}: an earlier step ({step.__name__}) failed")
                         return
                     self._finish(step.__name__, Outcome(seconds=time.monotonic() - t0, cpu_s=self._meter(target) - cpu0))
