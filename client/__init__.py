@@ -1,6 +1,6 @@
 """gravity-led client: stream a phone's (or a simulated) gravity vector to the daemon.
 
-The wire format lives in :mod:`daemon.protocol`; this package only produces
+The wire format lives in :mod:`gravity_led.daemon.protocol`; this package only produces
 vectors (``sources``, ``sim``; phone apps: ``formats`` reads their formats,
 ``phones`` and ``receivers`` move their bytes, ``phone_cli`` is their command
 line), paces them (``pacing``), keeps a
@@ -9,6 +9,8 @@ together (``session``, ``cli``, ``demo``).
 """
 
 from __future__ import annotations
+
+from gravity_led.daemon.errors import GravityLedError
 
 __all__ = ["ClientError", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_BUSY"]
 
@@ -21,8 +23,12 @@ EXIT_BUSY = 3
 """The LEDs stayed held by another client until --max-retries ran out."""
 
 
-class ClientError(Exception):
-    """A failure the user can act on: ``str(err)`` is one sentence, ``exit_code`` the process status."""
+class ClientError(GravityLedError):
+    """A failure the user can act on: ``str(err)`` is one sentence, ``exit_code`` the process status.
+
+    It joins the daemon's tree (:class:`gravity_led.daemon.errors.GravityLedError`), so one
+    ``except GravityLedError`` catches what either program raises.
+    """
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)

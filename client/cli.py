@@ -16,7 +16,7 @@ import sys
 import time
 from typing import AsyncIterator, Callable, Sequence
 
-from daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector, parse_number
+from gravity_led.daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector, parse_number
 
 from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
 from .link import Link, LinkOptions, env_url, normalize_url
@@ -260,7 +260,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
 def _token(args: argparse.Namespace) -> str | None:
     import os
 
-    from daemon.security import SecurityError, check_token, read_token
+    from gravity_led.daemon.security import SecurityError, check_token, read_token
 
     path = getattr(args, "token_file", None) or os.environ.get("GRAVITY_LED_TOKEN_FILE")
     try:

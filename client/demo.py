@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Iterator
 
-from daemon.wording import count
+from gravity_led.daemon.wording import count
 
 from . import EXIT_OK, ClientError
 from .link import LinkOptions
@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 class LocalDaemon:
-    """``python -m daemon --pin-factory mock`` as a child process; a context manager that always stops it."""
+    """``python -m gravity_led.daemon --pin-factory mock`` as a child process; a context manager that always stops it."""
 
     def __init__(self, *extra_args: str, port: int | None = None) -> None:
         self.port = port or free_port()

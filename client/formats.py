@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from daemon.protocol import NUMBER_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
-from daemon.protocol import FrameError, Vector, make_vector
+from gravity_led.daemon.protocol import NUMBER_RE as _NUMBER  # the daemon's own number syntax (Python/Java floats)
+from gravity_led.daemon.protocol import FrameError, Vector, make_vector
 
 __all__ = [
     "DEFAULT_OSC_ADDRESSES",

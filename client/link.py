@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
-from daemon.protocol import (
+from gravity_led.daemon.protocol import (
     BUSY_CLOSE_CODE,
     DEFAULT_PORT,
     FrameError,
@@ -38,7 +38,7 @@ from daemon.protocol import (
     encode_text,
 )
 
-from daemon.wording import count
+from gravity_led.daemon.wording import count
 
 from . import EXIT_BUSY, EXIT_ERROR, EXIT_USAGE, ClientError
 

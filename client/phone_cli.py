@@ -11,8 +11,8 @@ import argparse
 import math
 from typing import AsyncIterator, Callable
 
-from daemon.protocol import Vector
-from daemon.urls import local_addresses, url_for
+from gravity_led.daemon.protocol import Vector
+from gravity_led.daemon.urls import local_addresses, url_for
 
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, DEFAULT_OSC_ADDRESSES, FORMATS, Reading

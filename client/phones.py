@@ -22,7 +22,7 @@ from typing import AsyncIterator, Callable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from daemon.protocol import Vector
+from gravity_led.daemon.protocol import Vector
 
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, BadInputReport, PhyphoxReader, read_sensorserver

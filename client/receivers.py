@@ -16,7 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from daemon.protocol import FrameError, Vector
+from gravity_led.daemon.protocol import FrameError, Vector
 
 from . import EXIT_USAGE, ClientError
 from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger, sensor_names

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from daemon.protocol import FrameError, Vector, make_vector, parse_number
+from gravity_led.daemon.protocol import FrameError, Vector, make_vector, parse_number
 
 from . import ClientError
 

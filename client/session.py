@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
-from daemon.protocol import Vector
-from daemon.wording import count
+from gravity_led.daemon.protocol import Vector
+from gravity_led.daemon.wording import count
 
 from .link import Link, LinkOptions
 from .live import Snapshot, View

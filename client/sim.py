@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-from daemon.protocol import STANDARD_GRAVITY, Vector
+from gravity_led.daemon.protocol import STANDARD_GRAVITY, Vector
 
 from .pacing import Pacer
 

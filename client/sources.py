@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import AsyncIterator, Callable, Iterable, TextIO
 
-from daemon.protocol import FrameError, Vector, parse_text
+from gravity_led.daemon.protocol import FrameError, Vector, parse_text
 
 from .formats import flip
 from .recording import Sample

@@ -1,6 +1,6 @@
 """Drive both LED pins low after the daemon ended without cleaning up.
 
-Run by the service's ``ExecStopPost=`` (``python -m daemon.failsafe``), that
+Run by the service's ``ExecStopPost=`` (``python -m gravity_led.daemon.failsafe``), that
 is after every stop and before any restart, also when systemd gives up
 restarting. The daemon turns its LEDs off itself when it stops normally; when
 it is killed (SIGKILL, a watchdog timeout, a crash) nothing does, and a
@@ -20,7 +20,7 @@ import sys
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
     env = dict(os.environ) if env is None else env
-    parser = argparse.ArgumentParser(prog="python -m daemon.failsafe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gravity_led.daemon.failsafe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", metavar="PATH", help="the daemon's TOML file")
     parser.add_argument("--always", action="store_true", help="act even if the daemon ended cleanly")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ No I/O: :func:`split_frames` is pure, and :class:`FastFramer` keeps only a
 connection's partial frame; it returns what it found (messages, and the
 bytes websockets must parse) instead of calling anyone.  Whether websockets'
 parser sits at a frame boundary is the caller's to say (daemon/wsadapter.py).
-``tests/test_framing.py`` checks them against websockets' Sans-I/O parser on
+``tests/unit/test_framing.py`` checks them against websockets' Sans-I/O parser on
 random streams cut at random points.
 """
 

@@ -273,7 +273,7 @@ def encode_subscribe(rate_hz: float = MAX_TELEMETRY_HZ) -> str:
 
 # ---- daemon -> client, and the /status document ---------------------------
 # Declared here once: the daemon encodes them, the client decodes them, and
-# tests/test_protocol.py checks the phone page (daemon/web/*.js) reads only
+# tests/unit/test_protocol.py checks the phone page (daemon/web/*.js) reads only
 # fields that exist.
 
 

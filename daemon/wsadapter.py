@@ -7,7 +7,7 @@ under a flood.  So the LED holder's connection takes a short cut, and each
 use of websockets' internals below says why and what breaks if websockets
 changes.  If one of them stops matching, the fast path switches itself off
 and every byte takes websockets' own path (``parser_idle`` answers False):
-slower, never wrong.  ``tests/test_framing.py`` fails first when that happens.
+slower, never wrong.  ``tests/unit/test_framing.py`` fails first when that happens.
 
 :class:`LedConnection` counts itself in daemon/connections.py from its TCP
 accept (it does its own TLS handshake for that, and drops itself when its

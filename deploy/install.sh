@@ -22,7 +22,7 @@
 #   6. what to open on the phone: the https:// URL and a QR code if a TLS
 #      certificate is configured, else how to make one (on a terminal, it offers to)
 #
-# Test and packaging flags (see tests/test_install.py):
+# Test and packaging flags (see tests/system/test_install.py):
 #   --root DIR       install under DIR instead of / (like DESTDIR): skips the
 #                    Raspberry Pi / systemd checks and the user creation, and
 #                    never chowns; unit files still name paths as seen from
@@ -119,7 +119,7 @@ if [ -z "$ROOT" ]; then
     MODEL=$(model || true)
     case $MODEL in
         *"Raspberry Pi"*) ;;
-        *) die "this is not a Raspberry Pi (${MODEL:-no /proc/device-tree/model}); gravity-led drives GPIO pins, so it installs only on a Pi. To try it elsewhere run: python -m daemon --pin-factory mock" ;;
+        *) die "this is not a Raspberry Pi (${MODEL:-no /proc/device-tree/model}); gravity-led drives GPIO pins, so it installs only on a Pi. To try it elsewhere run: python -m gravity_led.daemon --pin-factory mock" ;;
     esac
     # /run/systemd/system exists only when systemd is the running init (sd_booted(3)).
     [ -d /run/systemd/system ] || die "systemd is not running as init here (no /run/systemd/system), so there is nothing to install the service into"
@@ -417,8 +417,8 @@ phone() {
     "$ROOT$VENV/bin/python" - "$ROOT$CONF" <<'PY'
 import sys
 from argparse import Namespace
-from daemon.config import load_config
-from daemon.urls import qr_text, urls_to_open
+from gravity_led.daemon.config import load_config
+from gravity_led.daemon.urls import qr_text, urls_to_open
 cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
 urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
 print("tls" if cfg.tls else "plain", cfg.port)

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import pytest
 from hypothesis import settings
 
-from harness import ROOT, DaemonProcess, clean_env, free_port, scaled, stop_process  # noqa: F401 (re-exported for the tests)
+from tests.support.harness import ROOT, DaemonProcess, clean_env, free_port, scaled, stop_process  # noqa: F401 (re-exported for the tests)
 
 # Property tests check what parse_frame and the readers return, not how fast:
 # Hypothesis's default 200 ms per example is a timed assertion, and it failed

@@ -1,4 +1,4 @@
-"""Benchmarks of issue 6 (points 6-10), each against a naive baseline in the same run.
+"""Benchmarks, each against a naive baseline in the same run.
 
 Not part of the default test run (pytest collects only ``test_*.py``).  Run all:
 
@@ -6,5 +6,5 @@ Not part of the default test run (pytest collects only ``test_*.py``).  Run all:
     python -m tests.benchmarks --quick    # smaller sizes, a few seconds
     python -m tests.benchmarks --only lag,latency
 
-``tests/test_benchmarks_smoke.py`` runs each with tiny sizes in the test suite.
+``tests/benchmarks/test_benchmarks_smoke.py`` runs each with tiny sizes in the test suite.
 """

@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from client.demo import LocalDaemon  # noqa: E402
-from client.link import LinkOptions  # noqa: E402
-from client.live import View  # noqa: E402
-from client.session import StreamOptions, stream  # noqa: E402
-from client.sim import SimConfig, sim_source  # noqa: E402
+from gravity_led.client.demo import LocalDaemon  # noqa: E402
+from gravity_led.client.link import LinkOptions  # noqa: E402
+from gravity_led.client.live import View  # noqa: E402
+from gravity_led.client.session import StreamOptions, stream  # noqa: E402
+from gravity_led.client.sim import SimConfig, sim_source  # noqa: E402
 
 
 def measure(rate_hz: float, seconds: float) -> dict:

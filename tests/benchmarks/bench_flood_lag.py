@@ -10,7 +10,7 @@ import time
 
 from websockets.asyncio.client import connect
 
-from daemon.writer import BURST_WRITES
+from gravity_led.daemon.writer import BURST_WRITES
 
 from .common import CYCLE, KINDS, RIGHT_PIN, Result, Row, Server, first_time_showing, frame_for
 

@@ -19,14 +19,10 @@ from pathlib import Path
 
 import psutil
 
-from daemon.protocol import encode_subscribe
+from gravity_led.daemon.protocol import encode_subscribe
 
-try:  # python -m tests.benchmarks
-    from ..harness import Process, clean_env, daemon_cmd, free_port
-except ImportError:  # under pytest, whose path has tests/ (test_benchmarks_smoke.py)
-    from harness import Process, clean_env, daemon_cmd, free_port
+from tests.support.harness import ROOT, Process, clean_env, daemon_cmd, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 NAIVE = Path(__file__).resolve().parent / "naive_server.py"
 KINDS = ("daemon", "naive")
 TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"  # daemon/leds.py WRITE_TRACE_ENV
@@ -119,7 +115,7 @@ def handled(frames: dict) -> int:
 
 
 class Server:
-    """``kind`` = "daemon" (python -m daemon) or "naive" (naive_server.py)."""
+    """``kind`` = "daemon" (python -m gravity_led.daemon) or "naive" (naive_server.py)."""
 
     def __init__(self, kind: str, *, write_delay_us: float = 0.0, trace: bool = True, extra: tuple[str, ...] = ()) -> None:
         assert kind in KINDS

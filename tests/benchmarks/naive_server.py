@@ -31,7 +31,7 @@ from websockets.asyncio.server import serve  # noqa: E402
 from websockets.datastructures import Headers  # noqa: E402
 from websockets.http11 import Response  # noqa: E402
 
-from daemon.leds import _make_factory  # noqa: E402  (the daemon's mock pins, for equal pin costs)
+from gravity_led.daemon.leds import _make_factory  # noqa: E402  (the daemon's mock pins, for equal pin costs)
 
 
 def main() -> None:

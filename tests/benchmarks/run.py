@@ -42,7 +42,7 @@ def run_one(name: str, size: str = "full"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.benchmarks", description="gravity-led benchmarks (issue 6, points 7-10), each with a naive baseline")
+    ap = argparse.ArgumentParser(prog="python -m tests.benchmarks", description="gravity-led benchmarks, each with a naive baseline")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds per benchmark)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs; figures mean little")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)} (default: all; with --pi-zero: {','.join(PI_ZERO)})")

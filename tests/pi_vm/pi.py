@@ -9,7 +9,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,11 +16,12 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+from tests.support.harness import G, free_port, wait_until
+
 from . import guest as g
 
 T = TypeVar("T")
 
-G = 9.81
 CHECKOUT = "/home/pi/gravity-led"
 LINES = "python3 /mnt/share/standin/lines.py"
 RIGHT, LEFT = 18, 22  # GPIO18, GPIO22: daemon.toml's defaults
@@ -43,12 +43,6 @@ def missing() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} is not installed (.ci/run installs what the Pi stand-in needs)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Pi:
@@ -100,8 +94,6 @@ class Pi:
 
     def wait_until(self, what: str, check: Callable[[], T], timeout: float = 60.0, every: float = 0.2) -> T:
         """Poll ``check()`` until it is truthy (the guest offers no event to await)."""
-        from harness import wait_until
-
         return wait_until(check, timeout=timeout, interval=every, what=what)
 
     def restart(self) -> None:

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.pi_vm, pytest.mark.timeout(1800)]
 
 
 def plain_install_on_a_fresh_pi(pi: Pi) -> None:
-    """g (the plain install), and the installer on an OS lacking Raspberry Pi OS's packages (req. 4).
+    """g (the plain install), and the installer on an OS lacking Raspberry Pi OS's packages .
     A copy of the guest as this leaves it serves test_pi_vm.py."""
     out = pi.install(expect_pip=True)
     # Debian has no python3-lgpio nor python3-rpi.gpio: named in one line, taken from PyPI

@@ -1,0 +1,669 @@
+"""The phone page in Debian's Chromium, headless.
+
+Playwright drives /usr/bin/chromium (never a downloaded browser).
+
+- The page's pure modules (daemon/web/motion.js, link.js) on a blank page,
+  without a daemon: the axes against the README's table, the frame cap and
+  the connection state machine with a fake clock.
+- The page end to end with the daemon on loopback: the page gets no real
+  sensor, so each test feeds it ``devicemotion`` events with chosen
+  ``accelerationIncludingGravity`` vectors and reads the LED duties back from
+  the daemon's ``GET /status``.
+
+The README's pictures are taken here too, into build/screenshots/ (the work
+tree stays clean); docs/screenshots/ holds the copies the README shows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import struct
+import urllib.request
+
+import pytest
+
+from tests.support.harness import G, ROOT, get_status, roll, scaled, wait_status
+
+CHROMIUM = "/usr/bin/chromium"
+WEB = ROOT / "daemon" / "web"
+SCREENSHOTS = ROOT / "build" / "screenshots"
+BUSY_TEXT = "LEDs in use by another client"
+# Traffic for this made-up name goes to loopback, but the page's origin is not
+# "localhost", so Chromium treats it as a plain-http LAN page (not secure).
+LAN_NAME = "pi.gravity-led.test"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason=f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1",
+            ],
+        )
+        yield b
+        b.close()
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+IPHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+@pytest.fixture
+def new_page(browser):
+    contexts = []
+
+    def make(**options):
+        ctx = browser.new_context(**{**PHONE, **options})
+        ctx.set_default_timeout(scaled(10_000))
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        return page
+
+    errors: list[str] = []
+    yield make
+    for ctx in contexts:
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+# -- helpers -------------------------------------------------------------------
+
+FAKE_SENSOR = """(g) => {
+    window.__g = g;
+    if (!window.__fake) {
+        window.__fake = setInterval(() => window.dispatchEvent(new DeviceMotionEvent('devicemotion', {
+            accelerationIncludingGravity: window.__g, interval: 16})), 16);
+    }
+}"""
+
+
+def feed(page, x, y, z):
+    """Make the page's (fake) sensor report this vector ~60 times a second from now on."""
+    page.evaluate(FAKE_SENSOR, {"x": x, "y": y, "z": z})
+
+
+def reading(deg: float, *, ios: bool = False) -> tuple[float, float, float]:
+    """accelerationIncludingGravity for a phone lying flat, rolled right by ``deg`` (left if negative).
+
+    The page sends (screen_y, -screen_x, z) (README, "Axes"), so the browser's
+    reading of the daemon's vector for that roll is (-y, x, z): right edge down,
+    the reaction to gravity leans to -x (W3C/Android signs).  WebKit reports
+    every axis with the opposite sign.
+    """
+    x, y, z = roll(deg)
+    v = (-y, x, z)
+    return tuple(-c for c in v) if ios else v
+
+
+def leds(st: dict) -> tuple[float, float]:
+    return st["leds"]["right"], st["leds"]["left"]
+
+
+def near(value: float, target: float, tol: float = 0.03) -> bool:
+    return abs(value - target) <= tol
+
+
+def open_page(page, d, path: str = "/"):
+    page.goto(d.http_url + path)
+    page.wait_for_function("() => window.gravityLed !== undefined")
+
+
+def start(page):
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Stop").wait_for()
+
+
+def driving_page(start_daemon, new_page, deg: float = 30, **page_options):
+    """A daemon, and the page on it driving the LEDs with a phone rolled ``deg`` right."""
+    d = start_daemon()
+    page = new_page(**page_options)
+    open_page(page, d)
+    feed(page, *reading(deg))
+    start(page)
+    wait_status(d.http_url, lambda s: near(s["leds"]["right"], math.sin(math.radians(deg))))
+    return d, page
+
+
+def wait_text(page, selector: str, text: str, timeout: float = 10_000):
+    page.wait_for_function(
+        "([sel, text]) => { const e = document.querySelector(sel); return !!e && !e.closest('[hidden]') && e.textContent.includes(text); }",
+        arg=[selector, text],
+        timeout=scaled(timeout),
+    )
+
+
+# -- the page's pure modules on a blank page, no daemon --------------------------
+
+BLANK = "http://page.test/"
+
+
+@pytest.fixture
+def blank(new_page):
+    """A blank page on an origin that serves daemon/web's files (Playwright
+    answers the requests; no daemon, no network), with motion.js and link.js
+    imported as the page imports them: ``window.motion``, ``window.link``."""
+    page = new_page()
+
+    def serve(route):
+        name = route.request.url[len(BLANK):].partition("?")[0]
+        if name == "":
+            route.fulfill(body="<!doctype html><title>blank</title>", content_type="text/html")
+        elif "/" not in name and (WEB / name).is_file():
+            route.fulfill(path=str(WEB / name), content_type="text/javascript" if name.endswith(".js") else None)
+        else:
+            route.fulfill(status=404, body="not found")
+
+    page.route(BLANK + "**", serve)
+    page.goto(BLANK)
+    page.evaluate("async () => { window.motion = await import('/motion.js'); window.link = await import('/link.js'); }")
+    return page
+
+
+def readme_axes_table() -> list[dict]:
+    """The rows of the README's table in "Axes: what the page sends, and why"."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Axes: what the page sends, and why", 1)[1].split("\n### ", 1)[0]
+
+    def vec(cell: str) -> list[float]:
+        return [float(c.replace("\u2212", "-")) for c in cell.strip("() ").split(",")]
+
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("("):
+            phone, got, sent, led = cells
+            side, pct = re.fullmatch(r"(right|left) (\d+) %", led).groups()
+            rows.append({"phone": phone, "reading": vec(got), "sent": vec(sent), "side": side, "pct": int(pct),
+                         "webkit": "iPhone" in phone or "iPad" in phone, "angle": 90 if "landscape" in phone else 0})
+    return rows
+
+
+def test_motion_matches_the_readme_axes_table(blank):
+    rows = readme_axes_table()
+    assert len(rows) >= 4, rows
+    for row in rows:
+        g = dict(zip("xyz", row["reading"]))
+        sent = blank.evaluate("([g, a, w]) => window.motion.toDaemon(g, a, w, false)", [g, row["angle"], row["webkit"]])
+        assert sent == pytest.approx(row["sent"], abs=1e-9), row
+        duty = sent[1] / math.hypot(*sent)  # what the daemon's default mapping lights
+        assert ("right" if duty > 0 else "left") == row["side"] and round(abs(duty) * 100) == row["pct"], row
+        tilt = blank.evaluate("(d) => window.motion.tiltDeg(d)", sent)
+        assert math.sin(math.radians(tilt)) == pytest.approx(duty), row
+
+
+def test_motion_turns_to_the_screen_keeps_length_and_signs(blank):
+    v = {"x": 1.5, "y": -2.5, "z": 9.5}
+    out = blank.evaluate(
+        "(v) => [0, 90, 180, 270, 45, 330].map((a) => window.motion.toDaemon(v, a, false, false))", v
+    )
+    n = math.hypot(1.5, -2.5, 9.5)
+    for d in out:
+        assert math.hypot(*d) == pytest.approx(n, rel=1e-12)  # a rotation: y/|v| is the sine of the roll
+    # (screen_y, -screen_x, z) for each quarter turn of the screen
+    assert out[:4] == [[-2.5, -1.5, 9.5], [1.5, -2.5, 9.5], [2.5, 1.5, 9.5], [-1.5, 2.5, 9.5]]
+    webkit, swapped = blank.evaluate(
+        "(v) => [window.motion.toDaemon(v, 0, true, false), window.motion.toDaemon(v, 0, false, true)]", v
+    )
+    assert webkit == [2.5, 1.5, -9.5]  # every axis negated first
+    assert swapped == [-2.5, 1.5, 9.5]  # "swap left and right" flips the daemon's y only
+
+
+def test_motion_sends_nothing_unusable_and_nothing_that_reads_as_text(blank):
+    cases = blank.evaluate("""() => {
+        const t = (g) => window.motion.toDaemon(g, 0, false, false);
+        return {
+            nulls: t({x: null, y: null, z: null}), none: t(null), zero: t({x: 0, y: 0, z: 0}),
+            nan: t({x: NaN, y: 1, z: 1}), inf: t({x: Infinity, y: 1, z: 1}), str: t({x: '1', y: 1, z: 1}),
+            tiny: t({x: 5e-4, y: -5e-4, z: 9.8}), huge: t({x: 0, y: 5000, z: -5000}),
+        };
+    }""")
+    assert cases["nulls"] is None and cases["none"] is None and cases["zero"] is None
+    assert cases["nan"] is None and cases["inf"] is None and cases["str"] is None
+    assert cases["tiny"] == [0, 0, 9.8]  # below 0.001 m/s^2: 0
+    assert cases["huge"] == [1000, 0, -1000]  # clamped to +-1000 m/s^2
+
+
+def test_motion_screen_angle_and_webkit_detection(blank):
+    angles = blank.evaluate("() => [-90, 450, 359.6, 180, undefined, NaN, '90'].map(window.motion.normalAngle)")
+    assert angles == [270, 90, 0, 180, 0, 0, 0]
+    android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
+    ipad_desktop = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+    got = blank.evaluate(
+        "(cases) => cases.map(([ua, touch]) => window.motion.isWebKitMotion(ua, touch))",
+        [[IPHONE_UA, 5], [ipad_desktop, 5], [ipad_desktop, 0], [android, 5], ["", 0]],
+    )
+    assert got == [True, True, False, False, False]  # a Mac without touch is a Mac, and Chrome on Android is not WebKit
+
+
+def test_link_frame_and_messages_match_the_daemons_protocol(blank):
+    from gravity_led.daemon.protocol import FrameCounts, FrameError, LedLevels, StateMessage, encode_binary, encode_error
+
+    data = blank.evaluate("(d) => Array.from(new Uint8Array(window.link.frame(d)))", [1.5, -2.5, 9.5])
+    assert bytes(data) == encode_binary((1.5, -2.5, 9.5))
+    state = StateMessage(leds=LedLevels(0.25, 0.0), client="x", frames=FrameCounts(1, 0), rate_hz=60).encode()
+    error = encode_error(FrameError("not-a-number", "'x' is not a number"), suppressed=3)
+    got = blank.evaluate("(m) => m.map(window.link.readMessage)", [state, error, "{", "[]", '{"type": "other"}'])
+    assert got[0] == {"type": "state", "leds": {"right": 0.25, "left": 0.0}}
+    assert got[1] == {"type": "error", "message": "'x' is not a number", "suppressed": 3}
+    assert got[2:] == [None, None, None]
+    assert blank.evaluate("() => window.link.SUBSCRIBE") == '{"type":"subscribe","rate":10}'
+    urls = blank.evaluate("""() => [
+        window.link.wsUrl({protocol: 'http:', host: '127.0.0.1:5678', search: ''}),
+        window.link.wsUrl({protocol: 'https:', host: 'pi.local:5678', search: '?token=s3cr%C3%A9t%20x'}),
+    ]""")
+    assert urls == ["ws://127.0.0.1:5678/", "wss://pi.local:5678/?token=s3cr%C3%A9t%20x"]
+
+
+PACE = """([hz, n]) => {
+    // A sensor at hz (fake clock, ms) feeding the Pacer; a timer fires at dueAt.
+    const p = new window.link.Pacer();
+    const sent = [];  // [t, i]
+    let timer = null;
+    const fire = (t) => { const v = p.fire(t); if (v !== null) sent.push([t, v[0]]); timer = null; };
+    for (let i = 0; i < n; i++) {
+        const t = i * 1000 / hz;
+        if (timer !== null && timer <= t) fire(timer);
+        const v = p.offer([i], t);
+        if (v !== null) sent.push([t, v[0]]);
+        else if (timer === null) timer = p.dueAt;
+    }
+    if (timer !== null) fire(timer);
+    return sent;
+}"""
+
+
+@pytest.mark.parametrize("hz", [200, 1000, 60])
+def test_link_pacer_caps_at_100_hz_and_sends_the_newest_vector(blank, hz):
+    n = hz  # one second of readings
+    period = 1000 / hz
+    sent = blank.evaluate(PACE, [hz, n])
+    times = [t for t, _ in sent]
+    assert all(b - a >= 10 - 1e-9 for a, b in zip(times, times[1:])), "at most one frame per 10 ms"
+    assert len(sent) <= (n - 1) * period / 10 + 2
+    if hz <= 100:
+        assert [i for _, i in sent] == list(range(n)), "below the cap every reading goes, at once"
+        assert times == pytest.approx([i * period for i in range(n)])
+    else:
+        assert len(sent) >= (n - 1) * period / 10, "the cap is reached, not undercut"
+    assert sent[-1][1] == n - 1, "the last reading is never left behind"
+    for t, i in sent:  # what goes is the newest reading at that time, at most 10 ms old
+        at, next_at = i * 1000 / hz, (i + 1) * 1000 / hz  # as the JavaScript computes them
+        assert at <= t < at + 10 + 1e-9 and (i == n - 1 or next_at >= t)
+
+
+LINK = """(steps) => {
+    const l = new window.link.Link({random: () => 0.5});  // no jitter
+    return steps.map(([name, ...args]) => ({cmds: l[name](...args), view: l.view}));
+}"""
+
+
+def run_link(page, *steps) -> list[dict]:
+    return page.evaluate(LINK, [list(s) for s in steps])
+
+
+def test_link_connects_backs_off_and_resets_when_stable(blank):
+    r = run_link(
+        blank,
+        ("start",), ("opened", 1, 0), ("closed", 1, 100, 1006, ""),  # lost after 0.1 s: back off 0.5 s
+        ("due",), ("closed", 2, 700, 1006, ""), ("checked", "gone"),  # handshake failed: ask why, then 1 s
+        ("due",), ("closed", 3, 1800, 1006, ""), ("checked", "refused"),  # 2 s
+        ("due",), ("closed", 4, 3900, 1006, ""), ("checked", "gone"),  # 4 s
+        ("due",), ("closed", 5, 8000, 1006, ""), ("checked", "gone"),  # 8 s
+        ("due",), ("closed", 6, 16100, 1006, ""), ("checked", "gone"),  # stays at 8 s
+        ("due",), ("opened", 7, 24200), ("closed", 7, 27300, 1001, "going away"),  # open 3.1 s: stable, back to 0.5 s
+    )
+    assert r[0]["cmds"] == [{"do": "cancel"}, {"do": "connect", "id": 1}] and r[0]["view"] == {"state": "connecting", "again": False}
+    assert r[1]["cmds"] == [{"do": "send", "data": '{"type":"subscribe","rate":10}'}] and r[1]["view"]["state"] == "open"
+    assert r[2]["cmds"] == [{"do": "wait", "ms": 500}]
+    assert r[2]["view"] == {"state": "lost", "why": "closed", "code": 1006, "reason": "", "retryMs": 500, "everOpen": True}
+    assert r[3]["cmds"] == [{"do": "cancel"}, {"do": "connect", "id": 2}] and r[3]["view"]["again"] is True
+    assert r[4]["cmds"] == [{"do": "check"}] and r[4]["view"] == {"state": "checking"}
+    assert r[5]["view"] == {"state": "lost", "why": "gone", "retryMs": 1000, "everOpen": True}
+    waits = [s["cmds"][0]["ms"] for s in r if s["cmds"] and s["cmds"][0]["do"] == "wait"]
+    assert waits == [500, 1000, 2000, 4000, 8000, 8000, 500]
+    assert r[8]["view"]["why"] == "refused"
+    assert r[-1]["view"] == {"state": "lost", "why": "closed", "code": 1001, "reason": "going away", "retryMs": 500, "everOpen": True}
+
+
+def test_link_busy_token_pause_stop_and_stale_reports(blank):
+    r = run_link(
+        blank,
+        ("start",), ("opened", 1, 0), ("closed", 1, 10, 1013, ""),  # busy: ask again in 5 s
+        ("closed", 1, 20, 1006, ""), ("opened", 1, 30),  # reports about that socket again: ignored
+        ("due",), ("opened", 2, 5000), ("pause",),  # hidden: close, and ignore that socket from now on
+        ("closed", 2, 5010, 1000, "page hidden"), ("due",), ("resume",),
+        ("closed", 4, 5100, 1006, ""), ("checked", "token"),  # the daemon wants a token: give up
+        ("due",), ("resume",), ("stop",),
+    )
+    assert r[2]["cmds"] == [{"do": "wait", "ms": 5000}]
+    assert r[2]["view"] == {"state": "busy", "reason": "LEDs in use by another client", "retryMs": 5000}
+    assert r[3]["cmds"] == [] and r[4]["cmds"] == [] and r[4]["view"]["state"] == "busy"
+    assert r[5]["cmds"][-1] == {"do": "connect", "id": 2}
+    assert r[7]["cmds"] == [{"do": "cancel"}, {"do": "close", "reason": "page hidden"}] and r[7]["view"] == {"state": "paused"}
+    assert r[8]["cmds"] == [] and r[9]["cmds"] == [] and r[9]["view"] == {"state": "paused"}
+    assert r[10]["cmds"] == [{"do": "cancel"}, {"do": "connect", "id": 4}]  # a new id: 3 went with the pause
+    assert r[11]["cmds"] == [{"do": "check"}]
+    assert r[12]["cmds"] == [] and r[12]["view"] == {"state": "token"}
+    assert r[13]["cmds"] == [] and r[14]["cmds"] == [], "after a token refusal nothing retries"
+    assert r[15]["cmds"] == [{"do": "cancel"}] and r[15]["view"] == {"state": "idle"}  # nothing open to close
+    stop_open = run_link(blank, ("start",), ("stop",), ("opened", 1, 5))
+    assert stop_open[1]["cmds"] == [{"do": "cancel"}, {"do": "close", "reason": "stopped"}]
+    assert stop_open[2]["cmds"] == [] and stop_open[2]["view"] == {"state": "idle"}
+
+
+# -- the page end to end, with the daemon -----------------------------------------------
+
+
+def test_page_modules_are_served_as_javascript(daemon):
+    """Module scripts need a JavaScript MIME type (the daemon also sends nosniff)."""
+    assert re.search(r'<script type="module" src="app.js">', daemon.get("/")[1].decode())
+    for name in ("app.js", "motion.js", "link.js"):
+        with urllib.request.urlopen(f"{daemon.http_url}/{name}", timeout=5) as r:
+            assert r.headers.get_content_type() in ("text/javascript", "application/javascript"), (name, r.headers["Content-Type"])
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+SENSOR_BURST = """async ([hz, n, g, last]) => {
+    clearInterval(window.__fake);  // the 60 Hz fake sensor stops
+    window.__fake = 0;
+    // A sensor clocked at hz: each timer tick dispatches every reading due by
+    // then, as a busy main thread gets queued devicemotion events.
+    const fire = (v) => window.dispatchEvent(new DeviceMotionEvent('devicemotion', {accelerationIncludingGravity: v, interval: 1000 / hz}));
+    const sent0 = window.gravityLed.state.sent;
+    return await new Promise((resolve) => {
+        const t0 = performance.now();
+        let k = 0;
+        const id = setInterval(() => {
+            const due = Math.min(n, Math.floor((performance.now() - t0) * hz / 1000) + 1);
+            while (k < due) { fire(k === n - 1 ? last : g); k += 1; }
+            if (k === n) {
+                clearInterval(id);
+                resolve({span: performance.now() - t0, sent0});
+            }
+        }, 1000 / hz);
+    });
+}"""
+
+
+def test_page_caps_a_200_hz_sensor_at_100_frames_a_second(start_daemon, new_page):
+    """A 200 Hz phone: the daemon receives at most one frame per 10 ms of the
+    burst (plus the first), and the burst's last reading arrives."""
+    d, page = driving_page(start_daemon, new_page, 10)
+    burst = page.evaluate(SENSOR_BURST, [200, 200, dict(zip("xyz", reading(10))), dict(zip("xyz", reading(30)))])
+    before = burst["sent0"]
+    # Quiet again: the daemon has every frame the page sent (the last one included).
+    page.wait_for_function("() => window.gravityLed.state.sendTimer === 0")
+    sent = page.evaluate("() => window.gravityLed.state.sent")
+    st = wait_status(d.http_url, lambda s: s["frames"]["accepted"] == sent)
+    assert near(st["leds"]["right"], 0.5), "the last reading of the burst was sent"
+    assert st["frames"]["rejected"] == 0
+    frames = sent - before
+    cap = burst["span"] / 10 + 2  # one per 10 ms, the first at once and the last held back
+    assert 0 < frames <= cap, f"{frames} frames in {burst['span']:.0f} ms from 200 readings"
+    assert frames < 200 * 0.75, "200 readings were not all sent"
+
+
+def test_tilting_right_and_left_lights_the_matching_led(start_daemon, new_page):
+    d = start_daemon()
+    page = new_page()
+    open_page(page, d)
+    assert page.locator("#notice").is_hidden(), "a loopback http page is a secure context: no warning expected"
+    assert page.evaluate("() => window.isSecureContext")
+    feed(page, *reading(0))
+    start(page)
+    st = wait_status(d.http_url, lambda s: s["client"] is not None and s["frames"]["accepted"] > 0)
+    assert leds(st) == (0.0, 0.0), "a level phone lights nothing"
+
+    feed(page, *reading(30))  # right edge down 30 degrees: sin 30 = 0.5
+    st = wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    assert st["leds"]["left"] == 0.0
+    # The page shows its own tilt and the daemon's telemetry.
+    wait_text(page, "#tilt-text", "30° right")
+    wait_text(page, "#pct-right", "50%")
+    wait_text(page, "#pct-left", "0%")
+    wait_text(page, "#conn-text", "Connected")
+
+    feed(page, *reading(-45))  # left edge down
+    st = wait_status(d.http_url, lambda s: near(s["leds"]["left"], math.sin(math.radians(45))))
+    assert st["leds"]["right"] == 0.0
+    wait_text(page, "#tilt-text", "45° left")
+    wait_text(page, "#pct-left", "71%")
+    assert st["frames"]["rejected"] == 0, "every frame the page sent was valid"
+
+    # Stop releases the LEDs at once.
+    page.get_by_role("button", name="Stop").click()
+    wait_status(d.http_url, lambda s: s["client"] is None)
+
+
+@pytest.mark.parametrize(
+    ("ios", "landscape"),
+    [(True, False), (False, True), (True, True)],
+    ids=["ios-portrait", "android-landscape", "ios-landscape"],
+)
+def test_right_is_right_on_ios_and_in_landscape(start_daemon, new_page, ios, landscape):
+    """iOS reports the opposite signs; landscape swaps the device axes: right must stay right."""
+    d = start_daemon()
+    options = {}
+    if ios:
+        options["user_agent"] = IPHONE_UA
+    if landscape:
+        options["viewport"] = {"width": 844, "height": 390}
+    page = new_page(**options)
+    open_page(page, d)
+    angle = page.evaluate("() => window.gravityLed.screenAngle()")
+    assert angle == (90 if landscape else 0)
+    assert page.evaluate("() => window.gravityLed.isWebKitMotion()") is ios
+
+    def held(deg: float) -> tuple[float, float, float]:
+        """Phone held upright in front and turned like a steering wheel, clockwise by ``deg``."""
+        r = math.radians(deg)
+        if landscape:  # landscape-primary: the device's top points left, its +x up
+            v = (G * math.cos(r), G * math.sin(r), 0.0)
+        else:
+            v = (-G * math.sin(r), G * math.cos(r), 0.0)
+        return tuple(-c for c in v) if ios else v
+
+    feed(page, *held(30))
+    start(page)
+    st = wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    assert st["leds"]["left"] == 0.0
+    feed(page, *held(-60))
+    st = wait_status(d.http_url, lambda s: near(s["leds"]["left"], math.sin(math.radians(60))))
+    assert st["leds"]["right"] == 0.0
+    wait_text(page, "#tilt-text", "60° left")
+
+
+def test_busy_message_when_another_client_holds_the_leds(start_daemon, new_page):
+    from websockets.sync.client import connect
+
+    d = start_daemon()
+    with connect(d.url + "/", open_timeout=5) as other:
+        other.send(struct.pack("<3f", 0.0, 5.0, 5.0))
+        wait_status(d.http_url, lambda s: s["client"] is not None and s["leds"]["right"] > 0)
+        page = new_page()
+        open_page(page, d)
+        feed(page, *reading(-30))
+        start(page)
+        wait_text(page, "#notice-title", BUSY_TEXT)
+        wait_text(page, "#conn-text", "Busy")
+        assert page.locator("#notice").is_visible()
+        st = get_status(d.http_url)
+        assert st["leds"]["left"] == 0.0, "the busy page must not drive the LEDs"
+    # Once the other client lets go, the page takes over by itself.
+    wait_status(d.http_url, lambda s: near(s["leds"]["left"], 0.5), timeout=10)
+    wait_text(page, "#conn-text", "Connected")
+    assert page.locator("#notice").is_hidden()
+
+
+def test_hidden_page_releases_the_leds_and_comes_back(start_daemon, new_page):
+    d, page = driving_page(start_daemon, new_page)
+    set_hidden = """(hidden) => {
+        Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
+        Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible', configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }"""
+    page.evaluate(set_hidden, True)
+    wait_status(d.http_url, lambda s: s["client"] is None)
+    wait_text(page, "#conn-text", "Paused")
+    page.evaluate(set_hidden, False)
+    wait_status(d.http_url, lambda s: s["client"] is not None and near(s["leds"]["right"], 0.5))
+
+
+def test_daemon_gone_then_back_reconnects(start_daemon, new_page):
+    d, page = driving_page(start_daemon, new_page)
+    port = d.port
+    d.stop()
+    wait_text(page, "#notice-title", "Connection to the daemon lost")
+    wait_text(page, "#conn-text", "Offline")
+    d2 = start_daemon(port=port)
+    assert d2.port == port
+    wait_status(d2.http_url, lambda s: near(s["leds"]["right"], 0.5), timeout=15)
+    wait_text(page, "#conn-text", "Connected")
+
+
+def test_no_motion_sensor_says_so_and_releases(start_daemon, new_page):
+    d = start_daemon()
+    page = new_page()
+    open_page(page, d)
+    start(page)  # no fake sensor: headless Chromium has no accelerometer
+    wait_text(page, "#notice-title", "No motion sensor")
+    page.get_by_role("button", name="Start").wait_for()
+    wait_status(d.http_url, lambda s: s["client"] is None)
+
+
+def test_plain_http_on_a_lan_name_explains_https(start_daemon, new_page):
+    d = start_daemon()
+    page = new_page()
+    page.goto(f"http://{LAN_NAME}:{d.port}/")
+    page.wait_for_function("() => window.gravityLed !== undefined")
+    assert page.evaluate("() => window.isSecureContext") is False
+    wait_text(page, "#notice-title", "This page needs HTTPS")
+    link = page.locator("#notice a", has_text="https://")
+    assert link.get_attribute("href") == f"https://{LAN_NAME}:{d.port}/"
+    # Start cannot help here: it says the same again and leaves the LEDs alone.
+    page.get_by_role("button", name="Start").click()
+    wait_text(page, "#notice-title", "This page needs HTTPS")
+    page.get_by_role("button", name="Start").wait_for()
+    assert get_status(d.http_url)["client"] is None
+
+
+def test_https_page_and_wss_with_a_generated_certificate(start_daemon, new_page, tmp_path):
+    from gravity_led.daemon.tls import make_cert
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_cert(hosts=["localhost", "127.0.0.1"], cert_path=cert, key_path=key)
+    d = start_daemon("--certfile", str(cert), "--keyfile", str(key), scheme="https")
+    base = f"https://127.0.0.1:{d.port}"
+    page = new_page(ignore_https_errors=True)
+    page.goto(base + "/")
+    page.wait_for_function("() => window.gravityLed !== undefined")
+    assert page.evaluate("() => window.gravityLed.wsUrl()") == f"wss://127.0.0.1:{d.port}/"
+    feed(page, *reading(-30))
+    start(page)
+    st = wait_status(base, lambda s: near(s["leds"]["left"], 0.5), cafile=str(cert))
+    assert st["leds"]["right"] == 0.0
+    wait_text(page, "#pct-left", "50%")
+
+
+def test_token_in_page_url_is_passed_to_the_websocket(start_daemon, new_page):
+    d = start_daemon()
+    page = new_page()
+    open_page(page, d, "/?token=s3cr%C3%A9t%20x")
+    assert page.evaluate("() => window.gravityLed.wsUrl()") == f"ws://127.0.0.1:{d.port}/?token=s3cr%C3%A9t%20x"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_phone_screenshot(start_daemon, new_page, scheme):
+    """The picture in the README: a phone rolled 30 degrees right, live telemetry."""
+    d, page = driving_page(start_daemon, new_page, color_scheme=scheme)
+    wait_text(page, "#pct-right", "50%")
+    wait_text(page, "#foot", "frames/s")
+    # The README's picture shows what a phone sees, not this test's port and
+    # its fake sensor's rate (and stays the same from run to run).
+    page.evaluate(
+        """(want) => {
+            const f = document.querySelector('#foot');
+            const pin = () => { if (f.textContent !== want) f.textContent = want; };
+            pin();
+            new MutationObserver(pin).observe(f, {childList: true, characterData: true, subtree: true});
+        }""",
+        "Sending 60 frames/s to wss://pi.local:5678/",
+    )
+    # Let the bars' transitions finish.
+    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOTS / ("phone.png" if scheme == "light" else "phone-dark.png")
+    page.screenshot(path=str(out))
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (390 * 2, 844 * 2)
+
+
+def test_permission_denied_says_so_and_never_connects(start_daemon, new_page):
+    """iOS asks from the Start tap; a refusal is said plainly and the LEDs stay free."""
+    d = start_daemon()
+    page = new_page(user_agent=IPHONE_UA)
+    page.add_init_script("DeviceMotionEvent.requestPermission = () => Promise.resolve('denied');")
+    open_page(page, d)
+    page.get_by_role("button", name="Start").click()
+    wait_text(page, "#notice-title", "Motion access was denied")
+    wait_text(page, "#notice-text", "Settings")
+    page.get_by_role("button", name="Start").wait_for()
+    assert get_status(d.http_url)["client"] is None
+
+
+def test_token_missing_says_so_and_token_in_url_works(start_daemon, new_page, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("correct-horse-battery\n")
+    token_file.chmod(0o600)
+    d = start_daemon("--token-file", str(token_file))
+    page = new_page()
+    open_page(page, d)  # the page itself needs no token
+    feed(page, *reading(30))
+    page.get_by_role("button", name="Start").click()  # it may turn back into Start at once
+    wait_text(page, "#notice-title", "The daemon needs a token")
+    page.get_by_role("button", name="Start").wait_for()  # gave up: retrying cannot help
+
+    page.goto(f"{d.http_url}/?token=correct-horse-battery")
+    page.wait_for_function("() => window.gravityLed !== undefined")
+    feed(page, *reading(30))
+    start(page)
+    # /status wants the token too.
+    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5), query="?token=correct-horse-battery")
+    wait_text(page, "#conn-text", "Connected")
+
+
+def test_browser_without_motion_api_says_so(start_daemon, new_page):
+    d = start_daemon()
+    page = new_page()
+    page.add_init_script("delete window.DeviceMotionEvent;")
+    open_page(page, d)
+    page.get_by_role("button", name="Start").click()
+    wait_text(page, "#notice-title", "No motion sensor")
+    wait_text(page, "#notice-text", "DeviceMotionEvent")
+    assert get_status(d.http_url)["client"] is None

@@ -1,0 +1,356 @@
+"""The README matches the code: its reference tables, and every command it shows works as written."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.support.client_fixtures import fake_sensorserver  # noqa: F401 (fixture)
+from tests.support.harness import clean_env, free_port, scaled, wait_until
+from gravity_led.daemon.config import ENV_PREFIX, Config, default_text
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def config_table() -> str:
+    rows = ["| TOML key / flag | environment variable | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(Config):
+        d = default_text(f.name)
+        d = d if f.default is None or f.default == () else f"`{d}`"  # no value: words, not a value to type
+        flag = f"`--{f.name.replace('_', '-')}`" + (" (`--stale-after`)" if f.name == "stale_after_s" else "")
+        rows.append(f"| `{f.name}` / {flag} | `{ENV_PREFIX}{f.name.upper()}` | {d} | {f.metadata['help']} |")
+    return "\n".join(rows)
+
+
+def test_readme_config_table_matches_the_code():
+    text = README.read_text()
+    m = re.search(r"<!-- config-table -->\n(.*?)\n<!-- /config-table -->", text, re.S)
+    assert m, "README lost its config table markers"
+    assert m[1] == config_table(), "README config table is stale; replace it with:\n" + config_table()
+
+
+def test_readme_quick_start_commands_are_the_real_ones():
+    text = README.read_text()
+    assert ".venv/bin/pip install -e . && .venv/bin/gravity-led-client demo" in text
+    assert "bash tests/run" in text
+    assert "bash tests/run" in (README.parent / ".ci" / "run").read_text()
+
+
+# ---- every command the README shows, run as written --------------------------------------------------
+#
+# Each command in a ```sh block is run as the README writes it, with two
+# substitutions a test needs: the daemon is a test daemon on a free loopback
+# port (through the variables the README documents: GRAVITY_LED_PORT,
+# GRAVITY_LED_HOST, GRAVITY_LED_URL; and the port in a literal
+# "localhost:5678"), and a phone's address is a fake phone's. Commands that
+# need a Raspberry Pi, systemd running the service, root or a phone cannot run
+# here: each is checked as far as it can be without them, and its entry says
+# how (DRY). A README command without an entry fails
+# test_every_readme_command_is_checked.
+
+ROOT = README.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def readme_blocks() -> list[list[tuple[str, str]]]:
+    """The ```sh blocks: each a list of (command, its comment); with a '$ ' prompt, only those lines."""
+    blocks = []
+    for m in re.finditer(r"^( *)```sh\n(.*?)^\1```", README.read_text(), re.S | re.M):
+        lines = textwrap.dedent(m[2]).splitlines()
+        prompted = any(line.startswith("$ ") for line in lines)
+        block = []
+        for line in lines:
+            if prompted:
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+            command, _, comment = line.partition(" #") if re.search(r"\s#\s", line) else (line, "", "")
+            if command.strip():
+                block.append((command.strip(), comment.strip()))
+        blocks.append(block)
+    return blocks
+
+
+def readme_commands() -> list[str]:
+    return list(dict.fromkeys(c for block in readme_blocks() for c, _ in block))
+
+
+def _block_of(first: str) -> list[tuple[str, str]]:
+    return next(b for b in readme_blocks() if b and b[0][0] == first)
+
+
+def _shell(command: str, *, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``bash -c COMMAND`` in its own process group, as a terminal would run it (Ctrl-C goes to the group)."""
+    return subprocess.Popen(
+        ["bash", "-c", command], cwd=cwd, env=env, start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _ctrl_c(proc: subprocess.Popen[str], timeout: float = 15.0) -> tuple[int, str, str]:
+    """Ctrl-C to the command's process group; its status and output."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, out, err
+
+
+def _user_env(**extra: str) -> dict[str, str]:
+    """The environment after '. .venv/bin/activate': the venv's programs on PATH."""
+    env = clean_env(**extra)
+    env.pop("PYTHONPATH", None)  # the installed package, as a user has it
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _wait(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    """:func:`wait_until`, failing at once (with its output) if the command ends first."""
+
+    def probe() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the command ended ({proc.returncode}) before {what}: {proc.communicate()}")
+        return predicate()
+
+    wait_until(probe, timeout=timeout, interval=0.05, what=what)
+
+
+@pytest.fixture
+def user(start_daemon, tmp_path: Path):
+    """A test daemon and a user's shell pointed at it (GRAVITY_LED_URL), working in an empty folder."""
+    d = start_daemon()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(VENV_BIN.parent)
+    return d, work, _user_env(GRAVITY_LED_URL=d.url)
+
+
+def _streams(command: str, user, *, until: Callable[[dict], bool] | None = None) -> str:
+    """Run a command that streams until Ctrl-C: it drives the daemon, then Ctrl-C ends it with 0."""
+    d, work, env = user
+    before = d.status()["frames"]["accepted"]
+    proc = _shell(command, cwd=work, env=env)
+    _wait(lambda: d.status()["frames"]["accepted"] >= before + 5 and (until is None or until(d.status())), f"{command!r} to drive the LEDs", proc)
+    rc, out, err = _ctrl_c(proc)
+    assert rc == 0, err
+    assert "Traceback" not in err
+    return out
+
+
+# -- the checks, one per command (or per block run as one script) --
+
+
+def check_quick_start(request, tmp_path: Path) -> None:
+    """Run for real in a copy of the tree: a fresh venv, pip install (from PyPI), demo until Ctrl-C."""
+    copy = tmp_path / "clone"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build", ".pytest_cache"))
+    env = clean_env()
+    env.pop("PYTHONPATH", None)
+    proc = _shell(readme_commands()[0], cwd=copy, env=env)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # pip's and the demo's output, as it comes
+        lines.append(line)
+        if re.search(r"connected left=\d+% right=\d+%", line):
+            break
+    rc, out, err = _ctrl_c(proc, timeout=30)
+    assert rc == 0, "".join(lines) + out + err
+    assert re.search(r"sent \d+ frames in", out), out
+
+
+def check_tests_run(request, tmp_path: Path) -> None:
+    """DRY (it is this very test suite): the script parses, and CI runs exactly it."""
+    assert subprocess.run(["bash", "-n", str(ROOT / "tests" / "run")]).returncode == 0
+    assert "bash tests/run" in (ROOT / ".ci" / "run").read_text()
+
+
+def check_apt_line(request, tmp_path: Path) -> None:
+    """DRY (installs system packages as root): the same packages that .ci/run installs."""
+    readme = next(c for c in readme_commands() if c.startswith("sudo apt-get install"))
+    ci = re.search(r"apt-get install -y -qq --no-install-recommends ([^>\n]+)", (ROOT / ".ci" / "run").read_text())
+    assert ci, ".ci/run lost its apt-get line"
+    assert set(readme.split()[3:]) == set(ci[1].split())
+
+
+def check_try_it_by_hand(request, tmp_path: Path) -> None:
+    """The block as one script, as pasted into a shell; on a free port, given by GRAVITY_LED_PORT."""
+    port = free_port()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(VENV_BIN.parent)
+    script = README.read_text().split(".venv/bin/gravity-led-daemon --pin-factory mock &", 1)[1]
+    script = ".venv/bin/gravity-led-daemon --pin-factory mock &" + script.split("```", 1)[0]
+    env = _user_env(
+        GRAVITY_LED_PORT=str(port), GRAVITY_LED_HOST="127.0.0.1", GRAVITY_LED_URL=f"ws://localhost:{port}",
+        GRAVITY_LED_CONFIG="/dev/null",
+    )  # fmt: skip
+    proc = _shell(script.replace("localhost:5678", f"localhost:{port}"), cwd=work, env=env)
+    try:
+        out, err = proc.communicate(timeout=scaled(60))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the background 'send --duration 10'
+    assert proc.returncode == 0, err
+    expected = dict(_block_of(".venv/bin/gravity-led-daemon --pin-factory mock &"))
+    assert expected[".venv/bin/gravity-led-client send 0 4.9 8.5"] + "\n" in out
+    status = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert status["leds"]["right"] == 0.0 and abs(status["leds"]["left"] - 0.499) < 0.01, status
+    assert "stopped" in err  # kill %1 stopped the daemon, which logged it
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def check_activate(request, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(VENV_BIN.parent)
+    r = subprocess.run(["bash", "-c", ". .venv/bin/activate && command -v gravity-led-client gravity-led-daemon"], cwd=work, capture_output=True, text=True, env=clean_env())
+    assert r.returncode == 0 and r.stdout.count(".venv/bin/gravity-led-") == 2, r.stdout + r.stderr
+
+
+def _stream_check(command: str, until: Callable[[dict], bool] | None = None) -> Callable[..., None]:
+    def check(request, tmp_path: Path) -> None:
+        _streams(command, request.getfixturevalue("user"), until=until)
+
+    check.__doc__ = f"Run against the test daemon until it drives the LEDs, then Ctrl-C: {command}"
+    return check
+
+
+def check_stdin(request, tmp_path: Path) -> None:
+    d, work, env = request.getfixturevalue("user")
+    r = subprocess.run(["bash", "-c", 'echo "0 4.9 8.5" | gravity-led-client stdin'], cwd=work, env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "sent 1 frame in" in r.stdout, r.stdout + r.stderr
+    assert d.status()["frames"]["accepted"] == 1
+
+
+def check_record_then_replay(request, tmp_path: Path) -> None:
+    """The phone is a fake SensorServer on loopback (its address replaces 192.168.1.20); then the replay."""
+    d, work, env = user = request.getfixturevalue("user")
+    phone = request.getfixturevalue("fake_sensorserver")(values=[0.0, 4.905, 8.496])
+    record = next(c for c in readme_commands() if c.startswith("gravity-led-client sensorserver"))
+    _streams(record.replace("192.168.1.20", f"127.0.0.1:{phone.port}"), user)
+    assert len((work / "tilt.csv").read_text().splitlines()) > 2
+    _streams("gravity-led-client replay tilt.csv --loop", user, until=lambda s: s["leds"]["right"] > 0.45)
+
+
+def check_send(request, tmp_path: Path) -> None:
+    d, work, env = request.getfixturevalue("user")
+    r = subprocess.run(["bash", "-c", "gravity-led-client send 0 4.9 8.5"], cwd=work, env=env, capture_output=True, text=True, timeout=30)
+    block = README.read_text().split("$ gravity-led-client send 0 4.9 8.5\n", 1)[1]
+    assert r.returncode == 0 and r.stdout == block.split("\n", 1)[0] + "\n", r.stdout + r.stderr
+
+
+def check_make_cert(request, tmp_path: Path) -> None:
+    """DRY (sudo on the Pi writes /etc/gravity-led): the same command with --out-dir, as a user."""
+    r = subprocess.run([str(VENV_BIN / "gravity-led-daemon"), "make-cert", "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, env=_user_env())
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cert.pem").exists() and (tmp_path / "key.pem").exists() and "certfile" in r.stdout + r.stderr
+
+
+def check_systemd_unit(request, tmp_path: Path) -> None:
+    """DRY (needs the service installed on a Pi; tests/system/test_systemd.py and test_install.py run it under
+    real systemd tools): the unit these commands name ships, and it can reload."""
+    unit = (ROOT / "deploy" / "gravity-led.service").read_text()
+    assert "ExecReload=" in unit and "Type=notify" in unit
+
+
+def check_journal_fields(request, tmp_path: Path) -> None:
+    """DRY (needs the service's journal): the fields these commands filter on are the ones the daemon logs."""
+    code = "".join(p.read_text() for p in (ROOT / "daemon").glob("*.py"))
+    assert '"CLIENT_ADDRESS"' in code
+
+
+def check_curl_status(request, tmp_path: Path) -> None:
+    d, work, env = request.getfixturevalue("user")
+    r = subprocess.run(["bash", "-c", f"curl -s http://localhost:{d.port}/status"], capture_output=True, text=True, timeout=30)
+    if r.returncode == 127:
+        pytest.skip("curl is not installed (.ci/run installs it)")
+    assert r.returncode == 0 and "leds" in json.loads(r.stdout)
+
+
+def check_install(request, tmp_path: Path) -> None:
+    """DRY (needs a Raspberry Pi and root; tests/system/test_install.py runs it in a scratch root): the script parses."""
+    assert subprocess.run(["bash", "-n", str(ROOT / "deploy" / "install.sh")]).returncode == 0
+
+
+def check_benchmarks(request, tmp_path: Path) -> None:
+    """DRY (two and a half minutes; tests/benchmarks/test_benchmarks_smoke.py runs each benchmark small): it starts and parses."""
+    r = subprocess.run([".venv/bin/python", "-m", "tests.benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--quick" in r.stdout
+
+
+def check_benchmarks_pi_zero(request, tmp_path: Path) -> None:
+    """DRY (needs root and a cgroup; tests/benchmarks/test_benchmarks_smoke.py runs it small where it can): the option exists."""
+    r = subprocess.run([".venv/bin/python", "-m", "tests.benchmarks", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--pi-zero" in r.stdout and "10%" in r.stdout
+
+
+SIN60 = 0.866
+CHECKS: dict[str, Callable[..., None]] = {
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/gravity-led-client demo": check_quick_start,
+    "bash tests/run": check_tests_run,
+    "sudo apt-get install chromium fonts-dejavu-core systemd libsystemd-dev pkg-config gcc tmux curl": check_apt_line,
+    ".venv/bin/gravity-led-daemon --pin-factory mock &": check_try_it_by_hand,
+    "sleep 1": check_try_it_by_hand,
+    ".venv/bin/gravity-led-client send 0 4.9 8.5": check_try_it_by_hand,
+    ".venv/bin/gravity-led-client send --duration 10 0 -4.9 8.5 &": check_try_it_by_hand,
+    "curl -s localhost:5678/status": check_try_it_by_hand,
+    "kill %1": check_try_it_by_hand,
+    ". .venv/bin/activate": check_activate,
+    "gravity-led-client sim": _stream_check("gravity-led-client sim"),
+    "gravity-led-client sim --pattern sweep --period 2": _stream_check("gravity-led-client sim --pattern sweep --period 2"),
+    "gravity-led-client sim --pattern walk --seed 1 --noise 2": _stream_check("gravity-led-client sim --pattern walk --seed 1 --noise 2"),
+    "gravity-led-client sim --pattern steps --steps -60,0,60": _stream_check(
+        "gravity-led-client sim --pattern steps --steps -60,0,60", until=lambda s: s["leds"]["left"] > SIN60 - 0.01
+    ),
+    "gravity-led-client sim --rate 1000": _stream_check("gravity-led-client sim --rate 1000"),
+    "gravity-led-client sim --percent": _stream_check("gravity-led-client sim --percent"),
+    'echo "0 4.9 8.5" | gravity-led-client stdin': check_stdin,
+    "gravity-led-client sensorserver 192.168.1.20 --record tilt.csv": check_record_then_replay,
+    "gravity-led-client replay tilt.csv --loop": check_record_then_replay,
+    "gravity-led-client send 0 4.9 8.5": check_send,
+    "sudo gravity-led-daemon make-cert": check_make_cert,
+    "sudo systemctl restart gravity-led": check_systemd_unit,
+    "journalctl -u gravity-led -n 5": check_systemd_unit,
+    "sudo deploy/install.sh": check_install,
+    "systemctl status gravity-led": check_systemd_unit,
+    "curl -s http://localhost:5678/status": check_curl_status,
+    "journalctl -u gravity-led -f": check_systemd_unit,
+    "journalctl -u gravity-led -F CLIENT_ADDRESS": check_journal_fields,
+    "journalctl -u gravity-led CLIENT_ADDRESS=192.168.1.7:40312": check_journal_fields,
+    "journalctl -u gravity-led -o verbose -n 1": check_journal_fields,
+    "sudo systemctl reload gravity-led": check_systemd_unit,
+    ".venv/bin/python -m tests.benchmarks": check_benchmarks,
+    ".venv/bin/python -m tests.benchmarks --pi-zero": check_benchmarks_pi_zero,
+}
+
+
+def test_every_readme_command_is_checked() -> None:
+    commands = readme_commands()
+    missing = [c for c in commands if c not in CHECKS]
+    assert not missing, "README commands without a check in tests/system/test_docs.py CHECKS: " + repr(missing)
+    stale = [c for c in CHECKS if c not in commands]
+    assert not stale, "CHECKS entries the README no longer shows: " + repr(stale)
+
+
+_UNIQUE = list({id(f): (name, f) for name, f in CHECKS.items()}.values())
+
+
+@pytest.mark.parametrize("check", [f for _, f in _UNIQUE], ids=[name for name, _ in _UNIQUE])
+def test_readme_command_works_as_written(check: Callable[..., None], request, tmp_path: Path) -> None:
+    check(request, tmp_path)

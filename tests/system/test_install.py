@@ -1,0 +1,246 @@
+"""deploy/install.sh, run for real into a temporary root.
+
+``--root DIR --no-apt --no-systemctl --offline`` is the test mode: the
+script creates the real venv (python -m venv --system-site-packages), builds
+and pip-installs this checkout into it without the network, writes the
+config and the units, and skips only what would change this machine (apt,
+systemctl, the system user). ``--offline`` builds the wheel with the test's
+interpreter, which therefore needs setuptools and wheel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import ROOT
+
+INSTALL = ROOT / "deploy" / "install.sh"
+DEPLOY = ROOT / "deploy"
+VENV = Path("opt/gravity-led/venv")
+CONF = Path("etc/gravity-led/daemon.toml")
+UNITS = Path("etc/systemd/system")
+LINKS = (Path("usr/local/bin/gravity-led-daemon"), Path("usr/local/bin/gravity-led-client"))
+
+
+def run(*args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}
+    env.update(extra_env)
+    r = subprocess.run(["sh", str(INSTALL), *args], capture_output=True, text=True, timeout=300, env=env)
+    if check:
+        assert r.returncode == 0, f"install.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def flags(root: Path, *more: str) -> tuple[str, ...]:
+    return ("--root", str(root), "--no-apt", "--no-systemctl", "--python", sys.executable, *more)
+
+
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under root: path -> content hash (venv bytecode by name only)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        elif p.is_file():
+            volatile = p.suffix == ".pyc" or rel.endswith(("RECORD", "direct_url.json"))
+            out[rel] = "" if volatile else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("root")
+    before = sorted(p.name for p in ROOT.iterdir())
+    r = run(*flags(root, "--offline"))
+    # the checkout is left as it was (the build happens in a copy: no build/, no *.egg-info)
+    assert sorted(p.name for p in ROOT.iterdir()) == before
+    return root, r
+
+
+def test_install_writes_the_expected_files(installed: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, r = installed
+    venv = root / VENV
+    # a real venv that sees the system's site-packages (apt's lgpio, systemd)
+    cfg = (venv / "pyvenv.cfg").read_text()
+    assert re.search(r"^include-system-site-packages = true$", cfg, re.M), cfg
+    script = venv / "bin" / "gravity-led-daemon"
+    assert os.access(script, os.X_OK)
+    assert script.read_text().splitlines()[0] == f"#!{venv}/bin/python"
+    # the installed console script runs the installed package (deps borrowed
+    # from the test's environment, as apt would provide them on the Pi)
+    env = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"])
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, env=env, timeout=60, cwd=root)
+    # its version names the source it was built from: pip reinstalls after a git pull that kept __version__
+    assert out.returncode == 0 and re.search(r"0\.1\.0\+src\.[0-9a-f]{12}\b", out.stdout + out.stderr), out
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import gravity_led.daemon as d; print(d.__file__)"], capture_output=True, text=True, env=env, cwd=root)
+    assert where.stdout.strip().startswith(str(venv)), where
+    # the config, byte for byte, and the units
+    assert (root / CONF).read_bytes() == (DEPLOY / "daemon.toml").read_bytes()
+    for unit in ("gravity-led.service", "gravity-led.socket"):
+        assert (root / UNITS / unit).read_bytes() == (DEPLOY / unit).read_bytes()
+    # nothing else outside the venv
+    outside = {p for p in snapshot(root) if not p.startswith(str(VENV))}
+    assert outside == {str(CONF), str(UNITS / "gravity-led.service"), str(UNITS / "gravity-led.socket"), *map(str, LINKS)}
+    # the programs on sudo's PATH (secure_path has /usr/local/bin): links into the venv
+    for link in LINKS:
+        assert os.readlink(root / link) == f"/{VENV}/bin/{link.name}"
+    # what the user is told: phones need HTTPS, how to get it; a browser works without
+    assert "Phones need HTTPS" in r.stdout and "sudo gravity-led-daemon make-cert" in r.stdout
+    assert "http://" in r.stdout and ":5678/" in r.stdout
+    assert "journalctl -u gravity-led" in r.stdout
+
+
+@pytest.mark.systemd
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (Debian: apt install systemd)")
+def test_installed_units_verify_against_the_installed_venv(installed: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    """ExecStart= names the console script install.sh made: seen from the
+    temporary root (prefixing it), systemd-analyze verify finds it executable."""
+    root, _ = installed
+    for unit in ("gravity-led.service", "gravity-led.socket"):
+        text = (root / UNITS / unit).read_text()
+        text = re.sub(r"^ExecStart=(/\S+)", lambda m: f"ExecStart={root}{m.group(1)}", text, flags=re.M)
+        (tmp_path / unit).write_text(text)
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "gravity-led.service"), str(tmp_path / "gravity-led.socket")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
+def test_prefix_moves_the_venv_and_the_units_follow(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    run(*flags(root, "--no-pip", "--prefix", "/srv/gl"))
+    assert (root / "srv/gl/venv/bin/python").exists()
+    assert not (root / "opt").exists()
+    service = (root / UNITS / "gravity-led.service").read_text()
+    assert "\nExecStart=/srv/gl/venv/bin/gravity-led-daemon --config /etc/gravity-led/daemon.toml" in service
+    assert "/opt/gravity-led" not in service
+    # an unedited config goes with the rest
+    r = run(*flags(root, "--no-pip", "--prefix", "/srv/gl", "--uninstall"))
+    assert snapshot(root) == {}, snapshot(root)
+    assert not list(root.rglob("*gravity-led*"))
+    assert "kept" not in r.stdout
+
+
+def _is_a_pi() -> bool:
+    for f in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
+        try:
+            return "Raspberry Pi" in Path(f).read_text(errors="replace")
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.skipif(_is_a_pi(), reason="this is a Raspberry Pi: a real install would go ahead")
+def test_refuses_on_a_machine_that_is_not_a_pi() -> None:
+    before = [Path(p).exists() for p in ("/opt/gravity-led", "/etc/gravity-led", "/etc/systemd/system/gravity-led.service")]
+    r = run("--no-apt", "--no-systemctl", "--python", sys.executable, check=False)
+    assert r.returncode == 1
+    assert "not a Raspberry Pi" in r.stderr and "--pin-factory mock" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert r.stdout == ""  # refused before doing anything
+    after = [Path(p).exists() for p in ("/opt/gravity-led", "/etc/gravity-led", "/etc/systemd/system/gravity-led.service")]
+    assert after == before
+
+
+def test_bad_usage_exits_2() -> None:
+    r = run("--frobnicate", check=False)
+    assert r.returncode == 2 and "unknown option --frobnicate" in r.stderr
+    r = run("--root", check=False)
+    assert r.returncode == 2
+
+
+def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    """On the module's install (so last in this file: it ends by removing it)."""
+    root, _ = installed
+    first = snapshot(root)
+    r = run(*flags(root, "--offline"))
+    assert snapshot(root) == first
+    assert "already runs this source (pip skipped)" in r.stdout
+    assert "keeping existing /etc/gravity-led/daemon.toml" in r.stdout
+    assert "installed /etc/systemd/system" not in r.stdout  # units unchanged: not rewritten
+
+    # never overwrites the user's config
+    mine = 'right_pin = "GPIO5"\ninvert = true\n'
+    (root / CONF).write_text(mine)
+    r = run(*flags(root, "--no-pip"))
+    assert (root / CONF).read_text() == mine and "keeping existing" in r.stdout
+
+    # a program of the same name that is not ours stays (and is not replaced)
+    mine_bin = root / LINKS[1]
+    mine_bin.unlink()
+    mine_bin.write_text("#!/bin/sh\n")
+    r = run(*flags(root, "--offline"))
+    assert "gravity-led-client exists and is not ours" in r.stdout and mine_bin.read_text() == "#!/bin/sh\n"
+
+    # uninstall keeps an edited config (and says so), removes all the rest ...
+    r = run(*flags(root, "--uninstall"))
+    assert (root / CONF).read_text() == mine
+    assert "kept /etc/gravity-led/daemon.toml" in r.stdout
+    assert set(snapshot(root)) == {str(CONF), str(LINKS[1])}
+    assert mine_bin.read_text() == "#!/bin/sh\n"
+    mine_bin.unlink()
+    # ... and --purge removes that too
+    r = run(*flags(root, "--uninstall", "--purge"))
+    assert snapshot(root) == {}, snapshot(root)
+    assert not list(root.rglob("*gravity-led*"))
+    assert "uninstalled" in r.stdout
+    run(*flags(root, "--uninstall"))  # twice is fine
+
+
+def test_example_config_shows_every_option_commented_with_its_default() -> None:
+    """deploy/daemon.toml is the installed default: it sets nothing, and each
+    option appears once as `# key = default` (an example for those whose
+    default is "unset"), so a new option in daemon/config.py must be added."""
+    import tomllib
+    from dataclasses import fields
+
+    from gravity_led.daemon.config import Config, load_config
+
+    text = (DEPLOY / "daemon.toml").read_text()
+    assert tomllib.loads(text) == {}
+    shown = [line[2:] for line in text.splitlines() if re.match(r"# [a-z_]+ = ", line)]
+    values = tomllib.loads("\n".join(shown))  # also: no key shown twice
+    assert set(values) == {f.name for f in fields(Config)}
+    for f in fields(Config):
+        if f.default is None:
+            continue
+        default = list(f.default) if isinstance(f.default, tuple) else f.default
+        assert values[f.name] == default, f"{f.name}: shown {values[f.name]!r}, default {default!r}"
+    # uncommented, the shown values form a valid configuration
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as fh:
+        fh.write("\n".join(line for line in shown if not line.startswith(("certfile", "keyfile", "token_file"))))
+        fh.flush()
+        cfg, _ = load_config(None, {"GRAVITY_LED_CONFIG": fh.name})
+    assert cfg.pin_factory == "lgpio" and cfg.right_pin == "GPIO18" and cfg.left_pin == "GPIO22"
+
+
+def test_with_a_certificate_it_prints_the_https_address_and_its_qr_code(tmp_path: Path) -> None:
+    """The phone's page needs HTTPS: once daemon.toml names a certificate,
+    the installer's last words are the https:// URL and a QR code of it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    certs = tmp_path / "certs"
+    made = subprocess.run([sys.executable, "-m", "daemon", "make-cert", "--out-dir", str(certs), "--host", "pi.example"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    (root / CONF).parent.mkdir(parents=True)
+    (root / CONF).write_text(f'certfile = "{certs}/cert.pem"\nkeyfile = "{certs}/key.pem"\nhost = "pi.example"\n')
+    # --offline installs no dependencies: borrow the test's (apt's, on a Pi)
+    r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    assert "Open on the phone (accept the self-signed certificate once):" in r.stdout
+    assert "    https://pi.example:5678/" in r.stdout
+    assert "Phones need HTTPS" not in r.stdout
+    assert "\u2580" in r.stdout or "\u2584" in r.stdout or "\u2588" in r.stdout  # the QR code's half blocks

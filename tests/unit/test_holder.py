@@ -1,0 +1,148 @@
+"""The holder slot and per-client state (daemon/holder.py), in-process: the
+budgets with a fake clock, the message sink with a fake connection, and the
+whole daemon in this process on a loopback port, with websockets' own path
+forced (the fallback when its internals look different)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+
+import pytest
+from websockets.asyncio.client import connect
+
+from gravity_led.daemon import wsadapter
+from gravity_led.daemon.config import Config
+from gravity_led.daemon.holder import ERRORS_PER_S, ClientState, ErrorBudget, FrameRate, Holder, RejectLog
+from gravity_led.daemon.leds import LedPair
+from gravity_led.daemon.mapping import Duties
+from gravity_led.daemon.protocol import Vector, decode_server_message, encode_subscribe
+from gravity_led.daemon.ratelog import RateLimitedLog
+from gravity_led.daemon.server import Daemon
+
+
+def test_error_budget_answers_a_burst_then_counts_what_it_suppressed():
+    b = ErrorBudget(now=0.0)
+    answers = [b.take(0.0) for _ in range(20)]
+    assert answers[: int(ERRORS_PER_S)] == [0] * int(ERRORS_PER_S)
+    assert answers[int(ERRORS_PER_S) :] == [None] * (20 - int(ERRORS_PER_S))
+    assert b.take(1.0 / ERRORS_PER_S) == 20 - int(ERRORS_PER_S), "the next answer reports the silent ones"
+    assert b.take(0.2) is None
+
+
+def test_error_budget_says_nothing_to_a_client_that_does_not_read():
+    b = ErrorBudget(now=0.0)
+    assert b.take(0.0, can_send=False) is None
+    assert b.take(0.0, can_send=True) == 1
+
+
+def test_reject_log_one_line_per_period_with_the_count():
+    log = RejectLog(every_s=5.0)
+    assert log.add(0.0) == 1
+    assert [log.add(t) for t in (1.0, 2.0, 4.9)] == [None, None, None]
+    assert log.add(5.0) == 4
+
+
+def test_frame_rate_counts_the_last_whole_second():
+    r = FrameRate()
+    for i in range(50):
+        r.tick(10.0 + i / 50)
+    assert r.rate(10.5) == 0
+    assert r.rate(11.2) == 50
+    assert r.rate(12.5) == 0, "a silent second is a rate of 0"
+
+
+class FakeConn:
+    peer = "127.0.0.1:9"
+    superseded = 0  # vectors skipped unparsed in a backlog (wsadapter)
+
+    def __init__(self, room: bool = True) -> None:
+        self.room = room
+        self.sent: list[str] = []
+
+    def has_room(self) -> bool:
+        return self.room
+
+    async def send_quietly(self, message: str) -> None:
+        self.sent.append(message)
+
+
+class FakeDriver:
+    def __init__(self) -> None:
+        self.vectors: list[tuple[Vector, float]] = []
+        self.reads = 0
+        self.leds = type("Leds", (), {"duties": Duties(0.0, 0.0)})()
+
+    def vector(self, v: Vector, now: float) -> None:
+        self.vectors.append((v, now))
+
+    def read_ended(self) -> None:
+        self.reads += 1
+
+
+def test_sink_passes_vectors_and_budgets_error_replies():
+    async def main() -> None:
+        clock = [100.0]
+        driver = FakeDriver()
+        events = RateLimitedLog(logging.getLogger("test_holder"), clock=lambda: clock[0], call_at=asyncio.get_running_loop().call_at)
+        holder = Holder(driver, clock=lambda: clock[0], events=events)
+        conn = FakeConn()
+        holder.client = c = ClientState(conn, conn.peer, errors=ErrorBudget(now=clock[0]))
+        holder.message("0 1 0")
+        holder.message(b"bad")
+        for _ in range(50):
+            holder.message("1 2")
+        holder.read_ended()
+        await asyncio.sleep(0)
+        assert driver.vectors == [(Vector(0.0, 1.0, 0.0), 100.0)] and driver.reads == 1
+        assert (c.accepted, c.rejected) == (1, 51)
+        assert len(conn.sent) == ERRORS_PER_S, "a flood of bad frames gets a few answers"
+        clock[0] += 1.0
+        holder.message("nan 1 2")
+        await asyncio.sleep(0)
+        last = decode_server_message(conn.sent[-1])
+        assert last.error == "not_finite" and last.suppressed == 51 - ERRORS_PER_S
+        assert holder.frames.accepted == 1 and holder.state().client == conn.peer
+
+    asyncio.run(main())
+
+
+@pytest.fixture
+def websockets_path_only(monkeypatch):
+    """As if websockets' parser looked different: no fast path at all."""
+    monkeypatch.setattr(wsadapter, "parser_idle", lambda protocol: False)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "websockets path"])
+def test_in_process_daemon_takes_every_frame(fast, request):
+    if not fast:
+        request.getfixturevalue("websockets_path_only")
+
+    async def main() -> None:
+        cfg = Config(host="127.0.0.1", port=0, pin_factory="mock")
+        with LedPair(right_pin=cfg.right_pin, left_pin=cfg.left_pin, pin_factory="mock") as leds:
+            daemon = Daemon(cfg, leds=leds)
+            listening = asyncio.Event()
+            run = asyncio.ensure_future(daemon.run(on_listening=listening.set))
+            await listening.wait()
+            async with connect(f"ws://127.0.0.1:{daemon.port}", compression=None) as ws:
+                await ws.send(encode_subscribe(20))
+                for i in range(200):
+                    await ws.send(f"0 {i + 1} 10")
+                await ws.send("0 " + "0" * 200 + "1 1")  # over 125 bytes: websockets' parser either way
+                async with asyncio.timeout(20):
+                    while daemon.holder.frames.accepted < 201:
+                        msg = json.loads(await ws.recv())
+                assert msg["type"] == "state"
+                assert daemon.holder.frames.accepted == 201
+                assert leds.duties.right == pytest.approx(2**-0.5)
+            daemon.request_stop()
+            await run
+            assert leds.duties == Duties(0.0, 0.0)
+
+    asyncio.run(main())
+    # Run in-process, the daemon leaves this process's signals as it found
+    # them (processes started later inherit the mask).
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, [])

@@ -1,0 +1,27 @@
+"""daemon/leds.py on gpiozero's own MockFactory, in process."""
+
+from __future__ import annotations
+
+from gravity_led.daemon.leds import MOCK_HISTORY, LedPair
+from gravity_led.daemon.mapping import Duties
+
+
+def test_writes_reach_the_pins_and_unchanged_duties_are_skipped():
+    with LedPair(right_pin="GPIO18", left_pin="GPIO22", pin_factory="mock") as leds:
+        leds.write(Duties(right=0.25, left=0.0))
+        leds.write(Duties(right=0.25, left=0.0))
+        assert leds.duties == Duties(right=0.25, left=0.0)
+        assert leds.writes == 1
+
+
+def test_mock_pins_remember_a_bounded_history():
+    # gpiozero's MockPin appends every state change to a list: unbounded, a
+    # demo left running would grow by megabytes a minute.
+    with LedPair(right_pin="GPIO18", left_pin="GPIO22", pin_factory="mock") as leds:
+        for i in range(10 * MOCK_HISTORY):
+            leds.write(Duties(right=(i % 100) / 100, left=((i + 50) % 100) / 100))
+        pins = list(leds._factory.pins.values())
+        assert len(pins) == 2
+        for pin in pins:
+            assert MOCK_HISTORY <= len(pin.states) <= 2 * MOCK_HISTORY
+        assert leds.duties == Duties(right=((10 * MOCK_HISTORY - 1) % 100) / 100, left=((10 * MOCK_HISTORY + 49) % 100) / 100)
