@@ -103,7 +103,7 @@ class LedDriver:
         self._arm(None)
         self.leds.off()
 
-    def read(self, newest: Vector | None, vectors: int, now: float) -> None:
+    def after_read(self, newest: Vector | None, vectors: int, now: float) -> None:
         """A read of the holder's socket ended, with ``vectors`` valid vectors
         (``newest`` the last): one decision per read, not per frame."""
         if vectors:

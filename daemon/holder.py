@@ -227,7 +227,7 @@ class Holder:
             c.accepted += vectors
             c.last_valid_t = now
             c.rate.tick(now, vectors)
-        self.driver.read(newest, vectors, now)
+        self.driver.after_read(newest, vectors, now)
 
     def _reject(self, c: ClientState, err: FrameError, now: float) -> None:
         c.rejected += 1

@@ -76,6 +76,41 @@ def run_daemon(daemon: Daemon, *, on_listening: Callable[[], None] | None = None
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
+def serve_options(cfg: Config, *, process_request: Callable[..., Any], intake: Intake) -> dict[str, Any]:
+    """websockets' ``serve()`` options (but the handler and where to listen)."""
+    return dict(
+        process_request=process_request,
+        compression=None,  # tiny frames gain nothing; and no decompression bombs
+        max_size=cfg.max_frame_bytes,
+        max_queue=16,
+        open_timeout=cfg.handshake_timeout_s,
+        ping_interval=cfg.ping_interval_s,
+        ping_timeout=cfg.ping_timeout_s,
+        close_timeout=1.0,
+        server_header="gravity-led",
+        # No ssl= here: each connection does its own TLS handshake
+        # (daemon/accept.py), so that it is counted from the accept.
+        create_connection=functools.partial(LedConnection, intake=intake, max_frame_bytes=cfg.max_frame_bytes),
+        logger=logging.getLogger("gravity_led.websockets"),
+    )
+
+
+def listen_error(e: OSError, host: str, port: int) -> StartupError:
+    """Why the daemon cannot listen, in one sentence."""
+    where = f"{host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return StartupError(f"port {port} is already in use on {host} (is another gravity-led running? pick another with --port)")
+    if e.errno == errno.EACCES:
+        return StartupError(f"permission denied to listen on {where} (ports below 1024 need privileges)")
+    if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return StartupError(f"cannot listen on {where}: that address is not on this machine")
+    return StartupError(f"cannot listen on {where}: {e.strerror or e}")
+
+
+def _no_reload_source() -> Config:
+    raise OSError(0, "no configuration source to re-read")
+
+
 class Daemon:
     """One phone at a time drives two LEDs."""
 
@@ -118,7 +153,7 @@ class Daemon:
         self.routes = Routes(cfg, token=self._token, status=self.status, throttle=self.throttle, clock=loop.time, events=self.events)
         self.reloader = Reloader(
             cfg,
-            load=self._reload_config or self._no_reload_source,
+            load=self._reload_config or _no_reload_source,
             parts=(self, self.driver, self.holder, self.routes),
             cycle=lambda: self.sd.reload_cycle(self._status_line()),
             restart_hint="systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
@@ -180,21 +215,7 @@ class Daemon:
         self.leds.off()
         tls = server_tls_context(cfg.certfile, cfg.keyfile) if cfg.certfile is not None else None
         intake = Intake(self.connections, handshake_timeout_s=cfg.handshake_timeout_s, tls=tls, events=self.events, loop=self._loop)
-        kwargs: dict[str, Any] = dict(
-            process_request=self.routes,
-            compression=None,  # tiny frames gain nothing; and no decompression bombs
-            max_size=cfg.max_frame_bytes,
-            max_queue=16,
-            open_timeout=cfg.handshake_timeout_s,
-            ping_interval=cfg.ping_interval_s,
-            ping_timeout=cfg.ping_timeout_s,
-            close_timeout=1.0,
-            server_header="gravity-led",
-            # No ssl= here: each connection does its own TLS handshake
-            # (daemon/accept.py), so that it is counted from the accept.
-            create_connection=functools.partial(LedConnection, intake=intake, max_frame_bytes=cfg.max_frame_bytes),
-            logger=logging.getLogger("gravity_led.websockets"),
-        )
+        kwargs = serve_options(cfg, process_request=self.routes, intake=intake)
         sockets = self.sd.listen_sockets()
         try:
             if sockets:
@@ -203,14 +224,7 @@ class Daemon:
             else:
                 self.server = await serve(self.holder.serve, cfg.host, cfg.port, **kwargs)
         except OSError as e:
-            where = f"{cfg.host}:{cfg.port}"
-            if e.errno == errno.EADDRINUSE:
-                raise StartupError(f"port {cfg.port} is already in use on {cfg.host} (is another gravity-led running? pick another with --port)") from None
-            if e.errno == errno.EACCES:
-                raise StartupError(f"permission denied to listen on {where} (ports below 1024 need privileges)") from None
-            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                raise StartupError(f"cannot listen on {where}: that address is not on this machine") from None
-            raise StartupError(f"cannot listen on {where}: {e.strerror or e}") from None
+            raise listen_error(e, cfg.host, cfg.port) from None
         for sock in self.server.sockets:
             # Bound what the kernel queues for us (accepted sockets inherit it).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
@@ -226,10 +240,6 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: re-read the configuration off the loop; apply what can change live."""
         self.reloader.request()
-
-    @staticmethod
-    def _no_reload_source() -> Config:
-        raise OSError(0, "no configuration source to re-read")
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         # asyncio's default handler logs a traceback for each, and some a peer

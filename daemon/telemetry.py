@@ -11,9 +11,13 @@ from typing import Callable, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
-from .protocol import StateMessage
-
 __all__ = ["Telemetry", "TelemetryPeer"]
+
+
+class Message(Protocol):
+    """A state message (daemon/protocol.py's ``StateMessage``)."""
+
+    def encode(self) -> str: ...
 
 
 class TelemetryPeer(Protocol):
@@ -27,7 +31,7 @@ class Telemetry:
     """One client's subscription: ``subscribe(rate_hz)`` starts, changes or
     (with 0) stops it; ``close()`` when the client goes."""
 
-    def __init__(self, peer: TelemetryPeer, *, state: Callable[[], StateMessage], clock: Callable[[], float]) -> None:
+    def __init__(self, peer: TelemetryPeer, *, state: Callable[[], Message], clock: Callable[[], float]) -> None:
         self._peer = peer
         self._state = state
         self._clock = clock

@@ -255,8 +255,8 @@ class LedConnection(ServerConnection):
         if sink is not None:
             # The fast path (daemon/framing.py): simple frames straight to the
             # sink; the rest, whole frames from a boundary, to websockets.
-            # ``super().data_received`` is websockets' asyncio protocol
-            # callback (feeds its parser, processes its events).
+            # ``_websockets_read`` is websockets' asyncio protocol callback
+            # (feeds its parser, processes its events).
             idle = self._framed or parser_idle(self.protocol)
             messages, rest = self.framer.receive_data(data, parser_idle=idle)
             if len(messages) > BACKLOG_FRAMES:
@@ -265,22 +265,26 @@ class LedConnection(ServerConnection):
             self._framed = not rest
             if rest:
                 self._batch = messages  # process_event adds what websockets parses
-                super().data_received(rest)
+                self._websockets_read(rest)
                 self._batch = None
             sink.read(messages)
         else:
-            super().data_received(data)
+            self._websockets_read(data)
         transport = self.transport
         if too_much_unread(transport.get_write_buffer_size()) and not transport.is_closing():
             self.intake.not_reading(self)
             transport.abort()
+
+    def _websockets_read(self, data: bytes) -> None:
+        """Bytes for websockets' own parser: its ``data_received``."""
+        ServerConnection.data_received(self, data)
 
     def eof_received(self) -> bool | None:
         if not self._started:
             return None  # close
         pending = self.framer.take_pending()
         if pending:  # a frame cut short: websockets reports it
-            super().data_received(pending)
+            self._websockets_read(pending)
         return super().eof_received()
 
     def process_event(self, event: Any) -> None:
