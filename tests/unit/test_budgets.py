@@ -45,3 +45,9 @@ def test_reject_log_one_line_per_period_with_the_count():
     assert log.add(5.0) == 4
 
 
+
+
+def test_a_burst_at_one_instant_is_the_whole_burst_whatever_the_clock_reads():
+    for t0 in (0.0, 100.0, 12345.678, 9.87e6):
+        b = ErrorBudget()
+        assert sum(b.take(t0) is not None for _ in range(20)) == int(ERRORS_PER_S), t0

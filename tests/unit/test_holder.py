@@ -58,7 +58,9 @@ class FakeDriver:
         self.reads.append((newest, vectors, now))
 
 
-def test_sink_passes_vectors_and_budgets_error_replies():
+def test_sink_passes_vectors_and_budgets_error_replies(caplog):
+    caplog.set_level(logging.INFO, "gravity_led")
+
     async def main() -> None:
         clock = [100.0]
         driver = FakeDriver()
@@ -71,6 +73,7 @@ def test_sink_passes_vectors_and_budgets_error_replies():
         assert driver.reads == [(Vector(0.0, 1.0, 0.0), 1, 100.0)], "one decision per read, with the newest vector"
         assert (c.accepted, c.rejected) == (1, 51)
         assert len(conn.sent) == ERRORS_PER_S, "a flood of bad frames gets a few answers"
+        assert caplog.text.count("rejected a frame from") == 1, "and one log line"
         clock[0] += 1.0
         holder.read(["nan 1 2"])
         await asyncio.sleep(0)
