@@ -14,15 +14,23 @@ import logging
 from typing import Callable, Protocol
 
 from .config import Config
-from .leds import LedPair
 from .mapping import Duties
 from .protocol import Vector
 from .ratelog import RateLimitedLog
 from .writer import Plan, Writer
 
-__all__ = ["LedDriver", "ReadValve", "Transport"]
+__all__ = ["LedDriver", "Pins", "ReadValve", "Transport"]
 
 log = logging.getLogger("gravity_led")
+
+
+class Pins(Protocol):
+    """The two LEDs (daemon/leds.py's ``LedPair``)."""
+
+    @property
+    def duties(self) -> Duties: ...
+    def write(self, duties: Duties) -> None: ...
+    def off(self) -> None: ...
 
 
 class Transport(Protocol):
@@ -66,7 +74,7 @@ class LedDriver:
     def __init__(
         self,
         writer: Writer,
-        leds: LedPair,
+        leds: Pins,
         *,
         clock: Callable[[], float],
         call_at: Callable[[float, Callable[[], None]], asyncio.TimerHandle],

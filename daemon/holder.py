@@ -18,15 +18,31 @@ from websockets.frames import CloseCode
 
 from .budgets import ErrorBudget, RejectLog
 from .config import Config
-from .driver import LedDriver, ReadValve
+from .mapping import Duties
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameCounts, FrameError, LedLevels, StateMessage, Vector, encode_error, parse_frame
 from .ratelog import RateLimitedLog
 from .telemetry import Telemetry
 from .wording import frame_counts
 
-__all__ = ["ClientConnection", "ClientState", "FrameRate", "Holder"]
+__all__ = ["ClientConnection", "ClientState", "Driver", "FrameRate", "Holder", "Valve"]
 
 log = logging.getLogger("gravity_led")
+
+
+class Valve(Protocol):
+    """The valve on a connection's reads (daemon/driver.py's ``ReadValve``)."""
+
+    def set(self, hold: bool) -> None: ...
+
+
+class Driver(Protocol):
+    """The LED driver (daemon/driver.py), as the holder uses it."""
+
+    @property
+    def duties(self) -> Duties: ...
+    def attach(self, reads: Valve, *, peer: str) -> None: ...
+    def release(self) -> None: ...
+    def after_read(self, newest: Vector | None, vectors: int, now: float) -> None: ...
 
 
 class ClientConnection(Protocol):
@@ -37,7 +53,7 @@ class ClientConnection(Protocol):
     @property
     def superseded(self) -> int: ...
     @property
-    def reads(self) -> ReadValve: ...
+    def reads(self) -> Valve: ...
     def attach(self, sink: Holder) -> None: ...
     def detach(self) -> None: ...
     async def pump(self) -> None: ...
@@ -96,7 +112,7 @@ class Holder:
 
     def __init__(
         self,
-        driver: LedDriver,
+        driver: Driver,
         *,
         clock: Callable[[], float],
         events: RateLimitedLog,
