@@ -238,7 +238,7 @@ def test_url_from_environment(start_daemon) -> None:
     import subprocess
     import sys
 
-    from client_fixtures import ROOT, client_env
+    from tests.support.client_fixtures import ROOT, client_env
 
     r = subprocess.run(
         [sys.executable, "-m", "client", "send", "0", "5", "8"],
@@ -283,7 +283,7 @@ def test_a_token_the_client_cannot_send_is_one_sentence_without_the_secret(tmp_p
     import subprocess
     import sys
 
-    from client_fixtures import ROOT, client_env
+    from tests.support.client_fixtures import ROOT, client_env
 
     path = tmp_path / "token"
     path.write_text(secret, encoding="utf-8")
@@ -306,7 +306,7 @@ def test_wss_with_cafile_or_insecure(start_daemon, tmp_path) -> None:
     import subprocess
     import sys
 
-    from client_fixtures import ROOT, client_env
+    from tests.support.client_fixtures import ROOT, client_env
 
     made = subprocess.run(
         [sys.executable, "-m", "daemon", "make-cert", "--host", "127.0.0.1", "--out-dir", str(tmp_path)],
