@@ -65,6 +65,25 @@ def test_readme_quick_start_commands_are_the_real_ones():
     assert "bash tests/run" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_readme_module_map_names_every_module():
+    """The README's map (under "How it works") names each module of daemon/ and client/ once, and no other."""
+    section = README.read_text().split("## How it works", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n", 2)[1]
+    named: dict[str, list[str]] = {"daemon": [], "client": []}
+    folder = "daemon"
+    for line in block.splitlines():
+        if line.startswith("client/"):
+            folder = "client"
+        elif line.startswith(("deploy/", "tests/", "docs/")):
+            folder = ""
+        m = re.match(r"^  (\w+\.py) ", line)
+        if m and folder:
+            named[folder].append(m[1])
+    for folder, names in named.items():
+        have = sorted(f.name for f in (ROOT / folder).glob("*.py") if not f.name.startswith("__"))
+        assert sorted(names) == have, f"README map of {folder}/: names {sorted(names)}, the folder has {have}"
+
+
 def _anchors(page: Path) -> set[str]:
     """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
     text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
