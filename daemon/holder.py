@@ -100,7 +100,6 @@ class ClientState:
     rejected: int = 0
     rate: FrameRate = field(default_factory=FrameRate)
     errors: ErrorBudget = field(default_factory=ErrorBudget)
-    rejects: RejectLog = field(default_factory=RejectLog)
     last_valid_t: float = 0.0
     """When the last valid vector came (or the client connected)."""
     released: str | None = None
@@ -126,6 +125,7 @@ class Holder:
         self.on_change = on_change
         self.client: ClientState | None = None
         self.busy_refused = 0
+        self.rejects = RejectLog()  # the slot's, not a client's: reconnecting does not reset it
         self.stopping = False  # set by the daemon at shutdown, for the log line
         self._past = FrameCounts(0, 0)  # frames of clients gone
 
@@ -247,7 +247,7 @@ class Holder:
 
     def _reject(self, c: ClientState, err: FrameError, now: float) -> None:
         c.rejected += 1
-        n = c.rejects.add(now)  # the one rate limit on this line
+        n = self.rejects.add(now)  # the one rate limit on this line
         if n is not None:
             more = f" (and {n - 1} more since the last report)" if n > 1 else ""
             log.info("rejected a frame from %s: %s%s", c.peer, err.message, more, extra={"CLIENT_ADDRESS": c.peer, "FRAMES_REJECTED": c.rejected})
