@@ -107,6 +107,16 @@ def listen_error(e: OSError, host: str, port: int) -> StartupError:
     return StartupError(f"cannot listen on {where}: {e.strerror or e}")
 
 
+def _quiet_wakeup_fd() -> None:
+    """asyncio wakes its loop for a signal through a socket; a flood of
+    signals while the loop is busy fills it, and Python then prints a
+    traceback per signal ("Exception ignored when trying to write to the
+    signal wakeup fd"), though the loop is woken all the same.  Keep the fd,
+    drop the warning.  (``add_signal_handler`` sets it afresh: call after.)"""
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+
+
 def _no_reload_source() -> Config:
     raise OSError(0, "no configuration source to re-read")
 
@@ -272,6 +282,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        _quiet_wakeup_fd()
         await self.start()
         if on_listening is not None:
             on_listening()
@@ -284,6 +295,7 @@ class Daemon:
             # From here on a signal changes nothing (a SIGHUP used to kill us).
             for sig in SIGNALS:
                 loop.add_signal_handler(sig, self._signal_while_stopping, sig)
+            _quiet_wakeup_fd()
             self.stopping = self.holder.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()
