@@ -11,14 +11,18 @@ import argparse
 import asyncio
 import errno
 import math
+import os
 import re
 import sys
 import time
-from typing import AsyncIterator, Callable, Sequence
+from typing import AsyncIterator, Callable, Mapping, Sequence
 
+from gravity_led.daemon import __version__
 from gravity_led.daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector, parse_number
+from gravity_led.daemon.usage import UsageParser, suggest, unknown_environment, unrecognized, usage_message
 
 from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
+from .argcheck import DEMO_URL, foreign_option, ignored_option
 from .link import Link, LinkOptions, env_url, normalize_url
 from .demo import run_demo
 from .live import View, choose_mode
@@ -58,13 +62,13 @@ amplitude_type = _number(float, lambda v: 0 <= v <= 180, "an angle between 0 and
 
 
 def _angles(text: str) -> tuple[float, ...]:
+    items = text.replace(" ", "").split(",")
     try:
-        values = tuple(parse_number(x) for x in text.replace(" ", "").split(",") if x)
+        if not all(items):
+            raise FrameError("empty", "an empty item")
+        return tuple(parse_number(x) for x in items)
     except FrameError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles")
-    return values
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles such as -60,0,60") from None
 
 
 # ---- parser -------------------------------------------------------------------
@@ -127,7 +131,7 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog=PROG,
         usage="%(prog)s [SUBCOMMAND] [OPTIONS]",
         description="Stream a gravity vector (from a simulated phone, stdin, a recording or a phone app) "
@@ -137,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 done (or Ctrl-C), 1 error, 2 bad command line, 3 the LEDs stayed in use by another client. "
         "Run 'gravity-led-client SUBCOMMAND --help' for its options.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # prog=PROG: each subcommand's errors start "gravity-led-client sim: error:".
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", prog=PROG)
 
     def add(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=description or help)
@@ -236,7 +242,7 @@ def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
     i = 0
     while i < len(joined):
         a = joined[i]
-        if a in ("-h", "--help"):
+        if a in ("-h", "--help", "--version"):
             return joined  # help before any subcommand: the overview
         if a in subcommands:
             return [a, *joined[:i], *joined[i + 1 :]]
@@ -247,19 +253,42 @@ def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    args, extra = parser.parse_known_args(normalize_argv(parser, argv))
+    """Parse, or exit 2 with one sentence prefixed by the subcommand's name (``gravity-led-client sim: error:``)."""
+    argv = normalize_argv(parser, argv)
+    subcommands = _subcommands(parser)
+    if argv and argv[0] in subcommands:
+        if (problem := foreign_option(argv, subcommands)) is not None:
+            subcommands[argv[0]].error(problem)
+    args, extra = parser.parse_known_args(argv)
+    sub = subcommands[args.command]
     if extra:
+        if args.command == "sim" and (guess := suggest(extra[0], subcommands)) is not None and extra[0] not in argv[:1]:
+            parser.error(f"unknown subcommand {extra[0]!r}; did you mean {guess}?")
         hints = [_url_hint(x) for x in extra if _url_hint(x)]
-        parser.error(f"unrecognized argument{'s' if len(extra) > 1 else ''}: {' '.join(extra)}" + (hints[0] if hints else ""))
+        if hints and args.command == "demo":
+            sub.error(DEMO_URL.format(flag="address"))
+        sub.error(unrecognized(extra, sub.option_strings()) + (hints[0] if hints else ""))
+    if (problem := ignored_option(args)) is not None:
+        sub.error(problem)
     return args
+
+
+CLIENT_ENV = ("URL", "TOKEN", "TOKEN_FILE")
+
+
+def environment_warnings(env: Mapping[str, str]) -> list[str]:
+    """Warnings for GRAVITY_LED_* variables nothing reads; the daemon's (set in the same shell) count as known."""
+    if not unknown_environment(env, CLIENT_ENV):
+        return []
+    from gravity_led.daemon.config import environment_warnings as all_known  # only now: it imports the LED code
+
+    return all_known(env)
 
 
 # ---- commands -----------------------------------------------------------------
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    import os
-
     from gravity_led.daemon.security import SecurityError, check_token, read_token
 
     path = getattr(args, "token_file", None) or os.environ.get("GRAVITY_LED_TOKEN_FILE")
@@ -397,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
     view = View(choose_mode(args.quiet, typing_in=sys.stdin if args.command == "stdin" else None))
+    for warning in environment_warnings(os.environ):
+        view.warn(warning)
     try:
         if args.command == "demo":
             return cmd_demo(args, view)
@@ -404,6 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_send(args, view)
         return cmd_stream(args, view)
     except ClientError as e:
+        if e.exit_code == EXIT_USAGE:  # the command line (or a file it names) is wrong: say it as argparse would
+            sys.stderr.write(usage_message(f"{PROG} {args.command}", str(e)))
+            return EXIT_USAGE
         view.error(str(e))
         return e.exit_code
     except KeyboardInterrupt:

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
-from typing import Callable
+import threading
+from typing import BinaryIO, Callable
 
 from . import __version__
-from .config import Config, add_arguments, load_config
+from .config import Config, add_arguments, environment_warnings, load_config
 from .errors import GravityLedError
 from .leds import LedPair
 from .security import read_token
 from .server import Daemon, run_daemon
 from .systemd import Systemd
+from .usage import UsageParser, did_you_mean, usage_error
 
 __all__ = ["build_parser", "main"]
 
 PROG = "gravity-led-daemon"
+SUBCOMMANDS = ("make-cert",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog=PROG,
+        usage=f"{PROG} [OPTIONS]\n       {PROG} make-cert [--host NAME] [--out-dir DIR] [--force] ...",
         description=(
             "Serve one phone at a time over WebSocket and light the right or left LED as it tilts. "
             "Options come from flags, then GRAVITY_LED_* environment variables, then the TOML file, then defaults. "
@@ -32,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--qr", action="store_true", help="print a QR code of the page's URL in the terminal at start")
+    parser.add_argument(
+        "--stop-with-stdin",
+        action="store_true",
+        help="stop when standard input reaches its end: a parent that holds the other end of a pipe "
+        "(gravity-led-client demo) takes the daemon with it when it dies, however it dies",
+    )
     add_arguments(parser)
     return parser
 
@@ -62,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         from .tls import main as make_cert_main
 
         return make_cert_main(argv[1:])
+    if argv and not argv[0].startswith("-"):  # the daemon's only positional is a subcommand
+        usage_error(PROG, f"unknown subcommand {argv[0]!r} (the only one is make-cert){did_you_mean(argv[0], SUBCOMMANDS)}")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.stop_with_stdin:
+        _stop_at_end_of(sys.stdin.buffer)
     try:
         return _run(args)
     except GravityLedError as e:  # one sentence for the user, no traceback
@@ -80,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     _setup_logging(cfg.log_level, sd)
     log = logging.getLogger("gravity_led")
     log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
+    for warning in environment_warnings(os.environ):
+        log.warning("%s", warning.removeprefix("warning: "))
     leds = LedPair(
         right_pin=cfg.right_pin,
         left_pin=cfg.left_pin,
@@ -103,6 +120,33 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_at_end_of(stream: BinaryIO) -> None:
+    """SIGTERM ourselves (the normal, clean stop) once ``stream`` ends: its writer is gone.
+
+    A pipe works wherever Python does and cannot miss a parent that died before
+    we started watching (PR_SET_PDEATHSIG is Linux-only and can): the end of
+    file is there to read whenever we look.
+    """
+    import signal
+
+    def watch() -> None:
+        try:
+            while stream.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-stdin", daemon=True).start()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
@@ -113,7 +157,11 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
         for line in announcement(urls, tls=cfg.tls):
             logging.getLogger("gravity_led").info("%s", line)
-        if qr and urls and cfg.tls:
+        if qr and _is_loopback(cfg.host):
+            logging.getLogger("gravity_led").warning(
+                "--qr: no QR code, as a phone cannot reach %s; listen on the network (--host 0.0.0.0) for one", cfg.host
+            )
+        elif qr and urls and cfg.tls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)
         elif qr:
             logging.getLogger("gravity_led").warning("--qr: no QR code, as a phone cannot use the http:// page")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import urls
 from .errors import CertError
+from .usage import UsageParser
 from .wording import count
 
 __all__ = ["CertError", "DEFAULT_DIR", "default_hosts", "make_cert", "main"]
@@ -149,7 +150,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = UsageParser(
         prog="gravity-led-daemon make-cert",
         description="Create a self-signed TLS certificate so phones can open the page over https:// "
         "(motion sensors need a secure context).",
