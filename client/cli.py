@@ -28,7 +28,7 @@ from .demo import run_demo
 from .live import View, choose_mode
 from .phone_cli import PHONE_COMMANDS, add_phone_parsers, phone_source
 from .recording import read_recording
-from .session import StreamOptions, run_stream
+from .session import StreamOptions, led_levels, run_stream
 from .sim import PATTERNS, SimConfig, sim_source
 from .sources import constant_source, flipped, keepalive, replay_source, stdin_source
 
@@ -105,9 +105,15 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--duration", type=positive, metavar="S", help="stop S seconds after streaming started")
+    g.add_argument(
+        "--duration",
+        type=positive,
+        metavar="S",
+        help="stop after S seconds, connecting included: a hard limit, whatever the daemon or the phone does "
+        "(a run that sent nothing by then exits 1 and says why)",
+    )
     g.add_argument("--count", type=count_type, metavar="N", help="stop after N frames were sent")
-    g.add_argument("--record", metavar="FILE", help="also write every vector to FILE as CSV t,x,y,z (replayable)")
+    g.add_argument("--record", metavar="FILE", help="also write every vector to FILE as CSV t,x,y,z (replayable); FILE must not exist yet")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     g.add_argument("--flip", action="store_true", help="negate x, y and z (iOS apps report gravity the other way round)")
 
@@ -352,12 +358,23 @@ async def _noting_input(source: AsyncIterator[Vector], view: View) -> AsyncItera
         view.input_done()
 
 
+SOURCES = {"sim": "the simulator", "stdin": "standard input", "replay": "the recording"}
+"""What each streaming subcommand's vectors come from (the phone subcommands: "the phone app")."""
+
+
+def stream_options(args: argparse.Namespace) -> StreamOptions:
+    """--duration, --count and --record, checked: a recording never replaces a file."""
+    if args.record is not None and os.path.lexists(args.record):
+        raise ClientError(f"--record {args.record}: the file exists already; give a new name, or remove it first", EXIT_USAGE)
+    return StreamOptions(duration_s=args.duration, count=args.count, record=args.record, source=SOURCES.get(args.command, "the phone app"))
+
+
 def cmd_stream(args: argparse.Namespace, view: View) -> int:
     make_source = _source_for(args, view)
     run_stream(
         (lambda: flipped(make_source())) if args.flip else make_source,
         link_options(args),
-        StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
+        stream_options(args),
         view,
     )
     return EXIT_OK
@@ -399,7 +416,7 @@ def _send_once(v: Vector, opts: LinkOptions, view: View) -> int:
                 raise ClientError(f"the daemon rejected {encode_text(v)}: {link.last_error}")
             t = link.telemetry
             if t.received_at > sent_at and t.right is not None and t.left is not None:
-                return f"sent {encode_text(v)}: right LED {t.right * 100:.0f}%, left LED {t.left * 100:.0f}%"
+                return f"sent {encode_text(v)}: {led_levels(t.right, t.left)}"
             return f"sent {encode_text(v)} to {opts.url}"
         finally:
             connected.cancel()
@@ -416,7 +433,7 @@ def cmd_demo(args: argparse.Namespace, view: View) -> int:
         sim_config(args),
         binary=args.binary,
         max_retries=args.max_retries if args.max_retries is not None else 5,
-        stream=StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
+        stream=stream_options(args),
         view=view,
     )
     return EXIT_OK

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import threading
-from typing import BinaryIO, Callable
+from typing import Callable
 
 from . import __version__
 from .config import Config, add_arguments, environment_warnings, load_config
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.stop_with_stdin:
-        _stop_at_end_of(sys.stdin.buffer)
+        _stop_at_end_of(sys.stdin.fileno())
     try:
         return _run(args)
     except GravityLedError as e:  # one sentence for the user, no traceback
@@ -120,20 +120,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_at_end_of(stream: BinaryIO) -> None:
-    """SIGTERM ourselves (the normal, clean stop) once ``stream`` ends: its writer is gone.
+def _stop_at_end_of(fd: int) -> None:
+    """SIGTERM ourselves (the normal, clean stop) once ``fd`` reaches its end: its writer is gone.
 
     A pipe works wherever Python does and cannot miss a parent that died before
     we started watching (PR_SET_PDEATHSIG is Linux-only and can): the end of
-    file is there to read whenever we look.
+    file is there to read whenever we look.  os.read, not sys.stdin: a thread
+    blocked in a buffered read would hold its lock as the interpreter exits.
     """
     import signal
 
     def watch() -> None:
         try:
-            while stream.read(4096):
+            while os.read(fd, 4096):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         os.kill(os.getpid(), signal.SIGTERM)
 
