@@ -158,13 +158,14 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
         for line in announcement(urls, tls=cfg.tls):
             logging.getLogger("gravity_led").info("%s", line)
-        if qr and _is_loopback(cfg.host):
-            logging.getLogger("gravity_led").warning(
-                "--qr: no QR code, as a phone cannot reach %s; listen on the network (--host 0.0.0.0) for one", cfg.host
-            )
-        elif qr and urls and cfg.tls:
+        log = logging.getLogger("gravity_led")
+        if not qr:
+            return
+        if not cfg.tls:
+            log.warning("--qr: no QR code, as a phone cannot use the http:// page")
+        elif _is_loopback(cfg.host):
+            log.warning("--qr: no QR code, as a phone cannot reach %s; listen on the network (--host 0.0.0.0) for one", cfg.host)
+        elif urls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)
-        elif qr:
-            logging.getLogger("gravity_led").warning("--qr: no QR code, as a phone cannot use the http:// page")
 
     return announce
