@@ -19,7 +19,7 @@ from typing import AsyncIterator, Callable, Mapping, Sequence
 
 from gravity_led.daemon import __version__
 from gravity_led.daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector, parse_number
-from gravity_led.daemon.usage import UsageParser, suggest, unknown_environment, unrecognized, usage_message
+from gravity_led.daemon.usage import UsageParser, suggest, unknown_environment, unrecognized
 
 from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
 from .argcheck import DEMO_URL, foreign_option, ignored_option
@@ -364,7 +364,7 @@ SOURCES = {"sim": "the simulator", "stdin": "standard input", "replay": "the rec
 
 def stream_options(args: argparse.Namespace) -> StreamOptions:
     """--duration, --count and --record, checked: a recording never replaces a file."""
-    if args.record is not None and os.path.lexists(args.record):
+    if args.record is not None and os.path.isfile(args.record):  # (a device such as /dev/null is fine)
         raise ClientError(f"--record {args.record}: the file exists already; give a new name, or remove it first", EXIT_USAGE)
     return StreamOptions(duration_s=args.duration, count=args.count, record=args.record, source=SOURCES.get(args.command, "the phone app"))
 
@@ -452,8 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_send(args, view)
         return cmd_stream(args, view)
     except ClientError as e:
-        if e.exit_code == EXIT_USAGE:  # the command line (or a file it names) is wrong: say it as argparse would
-            sys.stderr.write(usage_message(f"{PROG} {args.command}", str(e)))
+        if e.exit_code == EXIT_USAGE:  # a value (a URL, a token file) is wrong: the subcommand's prefix, as argparse's
+            sys.stderr.write(f"{PROG} {args.command}: error: {e}\n")
             return EXIT_USAGE
         view.error(str(e))
         return e.exit_code
