@@ -263,7 +263,8 @@ SLACK_S = 4.0
     ids=["sim", "stdin", "send", "udp", "sensorlogger"],
 )
 def test_duration_ends_a_run_whose_daemon_is_down_and_it_fails(args: tuple[str, ...]) -> None:
-    r, took = _timed(*args, "--url", f"127.0.0.1:{free_port()}", "--duration", "2", input="" if args[0] != "stdin" else None)
+    # --max-retries: send would otherwise give up at once (its default is one attempt), before --duration is the limit
+    r, took = _timed(*args, "--url", f"127.0.0.1:{free_port()}", "--duration", "2", "--max-retries", "1000")
     assert r.returncode == 1, r.stdout + r.stderr
     assert took < 2 + SLACK_S, took
     last = r.stderr.strip().splitlines()[-1]
