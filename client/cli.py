@@ -98,7 +98,8 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
         type=retries_type,
         default=None,
         metavar="N",
-        help="when a connection attempt fails or the connection is lost, retry up to N times in a row, then give up "
+        help="when a connection attempt fails or the connection is lost (to the daemon; for sensorserver and phyphox, "
+        "to the phone app too), retry up to N times in a row, then give up "
         f"(N+1 attempts in all at first; default: {'retry until Ctrl-C; send: 0' if url else '5'})",
     )
 

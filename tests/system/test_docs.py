@@ -208,7 +208,8 @@ def check_try_it_by_hand(request, tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     expected = dict(_block_of(".venv/bin/gravity-led-daemon --pin-factory mock &"))
     assert expected[".venv/bin/gravity-led-client send 0 4.9 8.5"] + "\n" in out
-    status = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    # (curl prints no newline: a line of the background send may follow the JSON on its line)
+    status = json.JSONDecoder().raw_decode(next(line for line in out.splitlines() if line.startswith("{")))[0]
     assert status["leds"]["right"] == 0.0 and abs(status["leds"]["left"] - 0.499) < 0.01, status
     assert "stopped" in err  # kill %1 stopped the daemon, which logged it
     with pytest.raises(OSError):
