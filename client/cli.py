@@ -132,8 +132,8 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--period", type=positive, default=4.0, metavar="S", help="seconds per rock/sweep cycle or per round of steps (default: 4)")
     g.add_argument("--amplitude", type=amplitude_type, default=90.0, metavar="DEG", help="largest tilt, in degrees (default: 90 = phone on its side)")
     g.add_argument("--noise", type=non_negative, default=0.0, metavar="DEG", help="Gaussian jitter added to the tilt, std dev in degrees (default: 0)")
-    g.add_argument("--steps", type=_angles, metavar="DEG,DEG,...", help="tilts of the steps pattern (default: -A,-A/2,0,A/2,A for amplitude A)")
-    g.add_argument("--seed", type=int, help="random seed for walk and noise (default: different every run)")
+    g.add_argument("--steps", type=_angles, metavar="DEG,DEG,...", help="tilts of the steps pattern, only with --pattern steps (default: -A,-A/2,0,A/2,A for amplitude A)")
+    g.add_argument("--seed", type=int, help="random seed for --pattern walk and --noise, only with one of them (default: different every run)")
     g.add_argument("--percent", action="store_true", help="send each component as a percentage of g, like the article's app, instead of m/s^2")
 
 
@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", prog=PROG)
 
     def add(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=description or help)
+        # The list of subcommands shows fragments; each one's own --help, sentences (as the descriptions are).
+        p = sub.add_parser(name, help=help, description=description or f"{help[0].upper()}{help[1:]}.")
         return p
 
     p = add("sim", "a simulated phone rocking left and right (the default)")
