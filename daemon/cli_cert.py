@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         owner, ca_owner = _owners(args.owner, installed)
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            out.mkdir(mode=0o755, parents=True, exist_ok=True)  # never wider, whatever the umask
         except OSError as e:
             raise CertError(f"cannot create directory {out}: {e.strerror}") from None
         try:
