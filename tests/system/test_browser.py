@@ -688,7 +688,7 @@ PI = "pi.local"
 
 
 def _make_cert_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "daemon", "make-cert", *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "gravity_led.daemon", "make-cert", *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
