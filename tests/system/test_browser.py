@@ -49,23 +49,29 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
+    """One Playwright for the module: its sync API runs one at a time."""
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1",
-            ],
-        )
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1",
+        ],
+    )
+    yield b
+    b.close()
 
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
@@ -720,17 +726,16 @@ def _launch(p, home: Path):
 
 
 @pytest.fixture(scope="module")
-def nss_browsers(pi_ca, tmp_path_factory):
+def nss_browsers(playwright, pi_ca, tmp_path_factory):
     """(trusting, not trusting): two Chromiums, this Pi's CA in the first one's NSS database only."""
     if CERTUTIL is None:
         pytest.skip("certutil is not installed (apt-get install libnss3-tools)")
     trusting_home = _browser_home(tmp_path_factory.mktemp("trusting"), pi_ca / "ca.pem")
     plain_home = _browser_home(tmp_path_factory.mktemp("plain"), None)
-    with sync_api.sync_playwright() as p:
-        trusting, plain = _launch(p, trusting_home), _launch(p, plain_home)
-        yield trusting, plain
-        trusting.close()
-        plain.close()
+    trusting, plain = _launch(playwright, trusting_home), _launch(playwright, plain_home)
+    yield trusting, plain
+    trusting.close()
+    plain.close()
 
 
 def _ca_page(browser, **options):
