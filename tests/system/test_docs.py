@@ -304,7 +304,7 @@ SIN60 = 0.866
 CHECKS: dict[str, Callable[..., None]] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/gravity-led-client demo": check_quick_start,
     "bash tests/run": check_tests_run,
-    "sudo apt-get install chromium fonts-dejavu-core systemd libsystemd-dev pkg-config gcc tmux curl": check_apt_line,
+    "sudo apt-get install chromium fonts-dejavu-core libnss3-tools openssl systemd libsystemd-dev pkg-config gcc tmux curl": check_apt_line,
     ".venv/bin/gravity-led-daemon --pin-factory mock &": check_try_it_by_hand,
     "sleep 1": check_try_it_by_hand,
     ".venv/bin/gravity-led-client send 0 4.9 8.5": check_try_it_by_hand,
