@@ -75,6 +75,7 @@ def browser(playwright):
 
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+ANDROID_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
@@ -267,6 +268,30 @@ def test_motion_screen_angle_and_webkit_detection(blank):
         [[IPHONE_UA, 5], [ipad_desktop, 5], [ipad_desktop, 0], [android, 5], ["", 0]],
     )
     assert got == [True, True, False, False, False]  # a Mac without touch is a Mac, and Chrome on Android is not WebKit
+
+
+def test_link_trust_steps_are_the_phones_own_and_link_the_daemons_downloads(blank):
+    from gravity_led.daemon.mobileconfig import CA_PATH, PROFILE_PATH
+
+    kinds = blank.evaluate(
+        "(uas) => uas.map(([ua, touch]) => window.link.phoneKind(ua, touch))",
+        [[IPHONE_UA, 5], ["Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Safari/605.1.15", 5], [ANDROID_UA, 5], ["Mozilla/5.0 (X11; Linux x86_64)", 0]],
+    )
+    assert kinds == ["ios", "ios", "android", "other"]
+    assert blank.evaluate("() => [window.link.PROFILE_PATH, window.link.CA_PATH]") == [PROFILE_PATH, CA_PATH]
+    steps = blank.evaluate("(k) => ['ios', 'android', 'other'].map((k) => window.link.trustSteps(k))", None)
+    assert list(steps[0]) == ["ios"] and list(steps[1]) == ["android"] and list(steps[2]) == ["ios", "android"]
+
+    def text(kind: str) -> str:
+        return " ".join(p if isinstance(p, str) else p["link"] for step in steps[2][kind] for p in step)
+
+    def links(kind: str) -> list[str]:
+        return [p["href"] for step in steps[2][kind] for p in step if isinstance(p, dict)]
+
+    assert links("ios") == [PROFILE_PATH] and links("android") == [CA_PATH]
+    assert "Settings \u203a General \u203a VPN & Device Management" in text("ios")
+    assert "Settings \u203a General \u203a About \u203a Certificate Trust Settings" in text("ios") and "full trust" in text("ios")
+    assert "Settings \u203a Security \u203a Encryption & credentials \u203a Install a certificate \u203a CA certificate" in text("android")
 
 
 def test_link_frame_and_messages_match_the_daemons_protocol(blank):
@@ -688,7 +713,6 @@ def test_browser_without_motion_api_says_so(start_daemon, new_page):
 # chain, the host name and the CA's Name Constraints as a strict client does.
 
 CERTUTIL = shutil.which("certutil")
-ANDROID_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
 OUTSIDE = "bank.example"  # a name this Pi's CA may not sign for
 PI = "pi.local"
 
