@@ -43,9 +43,10 @@ class Made:
     """The CA was made now (phones must trust it); else the old one signed."""
 
 
-def _read_private(path: Path) -> bytes:
+def _read_private(path: Path, owners: set[int]) -> bytes:
     """A CA key file, only if it is ours alone: a regular file (not a link),
-    owned by this user or root, with no access for group or others."""
+    owned by one of ``owners`` (root, this user, the user the files are for),
+    with no access for group or others."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
@@ -54,8 +55,8 @@ def _read_private(path: Path) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_PEM_BYTES:
             raise CertError(f"{path} is not a key file")
-        if st.st_uid not in (0, os.geteuid()):
-            raise CertError(f"{path} belongs to another user (uid {st.st_uid}); this Pi's CA key must be root's or yours")
+        if st.st_uid not in owners:
+            raise CertError(f"{path} belongs to another user (uid {st.st_uid}); this Pi's CA key must be root's or that of the user making the certificate")
         if st.st_mode & 0o077:
             raise CertError(f"{path} may be read by others (mode {stat.S_IMODE(st.st_mode):04o}): run 'chmod 600 {path}' if no one else has it")
         return os.read(fd, MAX_PEM_BYTES + 1)
@@ -63,8 +64,9 @@ def _read_private(path: Path) -> bytes:
         os.close(fd)
 
 
-def load_ca(directory: Path):
-    """(key, certificate) of the CA in ``directory``, or None if it has none."""
+def load_ca(directory: Path, *, owner: int | None = None):
+    """(key, certificate) of the CA in ``directory``, or None if it has none.
+    Its key must belong to root, this user or ``owner`` (a uid)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -76,7 +78,8 @@ def load_ca(directory: Path):
         other = cert_path if have[0] == key_path else key_path
         raise CertError(f"{have[0]} is there but {other} is not; restore it, or remove {have[0]} to make a new CA (phones must then trust it again)")
     try:
-        key = load_pem_private_key(_read_private(key_path), password=None)
+        owners = {0, os.geteuid()} | ({owner} if owner is not None else set())
+        key = load_pem_private_key(_read_private(key_path, owners), password=None)
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes()[:MAX_PEM_BYTES])
     except (ValueError, TypeError, OSError):
         raise CertError(f"{key_path} and {cert_path} are not a PEM key and certificate") from None
@@ -107,7 +110,7 @@ def make_certificates(
     existing = [p for p in (cert_path, key_path) if os.path.lexists(p)]
     if existing and not force:
         raise CertError(f"{existing[0]} already exists; add --force to replace it (this Pi's CA signs the new one)")
-    ca = load_ca(directory)
+    ca = load_ca(directory, owner=ca_owner[0] if ca_owner else None)
     new_ca = ca is None
     if ca is None:
         dns = [h for h in optional if isinstance(general_name(h), x509.DNSName)]

@@ -140,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     except CertError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
-    _report(out.resolve(), made, days=args.days, owner=owner)
+    try:
+        _report(out.resolve(), made, days=args.days, owner=owner)
+        sys.stdout.flush()
+    except BrokenPipeError:  # '| head': the files are written, the rest is not wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -13,6 +13,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -228,6 +229,11 @@ def test_on_a_laptop_make_cert_as_root_writes_here_for_the_sudo_user(laptop, tmp
     for name in ("key.pem", "cert.pem", "ca-key.pem", "ca.pem"):
         assert (here / name).stat().st_uid == nobody.pw_uid, name
     assert not Path("/etc/gravity-led/key.pem").exists()
+    # The next sudo run renews with the same CA (its key is that user's).
+    ca = (here / "ca-key.pem").read_bytes()
+    r = make_cert("--force", cwd=here, env=env)
+    assert r.returncode == 0, r.stderr
+    assert (here / "ca-key.pem").read_bytes() == ca and "kept ca.pem" in r.stdout
 
 
 def test_the_daemons_hint_on_a_laptop_is_a_command_that_works_there(laptop, start_daemon, tmp_path):
