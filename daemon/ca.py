@@ -133,6 +133,7 @@ def ca_of_chain(pem: bytes):
     """The CA certificate in a PEM chain (the daemon's certfile) that signed
     its first certificate, or None (a self-signed certificate: no CA)."""
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
 
     try:
         certs = x509.load_pem_x509_certificates(pem)
@@ -141,12 +142,9 @@ def ca_of_chain(pem: bytes):
     leaf = certs[0]
     for c in certs[1:]:
         try:
-            bc = c.extensions.get_extension_for_class(x509.BasicConstraints).value
-            if bc.ca:
+            if c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
                 leaf.verify_directly_issued_by(c)
                 return c
-        except (x509.ExtensionNotFound, ValueError, TypeError):
-            continue
-        except Exception:  # InvalidSignature: another CA's certificate
-            continue
+        except (x509.ExtensionNotFound, InvalidSignature, ValueError, TypeError):
+            continue  # not a CA, or another CA's certificate
     return None
