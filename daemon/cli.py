@@ -119,9 +119,8 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
     def announce() -> None:
-        from .urls import announcement, qr_text, urls_to_open
-
         from .cli_cert import ca_announcement, make_cert_command
+        from .urls import announcement, qr_text, urls_to_open
 
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
