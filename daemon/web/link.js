@@ -1,5 +1,5 @@
 // gravity-led phone page: the link to the daemon, as pure parts in the
-// sans-I/O style of the daemon (README, "Development").  Nothing here opens a
+// sans-I/O style of the daemon (docs/development.md).  Nothing here opens a
 // socket, arms a timer or reads the clock: app.js tells these parts what
 // happened and when, and carries out what they answer.  So the tests drive
 // them on a blank page with a fake clock.
@@ -11,6 +11,37 @@ export const BUSY_RETRY_MS = 5000;
 export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000]; // then stays at the last, +-20 % jitter
 export const STABLE_MS = 3000; // a connection open this long resets the backoff
 export const SEND_EVERY_MS = 10; // at most 100 frames a second: the PWM shows no more
+
+// This Pi's CA for a phone to trust (daemon/mobileconfig.py): an iOS profile, the DER certificate.
+export const PROFILE_PATH = '/ca.mobileconfig';
+export const CA_PATH = '/ca.crt';
+
+/** 'ios', 'android' or 'other': whose steps to show for trusting this Pi's CA. */
+export function phoneKind(userAgent, maxTouchPoints) {
+  const ua = userAgent || '';
+  if (/iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && maxTouchPoints > 1)) return 'ios';
+  if (/Android/.test(ua)) return 'android';
+  return 'other';
+}
+
+/** The steps to trust this Pi's CA on a phone of `kind`: each a list of
+ * strings and {link, href} parts.  The settings paths are the phones' own. */
+export function trustSteps(kind) {
+  const ios = [
+    ['Download ', { link: 'this Pi\u2019s profile', href: PROFILE_PATH }, ' and tap Allow.'],
+    ['Open Settings \u203a General \u203a VPN & Device Management, tap the gravity-led profile and Install it.'],
+    ['Open Settings \u203a General \u203a About \u203a Certificate Trust Settings and enable full trust for the gravity-led CA.'],
+    ['Come back to this page and tap Start.'],
+  ];
+  const android = [
+    ['Download ', { link: 'this Pi\u2019s certificate', href: CA_PATH }, '.'],
+    ['Open Settings \u203a Security \u203a Encryption & credentials \u203a Install a certificate \u203a CA certificate, and pick the downloaded file.'],
+    ['Come back to this page and tap Start.'],
+  ];
+  if (kind === 'ios') return { ios };
+  if (kind === 'android') return { android };
+  return { ios, android };
+}
 
 /** The WebSocket URL for a page at `loc` ({protocol, host, search}): same
  * host and port, wss:// under https://, the page's ?token= passed on. */
