@@ -17,7 +17,7 @@ import contextlib
 import signal
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Iterator
 
 from gravity_led.daemon.protocol import Vector, encode_text
 from gravity_led.daemon.wording import count
@@ -148,11 +148,31 @@ async def stream(make_source: SourceFactory, link_opts: LinkOptions, opts: Strea
         return None if opts.duration_s is None else max(started + opts.duration_s - time.monotonic(), 0.0)
 
     stop = asyncio.Event()
-    # SIGHUP too: a closed terminal ends the run as cleanly as Ctrl-C.
+    with _signals_set(stop, loop):
+        return await _stream(make_source, link_opts, opts, view, stop, started, left_s)
+
+
+@contextlib.contextmanager
+def _signals_set(stop: asyncio.Event, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP (a closed terminal) set ``stop``; what was there before is put back after."""
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     for sig in STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)  # (which sets SIG_DFL, so put back what was there)
+                if previous[sig] is not None:
+                    signal.signal(sig, previous[sig])
+
+
+async def _stream(
+    make_source: SourceFactory, link_opts: LinkOptions, opts: StreamOptions, view: View,
+    stop: asyncio.Event, started: float, left_s: Callable[[], float | None],
+) -> Summary:  # fmt: skip
     link = Link(link_opts, notify=view.event)
     recorder = Recorder(opts.record) if opts.record else None
     pump = _Pump(link, opts, recorder)
@@ -169,9 +189,11 @@ async def stream(make_source: SourceFactory, link_opts: LinkOptions, opts: Strea
             pump_task = asyncio.ensure_future(pump.run(make_source()))
             await asyncio.wait({pump_task, link_task, stop_task}, timeout=left_s(), return_when=asyncio.FIRST_COMPLETED)
             ended_at = time.monotonic()
-            if pump_task.done() and pump.last_t is not None and (opts.count is None or link.sent < opts.count):
+            ended_itself = pump_task.done() and not pump_task.cancelled() and pump_task.exception() is None
+            if ended_itself and pump.last_t is not None and (opts.count is None or link.sent < opts.count):
                 # The source ended by itself (stdin, replay): show the LEDs its last vector caused, as send does.
-                await _settle(link, pump.last_t, min(SETTLE_S, left_s() or SETTLE_S))
+                left = left_s()
+                await _settle(link, pump.last_t, SETTLE_S if left is None else min(SETTLE_S, left))
     finally:
         for task in (pump_task, stop_task, refresher):
             if task is not None and not task.done():
@@ -187,11 +209,6 @@ async def stream(make_source: SourceFactory, link_opts: LinkOptions, opts: Strea
         await asyncio.gather(link_task, return_exceptions=True)
         if recorder is not None:
             recorder.close()
-        for sig in STOP_SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)  # (which sets SIG_DFL, so put back what was there)
-                if previous[sig] is not None:
-                    signal.signal(sig, previous[sig])
     # Failures surface only now, after everything was closed.
     if link_task.done() and not link_task.cancelled() and link_task.exception() is not None:
         raise link_task.exception()  # type: ignore[misc]
