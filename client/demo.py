@@ -19,7 +19,6 @@ id, so the next demo removes the folders of demos that are gone.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import signal
@@ -195,18 +194,13 @@ def _signals_stop_us() -> Iterator[None]:
 
 def run_demo(sim: SimConfig, *, binary: bool, max_retries: int | None, stream: StreamOptions, view: View) -> int:
     """Start the daemon, stream ``sim`` to it until the end of ``stream`` or a signal, stop the daemon."""
-    started = time.monotonic()
     until = (
         f"for {stream.duration_s:g} s" if stream.duration_s is not None
         else f"for {count(stream.count, 'frame')}" if stream.count is not None
         else "until Ctrl-C"
     )  # fmt: skip
+    # --duration counts from the daemon's answer: its start (at most READY_TIMEOUT_S) is not the user's to pay for.
     with _signals_stop_us(), LocalDaemon() as daemon:
-        if stream.duration_s is not None:  # --duration bounds the whole demo, the daemon's start included
-            left = stream.duration_s - (time.monotonic() - started)
-            if left <= 0:
-                raise ClientError(f"the daemon took longer than --duration {stream.duration_s:g} s to start")
-            stream = dataclasses.replace(stream, duration_s=left)
         view.event(f"demo: daemon on mock pins at {daemon.url}")
         view.event(f"  status: {daemon.http_url}/status")
         view.event(f"  simulated phone: {sim.pattern} at {sim.rate_hz:g} Hz, {until}")
