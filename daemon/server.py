@@ -29,6 +29,7 @@ from .errors import StartupError
 from .holder import Holder
 from .http import Routes, build_status
 from .leds import LedPair
+from .mobileconfig import ca_downloads
 from .protocol import Status
 from .ratelog import LogBudget, RateLimitedLog
 from .reload import Reloader
@@ -138,6 +139,7 @@ class Daemon:
         self.sd = systemd or Systemd()
         self._token = token
         self._reload_config = reload_config
+        self._downloads = ca_downloads(cfg.certfile) if cfg.certfile else None  # this Pi's CA, for phones
         self.server: Server | None = None
         self.failed: BaseException | None = None
         self.stopping = False
@@ -160,7 +162,7 @@ class Daemon:
         self.connections = ConnectionLimiter(max_total=cfg.max_connections, max_per_source=cfg.max_connections_per_address)
         self.throttle = FailureThrottle()
         self.holder = Holder(self.driver, clock=loop.time, events=self.events, idle_release_s=cfg.idle_release_s, on_change=self._client_changed)
-        self.routes = Routes(cfg, token=self._token, status=self.status, throttle=self.throttle, clock=loop.time, events=self.events)
+        self.routes = Routes(cfg, token=self._token, status=self.status, throttle=self.throttle, clock=loop.time, events=self.events, downloads=self._downloads)
         self.reloader = Reloader(
             cfg,
             load=self._reload_config or _no_reload_source,

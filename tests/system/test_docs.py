@@ -285,7 +285,8 @@ def check_try_it_by_hand(request, tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     expected = dict(_block_of(".venv/bin/gravity-led-daemon --pin-factory mock &"))
     assert expected[".venv/bin/gravity-led-client send 0 4.9 8.5"] + "\n" in out
-    status = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    # (curl prints no newline: a line of the background send may follow the JSON on its line)
+    status = json.JSONDecoder().raw_decode(next(line for line in out.splitlines() if line.startswith("{")))[0]
     assert status["leds"]["right"] == 0.0 and abs(status["leds"]["left"] - 0.499) < 0.01, status
     assert "stopped" in err  # kill %1 stopped the daemon, which logged it
     with pytest.raises(OSError):
@@ -311,7 +312,7 @@ def _stream_check(command: str, until: Callable[[dict], bool] | None = None) -> 
 def check_stdin(request, tmp_path: Path) -> None:
     d, work, env = request.getfixturevalue("user")
     r = subprocess.run(["bash", "-c", 'echo "0 4.9 8.5" | gravity-led-client stdin'], cwd=work, env=env, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0 and "sent 1 frame in" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("sent 0.0 4.9 8.5: right LED 50%, left LED 0%"), r.stdout + r.stderr
     assert d.status()["frames"]["accepted"] == 1
 
 
@@ -337,6 +338,55 @@ def check_make_cert(request, tmp_path: Path) -> None:
     r = subprocess.run([str(VENV_BIN / "gravity-led-daemon"), "make-cert", "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, env=_user_env())
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cert.pem").exists() and (tmp_path / "key.pem").exists() and "certfile" in r.stdout + r.stderr
+
+
+def check_make_cert_force(request, tmp_path: Path) -> None:
+    """DRY (sudo on the Pi writes /etc/gravity-led): as a user with --out-dir; --force keeps this Pi's CA."""
+    program = [str(VENV_BIN / "gravity-led-daemon"), "make-cert", "--out-dir", str(tmp_path)]
+    assert subprocess.run(program, capture_output=True, text=True, timeout=60, env=_user_env()).returncode == 0
+    ca = (tmp_path / "ca.pem").read_bytes(), (tmp_path / "ca-key.pem").read_bytes()
+    cert = (tmp_path / "cert.pem").read_bytes()
+    r = subprocess.run([*program, "--force"], capture_output=True, text=True, timeout=60, env=_user_env())
+    assert r.returncode == 0, r.stderr
+    assert ((tmp_path / "ca.pem").read_bytes(), (tmp_path / "ca-key.pem").read_bytes()) == ca
+    assert (tmp_path / "cert.pem").read_bytes() != cert and "kept ca.pem" in r.stdout
+
+
+LAPTOP_CA = ".venv/bin/gravity-led-daemon make-cert --out-dir tls"
+
+
+def check_laptop_ca(request, tmp_path: Path) -> None:
+    """The block as one script in an empty folder, with HOME an empty home whose
+    NSS database Chromium made on its first start; then Debian's Chromium, with
+    no ignore-certificate flag, opens the page over https:// and its wss:// socket."""
+    if shutil.which("certutil") is None or not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs certutil (libnss3-tools) and Debian's Chromium (.ci/run installs them)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    port = free_port()
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    (work / ".venv").symlink_to(VENV_BIN.parent)
+    (home / ".pki" / "nssdb").mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{home}/.pki/nssdb", "-N", "--empty-password"], check=True, capture_output=True)
+    script = "\n".join(c for c, _ in _block_of(LAPTOP_CA))
+    env = _user_env(HOME=str(home), GRAVITY_LED_PORT=str(port), GRAVITY_LED_HOST="127.0.0.1", GRAVITY_LED_CONFIG="/dev/null")
+    log = (tmp_path / "out.log").open("w")
+    proc = subprocess.Popen(["bash", "-c", script], cwd=work, env=env, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        assert proc.wait(timeout=scaled(60)) == 0, (tmp_path / "out.log").read_text()
+        wait_until(lambda: b"listening" in (tmp_path / "out.log").read_bytes(), timeout=20, what="the daemon listening")
+        with sync_api.sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"], env={**os.environ, "HOME": str(home)})
+            try:
+                page = b.new_page()
+                assert page.goto(f"https://localhost:{port}/").ok
+                opened = page.evaluate("(u) => new Promise((ok) => { const w = new WebSocket(u); w.onopen = () => ok(true); w.onclose = () => ok(false); })", f"wss://localhost:{port}/")
+                assert opened is True
+            finally:
+                b.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the daemon left running by '&'
+        log.close()
 
 
 def check_systemd_unit(request, tmp_path: Path) -> None:
@@ -377,6 +427,42 @@ def check_benchmarks_pi_zero(request, tmp_path: Path) -> None:
     assert r.returncode == 0 and "--pi-zero" in r.stdout and "10%" in r.stdout
 
 
+def _shown_after(command: str) -> str:
+    """The lines the docs show under ``$ command``, up to the next prompt or the end of its block."""
+    block = _page_of(command).read_text().split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    return block.split("\n$ ", 1)[0].rstrip("\n") + "\n"
+
+
+def check_shown_errors(request, tmp_path: Path) -> None:
+    """Each command of the block, as a user types it: exit 2 and exactly the two lines shown (on stderr)."""
+    d, work, env = request.getfixturevalue("user")
+    for command, _ in _block_of("gravity-led-client sned 0 4.9 8.5"):
+        r = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and r.stdout == "", (command, r.stdout, r.stderr)
+        assert r.stderr == _shown_after(command), command
+    assert d.status()["frames"]["accepted"] == 0  # nothing reached the daemon
+
+
+def check_install_root(request, tmp_path: Path) -> None:
+    """The block as one script, in a copy of the installer's folder, with a scratch folder for /tmp/gl-root;
+    every command that changes this machine is a stub on the PATH that logs its call."""
+    stubs, log = tmp_path / "stubs", tmp_path / "calls.log"
+    stubs.mkdir()
+    for name in ("apt-get", "systemctl", "useradd", "groupadd", "usermod", "chown", "chgrp"):
+        (stubs / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        (stubs / name).chmod(0o755)
+    target = tmp_path / "gl-root"
+    script = "\n".join(c for c, _ in _block_of("mkdir -p /tmp/gl-root && deploy/install.sh --root /tmp/gl-root --no-pip"))
+    env = _user_env()
+    env["PATH"] = f"{stubs}{os.pathsep}{env['PATH']}"
+    r = subprocess.run(["bash", "-ec", script.replace("/tmp/gl-root", str(target))], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not log.exists(), log.read_text()
+    assert f"gravity-led is installed into {target}" in r.stdout
+    assert (target / "etc/gravity-led/daemon.toml").exists() and (target / "etc/systemd/system/gravity-led.service").exists()
+    assert r.stdout.rstrip().endswith("dry run: nothing was changed.")
+
+
 def _tier_check(folder: str) -> Callable[..., None]:
     def check(request, tmp_path: Path) -> None:
         r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", folder], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -392,7 +478,7 @@ SIN60 = 0.866
 CHECKS: dict[str, Callable[..., None]] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/gravity-led-client demo": check_quick_start,
     "bash tests/run": check_tests_run,
-    "sudo apt-get install chromium fonts-dejavu-core systemd libsystemd-dev pkg-config gcc tmux curl": check_apt_line,
+    "sudo apt-get install chromium fonts-dejavu-core libnss3-tools openssl systemd libsystemd-dev pkg-config gcc tmux curl": check_apt_line,
     ".venv/bin/gravity-led-daemon --pin-factory mock &": check_try_it_by_hand,
     "sleep 1": check_try_it_by_hand,
     ".venv/bin/gravity-led-client send 0 4.9 8.5": check_try_it_by_hand,
@@ -413,6 +499,10 @@ CHECKS: dict[str, Callable[..., None]] = {
     "gravity-led-client replay tilt.csv --loop": check_record_then_replay,
     "gravity-led-client send 0 4.9 8.5": check_send,
     "sudo gravity-led-daemon make-cert": check_make_cert,
+    "sudo gravity-led-daemon make-cert --force": check_make_cert_force,
+    LAPTOP_CA: check_laptop_ca,
+    ".venv/bin/gravity-led-daemon --pin-factory mock --certfile tls/cert.pem --keyfile tls/key.pem &": check_laptop_ca,
+    "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n gravity-led -i tls/ca.pem": check_laptop_ca,
     "sudo systemctl restart gravity-led": check_systemd_unit,
     "journalctl -u gravity-led -n 5": check_systemd_unit,
     "sudo deploy/install.sh": check_install,
@@ -430,6 +520,11 @@ CHECKS: dict[str, Callable[..., None]] = {
     "bash tests/run tests/pi_vm": _tier_check("tests/pi_vm"),
     ".venv/bin/python -m tests.benchmarks": check_benchmarks,
     ".venv/bin/python -m tests.benchmarks --pi-zero": check_benchmarks_pi_zero,
+    "gravity-led-client sned 0 4.9 8.5": check_shown_errors,
+    "gravity-led-client sim --pattern swep": check_shown_errors,
+    "gravity-led-client --pattern sweep send 0 1 2": check_shown_errors,
+    "mkdir -p /tmp/gl-root && deploy/install.sh --root /tmp/gl-root --no-pip": check_install_root,
+    "deploy/install.sh --root /tmp/gl-root --dry-run": check_install_root,
 }
 
 
