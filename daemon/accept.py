@@ -82,9 +82,10 @@ class Intake:
             evicted: Counted = decision.evict  # type: ignore[assignment]
             self._cancel_deadline(evicted)
             evicted.abort()
+            what = "refused connection waiting for its close" if decision.reason == ConnectionLimiter.EVICTED_CLOSING else "pending connection"
             self.events.log(
-                logging.INFO, "dropped pending connections to make room",
-                "dropped a pending connection from %s to make room for %s (its address holds more)", evicted.peer, conn.peer,
+                logging.INFO, "dropped pending or refused connections to make room",
+                "dropped a %s from %s to make room for %s (its address holds more)", what, evicted.peer, conn.peer,
             )  # fmt: skip
         if not decision.admitted:
             key, words = REFUSAL_LOG[decision.reason]
@@ -120,6 +121,13 @@ class Intake:
         """``conn`` finished its handshake: still counted, never evicted."""
         self._cancel_deadline(conn)
         self.limiter.handshake_done(conn)
+
+    def refusing(self, conn: Counted) -> None:
+        """``conn`` was refused (busy, or answered over HTTP) and waits for
+        its close: evictable, and no longer on its handshake deadline (its
+        close timeout bounds it)."""
+        self._cancel_deadline(conn)
+        self.limiter.closing(conn)
 
     def closed(self, conn: Counted) -> None:
         """``conn`` closed (or was dropped): no longer counted; idempotent."""

@@ -57,7 +57,8 @@ def source_key(host: str | None) -> str:
 @dataclass(frozen=True, slots=True)
 class Admission:
     """The decision on a new connection: stay, or be dropped (``reason``);
-    ``evict`` is a pending connection of a greedier address to drop first."""
+    ``evict`` is a connection of a greedier address to drop first (pending,
+    or refused and closing: ``reason`` says which)."""
 
     admitted: bool
     reason: str | None = None
@@ -71,10 +72,12 @@ class ConnectionLimiter:
     * At most ``max_per_source`` from one address (``source_key``).
     * At most ``max_total`` in all.  When that is full, a newcomer from an
       address holding at least two fewer connections than the greediest one
-      takes the place of that address's oldest *pending* connection (one
-      still in its handshake): addresses are levelled, so a few addresses
-      holding every slot cannot keep out a new one.  A connection that
-      finished its handshake is never evicted.
+      takes the place of one of that address's *evictable* connections: a
+      refused one waiting for its close (:meth:`closing`: busy, or answered
+      over HTTP, such as 401 or 403) first, else its oldest *pending* one
+      (still in its handshake).  Addresses are levelled, so a few addresses
+      holding every slot cannot keep out a new one.  The LED holder's
+      connection (handshake done, not refused) is never evicted.
 
     Connections are opaque hashable handles.  ``refused`` counts refusals
     (and evictions) by reason, for ``/status``.
@@ -83,6 +86,7 @@ class ConnectionLimiter:
     PER_ADDRESS = "per_address"
     TOTAL = "total"
     EVICTED = "evicted"
+    EVICTED_CLOSING = "evicted_closing"
     TIMED_OUT = "timed_out"
 
     def __init__(self, *, max_total: int, max_per_source: int) -> None:
@@ -90,6 +94,7 @@ class ConnectionLimiter:
         self.max_per_source = max_per_source
         self._count: Counter[str] = Counter()
         self._pending: dict[str, dict[Hashable, None]] = {}  # insertion order: oldest first
+        self._closing: dict[str, dict[Hashable, None]] = {}  # refused, waiting for their close
         self._source: dict[Hashable, str] = {}
         self.refused: Counter[str] = Counter()
 
@@ -118,17 +123,19 @@ class ConnectionLimiter:
             return Admission(False, self.PER_ADDRESS)
         evict = None
         if self.open >= self.max_total:
-            greedy = max(self._pending, key=lambda s: (self._count[s], s), default=None)
+            greedy = max((*self._pending, *self._closing), key=lambda s: (self._count[s], s), default=None)
             if greedy is None or self._count[greedy] < mine + 2:
                 self.refused[self.TOTAL] += 1
                 return Admission(False, self.TOTAL)
-            evict = next(iter(self._pending[greedy]))
+            closing = self._closing.get(greedy)
+            evict = next(iter(closing if closing else self._pending[greedy]))
+            why = self.EVICTED_CLOSING if closing else self.EVICTED
+            self.refused[why] += 1
             self.release(evict)
-            self.refused[self.EVICTED] += 1
         self._count[source] = mine + 1
         self._pending.setdefault(source, {})[conn] = None
         self._source[conn] = source
-        return Admission(True, evict=evict)
+        return Admission(True, evict=evict) if evict is None else Admission(True, why, evict)
 
     def timed_out(self, conn: Hashable) -> bool:
         """``conn``'s handshake deadline passed: True (and counted as a
@@ -144,12 +151,21 @@ class ConnectionLimiter:
         if source is not None:
             self._unpend(source, conn)
 
+    def closing(self, conn: Hashable) -> None:
+        """``conn`` was refused (busy, or answered over HTTP) and waits for
+        its close: evictable from now on, before any pending one."""
+        source = self._source.get(conn)
+        if source is not None:
+            self._unpend(source, conn)
+            self._closing.setdefault(source, {})[conn] = None
+
     def release(self, conn: Hashable) -> bool:
         """``conn`` closed; False if it was not counted (refused, or evicted)."""
         source = self._source.pop(conn, None)
         if source is None:
             return False
         self._unpend(source, conn)
+        self._unclose(source, conn)
         n = self._count[source] - 1
         if n > 0:
             self._count[source] = n
@@ -173,3 +189,10 @@ class ConnectionLimiter:
             del pend[conn]
             if not pend:
                 del self._pending[source]
+
+    def _unclose(self, source: str, conn: Hashable) -> None:
+        closing = self._closing.get(source)
+        if closing is not None and conn in closing:
+            del closing[conn]
+            if not closing:
+                del self._closing[source]

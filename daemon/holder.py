@@ -62,6 +62,7 @@ class ClientConnection(Protocol):
     async def send(self, message: str) -> None: ...
     async def send_quietly(self, message: str) -> None: ...
     async def close(self, code: int, reason: str) -> None: ...
+    async def refuse(self, code: int, reason: str) -> None: ...
 
 
 class FrameRate:
@@ -160,7 +161,7 @@ class Holder:
         if self.client is not None:
             self.busy_refused += 1
             self.events.log(logging.INFO, "refused: LEDs busy", "refused %s: the LEDs are in use by %s", conn.peer, self.client.peer, extra={"CLIENT_ADDRESS": conn.peer})
-            await conn.close(BUSY_CLOSE_CODE, BUSY_REASON)
+            await conn.refuse(BUSY_CLOSE_CODE, BUSY_REASON)
             return
         now = self.clock()
         c = self.client = ClientState(conn, conn.peer, Telemetry(conn, state=self.state, clock=self.clock), last_valid_t=now)

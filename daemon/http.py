@@ -30,10 +30,12 @@ __all__ = ["CONNECTION_REFUSALS", "Requester", "Routes", "build_status"]
 
 log = logging.getLogger("gravity_led")
 
-CONNECTION_REFUSALS = ("per_address", "total", "evicted", "timed_out", "token_backoff")
+CONNECTION_REFUSALS = ("per_address", "total", "evicted", "evicted_closing", "timed_out", "token_backoff")
 """The kinds of refusal /status counts: over the per-address cap, over the
-total cap, evicted to make room, handshake not finished in time, and token
-attempts refused during the wrong-token back-off."""
+total cap, evicted to make room (in its handshake), a refused connection
+(busy, or answered over HTTP: 401, 403, ...) dropped while it waited for its
+close to make room, handshake not finished in time, and token attempts
+refused during the wrong-token back-off."""
 
 
 class Requester(Protocol):

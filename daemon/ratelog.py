@@ -13,10 +13,11 @@ counted and reported in one line when the window ends:
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-__all__ = ["LogBudget", "RateLimitedLog", "Summary"]
+__all__ = ["LibraryLog", "LogBudget", "RateLimitedLog", "Summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +140,34 @@ class RateLimitedLog:
         if self._timer is not None:
             self._timer.cancel()
         self.flush(all=True)
+
+
+class LibraryLog(logging.LoggerAdapter):
+    """A library's logger (websockets') whose lines a peer can cause: each
+    line at INFO and above goes through ``events`` (its format string is the
+    kind, fixed in the library's code), with the exception in one line and
+    its traceback only at DEBUG.  DEBUG lines pass as they are."""
+
+    def __init__(self, logger: logging.Logger, events: RateLimitedLog) -> None:
+        super().__init__(logger, {})
+        self.events = events
+
+    def log(self, level: int, msg: object, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        kwargs.pop("stack_info", None)
+        kwargs.pop("stacklevel", None)
+        if level <= logging.DEBUG:
+            self.logger.log(level, msg, *args, exc_info=exc_info, **kwargs)
+            return
+        exc = sys.exc_info()[1] if exc_info is True else exc_info if isinstance(exc_info, BaseException) else None
+        text = str(msg)
+        try:
+            line = text % args if args else text
+        except (TypeError, ValueError):
+            line = " ".join([text, *map(str, args)])
+        if exc is not None:
+            line = f"{line} ({type(exc).__name__}: {exc})" if str(exc) else f"{line} ({type(exc).__name__})"
+        self.events.log(level, f"websockets: {text}", "websockets: %s", line)
+        if exc is not None and self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.debug("websockets: %s (details)", text, exc_info=exc)

@@ -31,12 +31,12 @@ from .http import Routes, build_status
 from .leds import LedPair
 from .mobileconfig import ca_downloads
 from .protocol import Status
-from .ratelog import LogBudget, RateLimitedLog
+from .ratelog import LibraryLog, LogBudget, RateLimitedLog
 from .reload import Reloader
 from .security import FailureThrottle
 from .systemd import Systemd
 from .writer import Writer
-from .wsadapter import LedConnection
+from .wsadapter import OPEN_CLOSE_TIMEOUT_S, LedConnection
 
 __all__ = ["Daemon", "StartupError", "run_daemon"]
 
@@ -77,7 +77,7 @@ def run_daemon(daemon: Daemon, *, on_listening: Callable[[], None] | None = None
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
-def serve_options(cfg: Config, *, process_request: Callable[..., Any], intake: Intake) -> dict[str, Any]:
+def serve_options(cfg: Config, *, process_request: Callable[..., Any], intake: Intake, events: RateLimitedLog) -> dict[str, Any]:
     """websockets' ``serve()`` options (but the handler and where to listen)."""
     return dict(
         process_request=process_request,
@@ -87,12 +87,14 @@ def serve_options(cfg: Config, *, process_request: Callable[..., Any], intake: I
         open_timeout=cfg.handshake_timeout_s,
         ping_interval=cfg.ping_interval_s,
         ping_timeout=cfg.ping_timeout_s,
-        close_timeout=1.0,
+        close_timeout=OPEN_CLOSE_TIMEOUT_S,
         server_header="gravity-led",
         # No ssl= here: each connection does its own TLS handshake
         # (daemon/accept.py), so that it is counted from the accept.
         create_connection=functools.partial(LedConnection, intake=intake, max_frame_bytes=cfg.max_frame_bytes),
-        logger=logging.getLogger("gravity_led.websockets"),
+        # Every line websockets logs is one a peer can cause: rate-limited
+        # like ours, its tracebacks only at DEBUG.
+        logger=LibraryLog(logging.getLogger("gravity_led.websockets"), events),
     )
 
 
@@ -227,7 +229,7 @@ class Daemon:
         self.leds.off()
         tls = server_tls_context(cfg.certfile, cfg.keyfile) if cfg.certfile is not None else None
         intake = Intake(self.connections, handshake_timeout_s=cfg.handshake_timeout_s, tls=tls, events=self.events, loop=self._loop)
-        kwargs = serve_options(cfg, process_request=self.routes, intake=intake)
+        kwargs = serve_options(cfg, process_request=self.routes, intake=intake, events=self.events)
         sockets = self.sd.listen_sockets()
         try:
             if sockets:

@@ -41,6 +41,9 @@ log = logging.getLogger("gravity_led")
 SEND_BUFFER_LIMIT = 16 * 1024
 """Skip optional messages (errors, telemetry) to a client that is not reading."""
 
+OPEN_CLOSE_TIMEOUT_S = 1.0
+"""websockets' close timeout for an open connection (the holder's)."""
+
 KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 """The reason websockets' keepalive closes with (websockets/asyncio/connection.py,
 ``keepalive()``); if it changes, only a log line's wording suffers."""
@@ -60,7 +63,18 @@ KEEP_NEWEST = 64
 writer keeps only the newest vector anyway, and parsing the superseded ones
 is what keeps the daemon behind (seconds of stale LEDs on a Pi Zero)."""
 
+REFUSAL_CLOSE_TIMEOUT_S = 0.25
+"""How long a refused connection (an HTTP answer such as 401/403/404, or
+the busy 1013) waits for its peer to close before it is dropped.  A peer
+that never answers must not hold a slot for websockets' usual close timeout."""
+
+MAX_AFTER_HEAD_BYTES = 16 * 1024
+"""Bytes a peer may send after its request head before it has our answer
+(a pipelined second request, or frames sent before the 101): held, never
+parsed while the handshake runs; more than this and it is dropped."""
+
 _TEXT, _BINARY = Opcode.TEXT, Opcode.BINARY
+_HEAD_END = b"\r\n\r\n"
 
 
 def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
@@ -146,6 +160,9 @@ class LedConnection(ServerConnection):
         self._peername: Any = None
         self._started = False  # websockets' own connection_made ran
         self._early: list[bytes] = []  # decrypted bytes that came before it did
+        self._head_tail = b""  # the last bytes of the request head so far (its end may straddle reads)
+        self._after_head: bytearray | None = None  # bytes after the request head, held until the handshake ends
+        self.close_timeout = REFUSAL_CLOSE_TIMEOUT_S  # until the handshake succeeds (start_keepalive)
 
     @property
     def peer(self) -> str:
@@ -184,6 +201,13 @@ class LedConnection(ServerConnection):
         # close_code is then 1006 whatever the cause.  ``close_sent`` and
         # ``close_rcvd`` are public in websockets' Sans-I/O layer.
         return close_words(self.protocol.close_sent, self.protocol.close_rcvd, max_frame_bytes=self.max_frame_bytes)
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Close as refused (busy): evictable while it waits, and dropped if
+        the peer does not answer the close within ``REFUSAL_CLOSE_TIMEOUT_S``."""
+        self.intake.refusing(self)
+        self.close_timeout = REFUSAL_CLOSE_TIMEOUT_S
+        await self.close(code, reason)
 
     def abort(self) -> None:
         """Drop the connection at once (refused, evicted, timed out, shutdown)."""
@@ -225,13 +249,30 @@ class LedConnection(ServerConnection):
         for data in early:
             self.data_received(data)
 
+    async def handshake(self, process_request: Any, *args: Any, **kwargs: Any) -> None:
+        # websockets' handshake (asyncio/server.py, ``handshake``): a request
+        # answered over HTTP (``process_request`` returned a response: a 401,
+        # a 403, /healthz) is done; from then on it only waits for its close,
+        # so it is evictable and its close timeout is the short one.
+        def answered(conn: Any, request: Any) -> Any:
+            response = process_request(conn, request)
+            if response is not None:
+                self.intake.refusing(self)
+            return response
+
+        await super().handshake(answered if process_request is not None else None, *args, **kwargs)
+
     def start_keepalive(self) -> None:
         # websockets calls this once the opening handshake succeeded, just
         # before the handler (asyncio/server.py, ``protocol_handler``): the
         # connection is no longer pending.  If that changes, connections stay
         # "pending" until the deadline drops them: a test fails at once.
         self.intake.handshake_done(self)
+        self.close_timeout = OPEN_CLOSE_TIMEOUT_S
+        held, self._after_head = self._after_head, None
         super().start_keepalive()
+        if held:  # frames a client sent before our 101: now they are frames
+            self.data_received(bytes(held))
 
     # ---- asyncio.Protocol callbacks: overriding websockets' --------------
 
@@ -268,12 +309,39 @@ class LedConnection(ServerConnection):
                 self._websockets_read(rest)
                 self._batch = None
             sink.read(messages)
+        elif self.protocol.state is State.CONNECTING:
+            self._read_head(data)
         else:
             self._websockets_read(data)
         transport = self.transport
         if too_much_unread(transport.get_write_buffer_size()) and not transport.is_closing():
             self.intake.not_reading(self)
             transport.abort()
+
+    def _read_head(self, data: bytes) -> None:
+        """During the opening handshake: websockets gets the request head and
+        nothing after it.  Its Sans-I/O parser would read the bytes after the
+        head as frames while the handshake is still open (a pipelined second
+        GET then broke its state, and ``send_response`` asserted): they are
+        held until the handshake succeeds, and dropped with the connection if
+        it was answered over HTTP instead (the first request is answered)."""
+        held = self._after_head
+        if held is not None:
+            held += data
+            if len(held) > MAX_AFTER_HEAD_BYTES:
+                self.intake.events.log(logging.WARNING, "dropped connections that sent too much before their answer", "dropped %s: it sent over %d bytes after its request before it was answered", self.peer, MAX_AFTER_HEAD_BYTES)
+                self.abort()
+            return
+        seen = self._head_tail + data
+        end = seen.find(_HEAD_END)
+        if end < 0:
+            self._head_tail = seen[-3:]
+            self._websockets_read(data)
+            return
+        cut = end + len(_HEAD_END) - len(self._head_tail)
+        self._head_tail = b""
+        self._after_head = bytearray(data[cut:])
+        self._websockets_read(data[:cut])
 
     def _websockets_read(self, data: bytes) -> None:
         """Bytes for websockets' own parser: its ``data_received``."""

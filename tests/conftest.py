@@ -54,8 +54,12 @@ _TREE = pytest.StashKey[object]()
 
 
 @pytest.fixture
-def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    """Factory: ``start_daemon("--stale-after", "0.3", env={...})``."""
+def start_daemon(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., DaemonProcess]]:
+    """Factory: ``start_daemon("--stale-after", "0.3", env={...})``.
+
+    In a module that sets ``NO_TRACEBACKS = True`` (the attack tests), the
+    test fails if any daemon it started wrote a traceback, however it ended:
+    nothing a peer sends may cause one (issue 21.1)."""
     started: list[DaemonProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None, port: int | None = None, scheme: str = "http") -> DaemonProcess:
@@ -66,6 +70,10 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     yield start
     for d in started:
         d.stop()
+    if getattr(request.module, "NO_TRACEBACKS", False):
+        for d in started:
+            logs = d.logs()
+            assert "Traceback" not in logs, f"the daemon wrote a traceback:\n{logs[max(0, logs.index('Traceback') - 2000):][:6000]}"
 
 
 @pytest.fixture

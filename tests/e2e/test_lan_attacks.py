@@ -42,6 +42,7 @@ from tests.support.net import (
 ATTACKERS = tuple(f"127.0.0.{i}" for i in range(2, 12))
 SECRET = "lan-Zq8vW3xKp7Lm2Ny5"
 MiB = 2**20
+NO_TRACEBACKS = True  # tests/conftest.py: any traceback in the daemon's output fails the test
 
 
 def exchange(port: int, request: bytes, *, source: str = "127.0.0.1") -> bytes:

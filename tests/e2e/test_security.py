@@ -225,6 +225,7 @@ def test_plain_http_requests_are_not_origin_checked_but_upgrades_are(daemon):
 # ---- end to end: token ------------------------------------------------------------
 
 SECRET = "tok-Zq8vW3xKp7Lm2Ny5"
+NO_TRACEBACKS = True  # tests/conftest.py: any traceback in the daemon's output fails the test
 
 
 @pytest.fixture

@@ -64,10 +64,10 @@ def test_the_total_cap_holds_and_levels_addresses():
         assert lim.admit(src, c).admitted
     # Full.  "c" holds nothing, "a" holds 3: the oldest pending of "a" makes room.
     c1 = Conn("c")
-    assert lim.admit("c", c1) == Admission(True, evict=a1)
+    assert lim.admit("c", c1) == Admission(True, "evicted", a1)
     assert lim.open == 4 and lim.open_from("a") == 2 and not lim.release(a1)  # already gone
     # Now a:2, b:1, c:1.  "d" (0) may still take one of "a"'s (2 >= 0 + 2) ...
-    assert lim.admit("d", Conn("d")) == Admission(True, evict=a2)
+    assert lim.admit("d", Conn("d")) == Admission(True, "evicted", a2)
     # ... but then every address holds 1: nobody is evicted, the newcomer is refused.
     assert lim.admit("e", Conn("e")) == Admission(False, "total")
     assert lim.admit("a", Conn("a")) == Admission(False, "total")
@@ -182,3 +182,32 @@ def test_limiter_invariants_under_any_sequence(ops):
         assert lim.open == len(live) <= 6
         assert all(lim.open_from(str(s)) == sum(c.source == str(s) for c in live) <= 3 for s in range(6))
         assert lim.pending == len([c for c in live if c not in established])
+
+
+def test_refused_connections_waiting_for_their_close_are_evicted_first_and_counted_apart():
+    # Issue 21.2: a busy (1013) or HTTP-refused connection whose peer never
+    # answers the close must not hold a slot that a newcomer needs.
+    lim = ConnectionLimiter(max_total=4, max_per_source=4)
+    a = [Conn("a") for _ in range(3)]
+    b1 = Conn("b")
+    for c in (*a, b1):
+        assert lim.admit(c.source, c).admitted
+        lim.handshake_done(c)  # upgraded: not pending any more
+    # Full of finished handshakes: nothing to evict, a newcomer is refused.
+    assert lim.admit("c", Conn("c")) == Admission(False, "total")
+    lim.closing(a[1])  # refused as busy: waits for its close
+    c1 = Conn("c")
+    assert lim.admit("c", c1) == Admission(True, "evicted_closing", a[1])
+    assert lim.refused["evicted_closing"] == 1 and lim.refused["evicted"] == 0
+    assert lim.open == 4 and lim.open_from("a") == 2 and lim.pending == 1
+    assert not lim.release(a[1]), "the evicted one is no longer counted"
+
+
+def test_a_closing_connection_goes_before_a_pending_one_of_the_same_address():
+    lim = ConnectionLimiter(max_total=3, max_per_source=3)
+    old_pending, closing, b = Conn("a"), Conn("a"), Conn("b")
+    for c in (old_pending, closing, b):
+        lim.admit(c.source, c)
+    lim.closing(closing)
+    assert lim.admit("c", Conn("c")).evict is closing
+    assert lim.is_pending(old_pending)

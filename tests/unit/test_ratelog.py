@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from gravity_led.daemon.ratelog import LogBudget, RateLimitedLog, Summary
+from gravity_led.daemon.ratelog import LibraryLog, LogBudget, RateLimitedLog, Summary
 
 
 def test_a_burst_then_counts_then_one_summary_per_window():
@@ -116,3 +116,42 @@ def test_3000_refusals_make_little_log():
         lines += b.allow(kinds[i % 3], i / 1000)
     lines += len(b.due(1000))
     assert lines <= 3 * 6
+
+
+def test_websockets_lines_go_through_the_rate_limit_without_tracebacks(caplog):
+    # Issue 21.1: websockets logs "unexpected internal error" with a traceback
+    # per connection; a peer could fill the journal with them.  Its logger is
+    # wrapped as websockets itself wraps it (a LoggerAdapter per connection).
+    loop = FakeLoop()
+    events = RateLimitedLog(logging.getLogger("t.ws"), clock=loop.time, call_at=loop.call_at, budget=LogBudget(burst=2, window_s=10))
+    lib = LibraryLog(logging.getLogger("t.ws.lib"), events)
+    caplog.set_level(logging.INFO, "t.ws")
+    for i in range(600):
+        per_connection = logging.LoggerAdapter(lib, {"websocket": i})
+        try:
+            raise AssertionError(f"state {i}")
+        except AssertionError:
+            per_connection.error("unexpected internal error", exc_info=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "websockets: unexpected internal error (AssertionError: state 0)",
+        "websockets: unexpected internal error (AssertionError: state 1)",
+    ]
+    assert all(r.exc_info is None for r in caplog.records), "no traceback below DEBUG"
+    loop.advance(10.0)
+    assert caplog.records[-1].getMessage() == "websockets: unexpected internal error ... and 598 more in the last 10 s"
+    lib.info("server listening on %s", "[::]:1")
+    assert caplog.records[-1].getMessage() == "websockets: server listening on [::]:1"
+
+
+def test_websockets_debug_lines_and_tracebacks_at_debug(caplog):
+    loop = FakeLoop()
+    events = RateLimitedLog(logging.getLogger("t.ws2"), clock=loop.time, call_at=loop.call_at)
+    lib = LibraryLog(logging.getLogger("t.ws2.lib"), events)
+    caplog.set_level(logging.DEBUG, "t.ws2")
+    lib.debug("< TEXT %r", "1 2 3")
+    try:
+        raise ValueError()
+    except ValueError:
+        lib.error("opening handshake failed", exc_info=True)
+    msgs = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert msgs == [("< TEXT '1 2 3'", False), ("websockets: opening handshake failed (ValueError)", False), ("websockets: opening handshake failed (details)", True)]

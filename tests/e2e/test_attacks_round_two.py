@@ -1,0 +1,194 @@
+"""Issue 21 (a second attacker who read the code) and issue 22.5, against
+the real daemon process on loopback.  127.0.0.2 and up play the attacker's
+addresses; the legitimate user is 127.0.0.1 (or another address of its own).
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+
+from tests.support.harness import scaled, wait_until
+from tests.support.net import TEXT, client_frame, connect_from, handshake_request, read_http_head, text_frame, ws_client
+
+NO_TRACEBACKS = True  # tests/conftest.py: any traceback in the daemon's output fails the test
+
+
+def read_all(sock: socket.socket) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+# ---- 21.1: pipelined requests -----------------------------------------------
+
+
+def test_pipelined_requests_get_the_first_answered_and_no_traceback(daemon):
+    """600 connections each send two GETs in one segment (issue 21, Why 1)."""
+    def one(i: int) -> bytes:
+        src = f"127.0.0.{2 + i % 10}"
+        path = "/healthz" if i % 2 else "/status"
+        req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        with connect_from(src, daemon.port, timeout=scaled(10)) as s:
+            s.sendall(req + req)
+            return read_all(s)
+
+    answers = []
+    for batch in range(20):  # 30 at a time: within the connection caps
+        threads_out: list[bytes] = []
+        ts = [threading.Thread(target=lambda i=i: threads_out.append(one(batch * 30 + i))) for i in range(30)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        answers += threads_out
+    ok = sum(a.startswith(b"HTTP/1.1 200 ") for a in answers)
+    print(f"\npipelined: {ok} of {len(answers)} connections got their first request answered")
+    assert ok == len(answers) == 600
+    # A WebSocket upgrade with a frame glued to it still works (held, then parsed).
+    with connect_from("127.0.0.1", daemon.port) as s:
+        s.sendall(handshake_request(daemon.port) + client_frame(TEXT, text_frame(0.5).encode()))
+        assert read_http_head(s).startswith(b"HTTP/1.1 101")
+        daemon.wait_for(lambda st: st["frames"]["accepted"] >= 1)
+    logs = daemon.logs()
+    assert "unexpected internal error" not in logs
+    assert len(logs) < 64 * 1024, f"{len(logs)} bytes of log"
+
+
+# ---- 21.2: refused connections cannot hold slots -----------------------------
+
+
+def dropped_after(sock: socket.socket, t0: float, timeout: float = 5.0) -> float:
+    """Seconds from ``t0`` until the daemon dropped ``sock`` (its kernel
+    answers our bytes with a reset once the daemon closed its end; a
+    half-close, as websockets does after an HTTP answer, is not a drop)."""
+    sock.settimeout(0.005)
+    while time.monotonic() - t0 < timeout:
+        try:
+            sock.send(b"\r\n")
+            sock.recv(4096)
+        except (TimeoutError, BlockingIOError):
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - t0
+    return math.inf
+
+
+class BusyAttacker:
+    """``per_address`` WebSockets from each of ``addresses``, opened again as
+    soon as the daemon drops them: each is refused as busy (1013) and never
+    answers the close (issue 21, Why 2)."""
+
+    def __init__(self, port: int, addresses: tuple[str, ...], per_address: int) -> None:
+        self.port = port
+        self.stop = threading.Event()
+        self.refused = 0
+        self.threads = [threading.Thread(target=self._run, args=(a,), daemon=True) for a in addresses for _ in range(per_address)]
+
+    def _run(self, source: str) -> None:
+        while not self.stop.is_set():
+            try:
+                with connect_from(source, self.port, timeout=2) as s:
+                    s.sendall(handshake_request(self.port))
+                    got = b""
+                    while not self.stop.is_set():  # read (the 101, the close frame), never answer
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        got += chunk
+                    if b"\x88" in got:
+                        self.refused += 1
+            except OSError:
+                pass
+
+    def __enter__(self) -> BusyAttacker:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+def healthz_s(port: int, source: str, timeout: float = 2.0) -> float | None:
+    """Seconds until /healthz answered from ``source``, None if not within ``timeout``."""
+    t0 = time.monotonic()
+    try:
+        with connect_from(source, port, timeout=timeout) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return None
+                head += chunk
+                if time.monotonic() - t0 > timeout:
+                    return None
+    except OSError:
+        return None
+    took = time.monotonic() - t0
+    return took if head.startswith(b"HTTP/1.1 200") and took <= timeout else None
+
+
+def test_busy_refused_peers_that_never_close_cannot_lock_out_another_address(daemon):
+    """While a phone holds the LEDs, 4 attacker addresses keep 8 WebSockets
+    each refused as busy, never answer the close and reconnect at once; a
+    client from a fifth address gets /healthz within 2 s, 95 % of the time."""
+    with ws_client(daemon.url) as phone:
+        phone.send(text_frame(0.3))
+        daemon.wait_for(lambda s: s["client"] is not None)
+        with BusyAttacker(daemon.port, tuple(f"127.0.0.{i}" for i in range(2, 6)), 16) as attack:
+            wait_until(lambda: attack.refused >= 64, timeout=20, what="the attack under way")
+            times = [healthz_s(daemon.port, "127.0.0.20") for _ in range(40)]
+            refused_meanwhile = attack.refused
+        answered = sorted(t for t in times if t is not None)
+        share = len(answered) / len(times)
+        p50 = statistics.median(answered) if answered else float("nan")
+        p95 = answered[int(0.95 * (len(answered) - 1))] if answered else float("nan")
+        status = daemon.status()
+        print(
+            f"\nbusy attack (4 addresses x 16 sockets, never closing): /healthz from a fifth address answered within 2 s "
+            f"{len(answered)}/{len(times)} ({share:.0%}), p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms; "
+            f"attacker refusals meanwhile {refused_meanwhile}; /status refused: {status['connections']['refused']}, busy_refused {status['busy_refused']}"
+        )
+        assert share >= 0.95
+        assert status["connections"]["refused"]["evicted_closing"] > 0
+        assert status["client"] is not None, "the phone kept the LEDs"
+        phone.send(text_frame(0.6))
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"}, {}], ids=["origin", "busy"])
+def test_a_refused_websocket_whose_peer_never_closes_is_dropped_within_the_short_bound(daemon, headers):
+    """Refused by origin (403) or as busy (1013), a peer that reads the answer
+    and never closes is dropped by the daemon within REFUSAL_CLOSE_TIMEOUT_S
+    (0.25 s), not websockets' usual close timeout (1 s)."""
+    from gravity_led.daemon.wsadapter import OPEN_CLOSE_TIMEOUT_S, REFUSAL_CLOSE_TIMEOUT_S
+
+    with ws_client(daemon.url) as phone:
+        phone.send(text_frame(0.3))
+        daemon.wait_for(lambda s: s["client"] is not None)
+        with connect_from("127.0.0.2", daemon.port) as s:
+            s.sendall(handshake_request(daemon.port, headers=headers))
+            head = read_http_head(s)
+            t0 = time.monotonic()
+            assert head.startswith(b"HTTP/1.1 403" if headers else b"HTTP/1.1 101"), head
+            s.settimeout(5)
+            rest = b"" if headers else s.recv(4096)  # the busy close frame
+            took = dropped_after(s, t0)
+        print(f"\nrefused ({'origin' if headers else 'busy'}) and never closing: dropped after {took * 1000:.0f} ms")
+        assert headers or b"\x88" in rest, "the busy refusal's close frame came first"
+        assert took < (REFUSAL_CLOSE_TIMEOUT_S + OPEN_CLOSE_TIMEOUT_S) / 2 + scaled(0.1) - 0.1
