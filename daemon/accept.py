@@ -17,7 +17,7 @@ import logging
 import ssl
 from typing import Hashable, Protocol
 
-from .connections import ConnectionLimiter
+from .connections import ConnectionLimiter, source_key
 from .errors import StartupError
 from .ratelog import RateLimitedLog
 
@@ -66,13 +66,19 @@ class Intake:
         tls: ssl.SSLContext | None,
         events: RateLimitedLog,
         loop: asyncio.AbstractEventLoop,
+        ipv6_group_prefix: int = 64,
     ) -> None:
         self.limiter = limiter
+        self.ipv6_group_prefix = ipv6_group_prefix
         self.handshake_timeout_s = handshake_timeout_s
         self.tls = tls
         self.events = events
         self._loop = loop
         self._deadlines: dict[Counted, asyncio.TimerHandle] = {}
+
+    def source_of(self, host: str | None) -> str:
+        """The source a peer's address counts as (``ipv6_group_prefix``)."""
+        return source_key(host, ipv6_prefix=self.ipv6_group_prefix)
 
     def accepted(self, conn: Counted) -> bool:
         """``conn`` was just accepted: False if it must go (it is aborted);

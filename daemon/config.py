@@ -57,7 +57,8 @@ class Config:
     token_file: str | None = _opt(None, "file holding a shared secret that clients must present (Bearer header or ?token=)", metavar="PATH", group="security")
     allowed_origins: tuple[str, ...] = _opt((), "extra web page origins allowed to connect, comma-separated (the daemon's own page is always allowed)", metavar="URLS", group="security")
     max_connections: int = _opt(32, "cap on open connections, handshakes included, so a flood cannot exhaust memory", metavar="N", group="security")
-    max_connections_per_address: int = _opt(8, "cap on open connections from one address (IPv6: one /64), so one host cannot take every slot", metavar="N", group="security")
+    max_connections_per_address: int = _opt(8, "cap on open connections from one address (IPv6: one ipv6_group_prefix network, by default a /64), so one host cannot take every slot", metavar="N", group="security")
+    ipv6_group_prefix: int = _opt(64, "IPv6 addresses that count as one source for the connection caps and the wrong-token back-off: 64 = one /64 (a phone then shares its back-off with every host of its LAN's /64), 128 = each address alone", metavar="BITS", group="security")
     max_frame_bytes: int = _opt(MAX_FRAME_BYTES, "largest frame accepted; bigger ones close the connection with 1009", metavar="BYTES", group="security")
     handshake_timeout_s: float = _opt(5.0, "time a new connection has to finish its handshake", metavar="S", group="security")
     ping_interval_s: float = _opt(5.0, "WebSocket ping interval, to find vanished phones", metavar="S", group="security")
@@ -154,6 +155,8 @@ def _validate(cfg: Config) -> Config:
             raise ConfigError(f"{name} must be greater than 0, not {getattr(cfg, name)}")
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port must be between 0 and 65535, not {cfg.port}")
+    if not 16 <= cfg.ipv6_group_prefix <= 128:
+        raise ConfigError(f"ipv6_group_prefix must be between 16 and 128 (64: one /64 counts as one source; 128: each address), not {cfg.ipv6_group_prefix}")
     for name in ("smoothing_s", "mock_write_delay_us", "idle_release_s"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name} must not be negative, not {getattr(cfg, name)}")

@@ -35,10 +35,11 @@ def peer_name(addr: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def source_key(host: str | None) -> str:
-    """The address that limits count against: an IPv4 address, or the /64 of
-    an IPv6 address (one host can use a whole /64; privacy addresses change
-    every few hours).  IPv4-mapped IPv6 counts as the IPv4 address."""
+def source_key(host: str | None, *, ipv6_prefix: int = 64) -> str:
+    """The address that limits count against: an IPv4 address, or the
+    ``ipv6_prefix`` network of an IPv6 address (by default its /64: one host
+    can use a whole /64, and privacy addresses change every few hours; 128:
+    the address alone).  IPv4-mapped IPv6 counts as the IPv4 address."""
     if not host:
         return "unknown"
     try:
@@ -50,7 +51,9 @@ def source_key(host: str | None) -> str:
             return str(addr.ipv4_mapped)
         if addr.is_loopback:
             return str(addr)
-        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+        if ipv6_prefix >= 128:
+            return str(addr)
+        return str(ipaddress.IPv6Network((addr, ipv6_prefix), strict=False))
     return str(addr)
 
 

@@ -144,7 +144,7 @@ class Routes:
             self.events.log(logging.WARNING, "refused token attempts during a back-off", "refused %s: too many wrong tokens from its address; next try in %.0f s", ws.peer, math.ceil(wait))
             return _text(HTTPStatus.TOO_MANY_REQUESTS, "too many wrong tokens; try again later", (("Retry-After", str(math.ceil(wait))),))
         if token_matches(request_token(req.authorization, req.target), self.token):
-            self.throttle.succeeded(source)
+            self.throttle.succeeded(source, now)
             return None
         blocked = self.throttle.failed(source, now)
         more = f"; its address must wait {blocked:.0f} s" if blocked else ""

@@ -124,11 +124,24 @@ class FailureThrottle:
     The first ``free_failures`` mistakes cost nothing (a typo, a stale
     bookmark).  After that each failure blocks the address for
     ``first_delay_s``, doubling up to ``max_delay_s``; an address that made
-    no mistake for ``forget_after_s`` starts afresh, and the right token
-    clears it at once.  Other addresses are never affected.  At most
-    ``max_sources`` addresses are remembered (the oldest forgotten first),
-    so a host with many addresses cannot grow memory.
+    no mistake for ``forget_after_s`` (and is not blocked) starts afresh, and
+    the right token clears it at once.  Other addresses are never affected.
+
+    Memory is bounded: at most ``max_sources`` addresses are remembered, and
+    an address is never forgotten before its ``forget_after_s`` (so neither
+    during a block nor between failures: many other addresses failing cannot
+    flush its record).  While the table is full of such addresses, every
+    address not in it shares one record (:attr:`OVERFLOW`): new guessers are
+    slowed together, the one case where one address's failures can delay
+    another's right token (an attack from more than ``max_sources``
+    addresses within ``forget_after_s``).  Addresses that presented the
+    right token within ``forget_after_s`` (the last ``max_good`` of them)
+    keep their own record even then: the phone that used the LEDs before
+    the attack is not slowed by it.
     """
+
+    OVERFLOW = "*"
+    """The record that addresses not in a full table share."""
 
     def __init__(
         self,
@@ -138,22 +151,54 @@ class FailureThrottle:
         max_delay_s: float = 60.0,
         forget_after_s: float = 600.0,
         max_sources: int = 4096,
+        max_good: int = 256,
     ) -> None:
         self.free_failures = free_failures
         self.first_delay_s = first_delay_s
         self.max_delay_s = max_delay_s
         self.forget_after_s = forget_after_s
         self.max_sources = max_sources
-        self._table: dict[str, _Failures] = {}  # insertion order = oldest failure first
+        self._table: dict[str, _Failures] = {}  # insertion order = least recently failed first
+        self._overflow: _Failures | None = None
+        self.max_good = max_good
+        self._good: dict[str, float] = {}  # sources that presented the right token: when (oldest first)
         self.refused = 0
+
+    def _stale(self, f: _Failures, now: float) -> bool:
+        return now - f.last_t >= self.forget_after_s and now >= f.blocked_until
+
+    def _key(self, source: str, now: float) -> str:
+        """``source``, or :attr:`OVERFLOW` if it is not remembered and the
+        table is full of addresses that may not be forgotten yet."""
+        table = self._table
+        if source in table or len(table) < self.max_sources:
+            return source
+        good_t = self._good.get(source)
+        if good_t is not None and now - good_t < self.forget_after_s:
+            return source  # beyond max_sources, by at most max_good
+        # Forget the stale ones: the least recently failed come first, so
+        # this stops at the first that must stay (amortised O(1)).
+        while table:
+            oldest = next(iter(table))
+            if not self._stale(table[oldest], now):
+                break
+            del table[oldest]
+        return source if len(table) < self.max_sources else self.OVERFLOW
+
+    def _get(self, key: str) -> _Failures | None:
+        return self._overflow if key == self.OVERFLOW else self._table.get(key)
 
     def wait_s(self, source: str, now: float) -> float:
         """Seconds before ``source`` may try a token again (0: now)."""
-        f = self._table.get(source)
+        key = self._key(source, now)
+        f = self._get(key)
         if f is None:
             return 0.0
-        if now - f.last_t >= self.forget_after_s and now >= f.blocked_until:
-            del self._table[source]
+        if self._stale(f, now):
+            if key == self.OVERFLOW:
+                self._overflow = None
+            else:
+                del self._table[key]
             return 0.0
         return max(0.0, f.blocked_until - now)
 
@@ -167,22 +212,29 @@ class FailureThrottle:
     def failed(self, source: str, now: float) -> float:
         """Record a wrong token; return how long ``source`` is now blocked."""
         self.wait_s(source, now)  # forgets a stale entry
-        f = self._table.pop(source, None)
-        if f is None:
-            f = _Failures(0, now, now)
-            if len(self._table) >= self.max_sources:
-                del self._table[next(iter(self._table))]
+        key = self._key(source, now)
+        if key == self.OVERFLOW:
+            f = self._overflow = self._overflow or _Failures(0, now, now)
+        else:
+            f = self._table.pop(key, None) or _Failures(0, now, now)
+            self._table[key] = f  # (re-)inserted: now the most recently failed
         f.count += 1
         f.last_t = now
         over = f.count - self.free_failures
         if over > 0:
             delay = min(self.max_delay_s, self.first_delay_s * 2.0 ** min(over - 1, 64))
             f.blocked_until = max(f.blocked_until, now + delay)
-        self._table[source] = f  # re-inserted: now the newest
         return max(0.0, f.blocked_until - now)
 
-    def succeeded(self, source: str) -> None:
+    def succeeded(self, source: str, now: float) -> None:
+        """The right token: ``source``'s record goes (the shared overflow
+        record stays: it is others' failures), and ``source`` is known good."""
         self._table.pop(source, None)
+        good = self._good
+        good.pop(source, None)
+        good[source] = now
+        if len(good) > self.max_good:
+            del good[next(iter(good))]
 
     def __len__(self) -> int:
-        return len(self._table)
+        return len(self._table) + (self._overflow is not None)

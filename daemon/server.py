@@ -228,7 +228,7 @@ class Daemon:
         cfg = self.cfg
         self.leds.off()
         tls = server_tls_context(cfg.certfile, cfg.keyfile) if cfg.certfile is not None else None
-        intake = Intake(self.connections, handshake_timeout_s=cfg.handshake_timeout_s, tls=tls, events=self.events, loop=self._loop)
+        intake = Intake(self.connections, handshake_timeout_s=cfg.handshake_timeout_s, tls=tls, events=self.events, loop=self._loop, ipv6_group_prefix=cfg.ipv6_group_prefix)
         kwargs = serve_options(cfg, process_request=self.routes, intake=intake, events=self.events)
         sockets = self.sd.listen_sockets()
         try:

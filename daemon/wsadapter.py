@@ -29,7 +29,7 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
 from .accept import Intake
-from .connections import peer_name, source_key, too_much_unread
+from .connections import peer_name, too_much_unread
 from .driver import ReadValve
 from .framing import FastFramer
 from .holder import Holder
@@ -222,7 +222,7 @@ class LedConnection(ServerConnection):
         # for every connection).
         self.raw_transport = transport
         self._peername = transport.get_extra_info("peername")
-        self.source = source_key(self._peername[0] if self._peername else None)
+        self.source = self.intake.source_of(self._peername[0] if self._peername else None)
         if not self.intake.accepted(self):
             return
         if self.intake.tls is None:

@@ -192,3 +192,57 @@ def test_a_refused_websocket_whose_peer_never_closes_is_dropped_within_the_short
         print(f"\nrefused ({'origin' if headers else 'busy'}) and never closing: dropped after {took * 1000:.0f} ms")
         assert headers or b"\x88" in rest, "the busy refusal's close frame came first"
         assert took < (REFUSAL_CLOSE_TIMEOUT_S + OPEN_CLOSE_TIMEOUT_S) / 2 + scaled(0.1) - 0.1
+
+
+# ---- 21.4: the token back-off cannot be flushed --------------------------------
+
+SECRET = "round2-Zq8vW3xKp7Lm2Ny5"
+
+
+@pytest.fixture
+def token_file(tmp_path):
+    path = tmp_path / "token"
+    path.write_text(SECRET + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def status_from(source: str, port: int, token: str) -> int:
+    """HTTP status of GET /status with ``token``, from ``source``."""
+    with connect_from(source, port, timeout=scaled(10)) as s:
+        s.sendall(f"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+        return int(read_http_head(s)[9:12])
+
+
+def test_many_other_addresses_cannot_flush_one_address_back_off(start_daemon, token_file):
+    """Issue 21, Why 4: one address makes 5 wrong guesses, 4,300 others one
+    each; the first one's next guesses are still slowed (401, then 429)."""
+    d = start_daemon("--token-file", str(token_file))
+    assert status_from("127.0.0.1", d.port, SECRET) == 200  # the phone, before the attack
+    assert [status_from("127.0.0.2", d.port, f"guess-{i:04d}") for i in range(5)] == [401] * 5
+    others = [f"127.1.{i // 250}.{1 + i % 250}" for i in range(4300)]
+    codes: list[int] = []
+    t0 = time.monotonic()
+
+    def guess(chunk: list[str]) -> None:
+        codes.extend(status_from(a, d.port, "guess-once") for a in chunk)
+
+    ts = [threading.Thread(target=guess, args=(others[i::6],)) for i in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    took = time.monotonic() - t0
+    counts = {c: codes.count(c) for c in sorted(set(codes))}
+    sixth, seventh = status_from("127.0.0.2", d.port, "guess-0005"), status_from("127.0.0.2", d.port, "guess-0006")
+    phone = status_from("127.0.0.1", d.port, SECRET)
+    newcomer = status_from("127.0.0.3", d.port, SECRET)
+    print(
+        f"\n4,300 addresses guessing once in {took:.1f} s: {counts}; then the first address: {sixth}, {seventh}; "
+        f"the phone (right token before the attack): {phone}; a new address with the right token: {newcomer}"
+    )
+    assert (sixth, seventh) == (401, 429), "the first address's back-off survived the flood"
+    assert phone == 200, "an address that had the right token keeps its own record"
+    assert counts.get(401, 0) >= 4096 - 1 and set(counts) <= {401, 429}
+    # More than 4,096 addresses failing within 10 minutes: the rest share one back-off (docs/security.md).
+    assert newcomer == 429 and counts.get(429, 0) > 0

@@ -29,6 +29,12 @@ def test_source_key(host, key):
     assert source_key(host) == key
 
 
+def test_source_key_with_the_configured_ipv6_group_prefix():
+    assert source_key("2001:db8:1:2:aaaa::1", ipv6_prefix=128) == "2001:db8:1:2:aaaa::1"
+    assert source_key("2001:db8:1:2:aaaa::1", ipv6_prefix=48) == "2001:db8:1::/48"
+    assert source_key("::ffff:10.0.0.1", ipv6_prefix=128) == "10.0.0.1"
+
+
 class Conn:
     """An opaque connection handle."""
 
@@ -127,7 +133,7 @@ def test_other_addresses_and_the_right_token_are_not_slowed():
     assert th.wait_s("127.0.0.1", 0.2) == 0  # another address: not slowed at all
     th.failed("127.0.0.1", 0.2)
     assert th.wait_s("127.0.0.1", 0.2) == 0  # one typo is free
-    th.succeeded("127.0.0.2")  # the right token (once allowed to try) clears the record
+    th.succeeded("127.0.0.2", 0.2)  # the right token (once allowed to try) clears the record
     assert th.wait_s("127.0.0.2", 0.2) == 0
 
 
@@ -141,16 +147,54 @@ def test_failures_are_forgotten_after_a_quiet_period():
     assert th.failed("a", 1200.0) == 0  # a fresh start
 
 
-def test_the_table_is_bounded_and_forgets_the_oldest_first():
-    th = FailureThrottle(free_failures=0, max_sources=3)
-    for i, a in enumerate("abcd"):
+def test_the_table_is_bounded_and_a_failing_address_is_never_flushed():
+    # Issue 21.4: one address makes 5 wrong guesses, then 4,300 others one
+    # each: the first address's next guesses are still slowed (it used to be
+    # evicted as the oldest at 4,096 and start afresh).
+    th = FailureThrottle(free_failures=5, first_delay_s=1.0, max_sources=4096)
+    t = 0.0
+    for _ in range(5):
+        th.failed("2001:db8:0:1::/64", t)
+    for i in range(4300):
+        t += 0.0004
+        th.failed(f"2001:db8:1:{i:x}::/64", t)
+    assert len(th) <= 4096 + 1, "bounded: the table and the one shared record"
+    assert th.failed("2001:db8:0:1::/64", t) == 1.0  # its sixth: blocked, not a fresh start
+    assert th.check("2001:db8:0:1::/64", t) > 0
+
+
+def test_a_full_table_makes_new_guessers_share_one_back_off_until_entries_go_stale():
+    th = FailureThrottle(free_failures=1, first_delay_s=1.0, max_delay_s=8.0, forget_after_s=600, max_sources=3)
+    for i, a in enumerate("abc"):
         th.failed(a, float(i))
-    assert len(th) == 3
-    assert th.wait_s("a", 3.0) == 0  # evicted
-    assert th.wait_s("d", 3.0) > 0
-    th.failed("b", 3.5)  # "b" is now the newest
-    th.failed("e", 3.6)
-    assert th.wait_s("c", 3.6) == 0 and th.wait_s("b", 3.6) > 0
+    # Full of addresses that failed within forget_after_s: none is evicted.
+    assert th.failed("d", 3.0) == 0  # the shared record's free failure
+    assert th.failed("e", 3.0) == 1.0  # new guessers are slowed together
+    assert th.check("f", 3.5) == 0.5
+    assert th.wait_s("a", 3.5) == 0 and th.failed("a", 3.5) == 1.0, "a's record was kept"
+    # Once the least recently failed went quiet for forget_after_s, its place is free again.
+    assert th.wait_s("g", 601.0) == 0 and th.failed("g", 601.0) == 0
+    assert th.failed("b", 601.1) == 2.0, "b was forgotten; c (quiet 599 s) not: the table is full, b shares the overflow record"
+    assert th.failed("h", 602.5) == 0, "c went stale: a place for h"
+
+
+def test_the_right_token_is_not_slowed_by_other_addresses_below_the_table_size():
+    th = FailureThrottle(free_failures=0, max_sources=100)
+    for i in range(99):
+        th.failed(f"10.0.{i}.1", 0.0)
+    assert th.check("10.9.9.9", 0.0) == 0  # a new address may try at once
+    th.succeeded("10.9.9.9", 0.0)
+
+
+def test_an_address_that_had_the_right_token_keeps_its_own_record_in_a_full_table():
+    th = FailureThrottle(free_failures=0, first_delay_s=1.0, max_sources=2)
+    th.succeeded("phone", 0.0)  # the phone connected before the attack
+    for a in ("x", "y", "z", "w"):
+        th.failed(a, 1.0)  # x and y fill the table; z and w share the overflow
+    assert th.check("new", 1.5) > 0, "a new address waits with the other new ones"
+    assert th.check("phone", 1.5) == 0, "the phone is not slowed by the attack"
+    th.failed("phone", 1.5)  # its own typo costs only its own record
+    assert th.wait_s("phone", 1.5) == 1.0 and len(th) <= 2 + 1 + 1
 
 
 from hypothesis import given, strategies as st  # noqa: E402
