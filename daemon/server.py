@@ -110,6 +110,23 @@ def listen_error(e: OSError, host: str, port: int) -> StartupError:
     return StartupError(f"cannot listen on {where}: {e.strerror or e}")
 
 
+def dual_stack_socket(port: int) -> socket.socket:
+    """A socket listening on every IPv6 and IPv4 address (``--host ::``), as
+    the systemd socket unit does: asyncio would set IPV6_V6ONLY and serve
+    IPv6 alone, while the URLs announced for ``::`` include IPv4 ones."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _quiet_wakeup_fd() -> None:
     """asyncio wakes its loop for a signal through a socket; a flood of
     signals while the loop is busy fills it, and Python then prints a
@@ -235,6 +252,8 @@ class Daemon:
             if sockets:
                 log.info("using the socket passed by systemd; --host and --port are ignored")
                 self.server = await serve(self.holder.serve, sock=sockets[0], **kwargs)
+            elif cfg.host.strip() in ("::", "[::]"):
+                self.server = await serve(self.holder.serve, sock=dual_stack_socket(cfg.port), **kwargs)
             else:
                 self.server = await serve(self.holder.serve, cfg.host, cfg.port, **kwargs)
         except OSError as e:
@@ -245,7 +264,9 @@ class Daemon:
         scheme = "wss" if cfg.tls else "ws"
         for sock in self.server.sockets:
             name = sock.getsockname()
-            log.info("listening on %s://%s:%d (pins: right %s, left %s, %s)", scheme, name[0], name[1], cfg.right_pin, cfg.left_pin, self.leds.factory_name)
+            dual = sock.family == socket.AF_INET6 and not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            where = f"[{name[0]}]" if ":" in name[0] else name[0]
+            log.info("listening on %s://%s:%d%s (pins: right %s, left %s, %s)", scheme, where, name[1], " (IPv6 and IPv4)" if dual else "", cfg.right_pin, cfg.left_pin, self.leds.factory_name)
         self.sd.ready(self._status_line())
 
     def request_stop(self) -> None:

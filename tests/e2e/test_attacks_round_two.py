@@ -246,3 +246,27 @@ def test_many_other_addresses_cannot_flush_one_address_back_off(start_daemon, to
     assert counts.get(401, 0) >= 4096 - 1 and set(counts) <= {401, 429}
     # More than 4,096 addresses failing within 10 minutes: the rest share one back-off (docs/security.md).
     assert newcomer == 429 and counts.get(429, 0) > 0
+
+
+# ---- 21.5: --host :: serves IPv4 and IPv6 ---------------------------------------
+
+
+def test_host_wildcard_v6_listens_on_ipv4_and_ipv6_and_every_announced_url_answers(start_daemon):
+    import re
+    import urllib.request
+
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here (::1)")
+    d = start_daemon("--host", "::")
+    d.wait_log("page at http://127.0.0.1:")
+    assert "(IPv6 and IPv4)" in d.logs()
+    urls = re.findall(r"page at (http://\S+/) ", d.logs())
+    assert any("127.0.0.1" in u for u in urls)
+    for url in (*urls, f"http://[::1]:{d.port}/", f"http://127.0.0.1:{d.port}/"):
+        with urllib.request.urlopen(url + "healthz", timeout=scaled(5)) as r:
+            assert r.status == 200, url
+    print(f"\n--host :: answered on {len(urls)} announced URLs: {urls}")
