@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         return new
 
     with leds:
-        daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
+        daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config, reload_token=lambda c: read_token(c.token_file) if c.token_file else None)
         try:
             run_daemon(daemon, on_listening=_announcer(daemon, qr=args.qr))
         except KeyboardInterrupt:  # Ctrl-C before the signal handlers were set

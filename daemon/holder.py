@@ -200,6 +200,16 @@ class Holder:
         )
         self.on_change()
 
+    def close_client(self, code: int, reason: str) -> str | None:
+        """Close the LED holder's connection with ``code`` and ``reason`` (the
+        token changed); who it was, or None if nobody held the LEDs."""
+        c = self.client
+        if c is None:
+            return None
+        c.released = f"was closed: {reason} ({code})"
+        asyncio.ensure_future(c.conn.close(code, reason))
+        return c.peer
+
     async def _release_when_idle(self, c: ClientState) -> None:
         """Close the holder's connection once it sent no valid frame for
         ``idle_release_s`` (0 = never): a phone whose sensor stopped (screen

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterable, Protocol
 
 from .config import RELOADABLE, Config, ConfigError, changed_options, replace
+from .errors import SecurityError
 
 __all__ = ["Reconfigurable", "ReloadPlan", "Reloader", "plan_reload"]
 
@@ -57,7 +58,12 @@ class Reloader:
     on); ``load`` reads and validates the configuration (it runs in a
     thread); each of ``parts`` gets ``reconfigure(cfg)`` on the loop when
     live options changed; ``cycle`` wraps each reload (systemd's
-    RELOADING=1 ... READY=1)."""
+    RELOADING=1 ... READY=1).
+
+    The token file is read again on every reload (``read_token``, in the
+    thread too, with the running ``token_file``), whether or not the
+    configuration changed: rotating a leaked token is a reload.  A new token
+    goes to ``on_token`` (the daemon: the old one stops working at once)."""
 
     def __init__(
         self,
@@ -67,8 +73,14 @@ class Reloader:
         parts: Iterable[Reconfigurable],
         cycle: Callable[[], ContextManager[None]] = contextlib.nullcontext,
         restart_hint: str = "restart the daemon",
+        token: str | None = None,
+        read_token: Callable[[Config], str | None] = lambda cfg: None,
+        on_token: Callable[[str | None], None] = lambda token: None,
     ) -> None:
         self.config = config
+        self.token = token
+        self._read_token = read_token
+        self._on_token = on_token
         self._load = load
         self._parts = tuple(parts)
         self._cycle = cycle
@@ -113,13 +125,28 @@ class Reloader:
                 ", ".join(plan.refused),
                 self._restart_hint,
             )
+        token_changed = await self._reread_token(plan.config)
         if plan.live:
             self.config = plan.config
             for part in self._parts:
                 part.reconfigure(plan.config)
             log.info("reloaded configuration: %s", ", ".join(f"{k}={getattr(plan.config, k)!r}" for k in plan.live))
-        elif not plan.refused:
+        elif not plan.refused and token_changed is False:
             log.info("reloaded configuration: nothing changed")
+
+    async def _reread_token(self, cfg: Config) -> bool | None:
+        """Read the token file again: True if the token changed (and was
+        applied), None if it could not be read (the running one stays)."""
+        try:
+            token = await asyncio.to_thread(self._read_token, cfg)
+        except (SecurityError, OSError) as e:
+            log.error("reload: keeping the running token: %s", e)
+            return None
+        if token == self.token:
+            return False
+        self.token = token
+        self._on_token(token)
+        return True
 
     async def close(self) -> None:
         """At shutdown: stop waiting for a reload in progress."""

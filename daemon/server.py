@@ -53,6 +53,9 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 CLOSE_WAIT_S = 0.25
 """At shutdown, how long connections get to answer our close frame before
 they are dropped (SIGTERM must end the process within a second)."""
+TOKEN_CHANGED_CLOSE_CODE = 1008
+"""Policy violation: the LED holder's token is no longer the daemon's."""
+TOKEN_CHANGED_REASON = "the token changed; reconnect with the new one"
 LOG_BURST = 3
 LOG_WINDOW_S = 10.0
 """Lines of one kind a peer can cause: 3 per 10 s, then one summary line."""
@@ -152,12 +155,14 @@ class Daemon:
         systemd: Systemd | None = None,
         token: str | None = None,
         reload_config: Callable[[], Config] | None = None,
+        reload_token: Callable[[Config], str | None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.leds = leds
         self.sd = systemd or Systemd()
         self._token = token
         self._reload_config = reload_config
+        self._reload_token = reload_token
         self._downloads = ca_downloads(cfg.certfile) if cfg.certfile else None  # this Pi's CA, for phones
         self.server: Server | None = None
         self.failed: BaseException | None = None
@@ -188,7 +193,18 @@ class Daemon:
             parts=(self, self.driver, self.holder, self.routes),
             cycle=lambda: self.sd.reload_cycle(self._status_line()),
             restart_hint="systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
+            token=self._token,
+            read_token=self._reload_token or (lambda cfg: self._token),
+            on_token=self._token_changed,
         )
+
+    def _token_changed(self, token: str | None) -> None:
+        """Reloaded with a new token: the old one opens nothing from now on,
+        and the client holding the LEDs (it presented the old one) is told
+        why and closed, so that a leaked token stops driving the LEDs."""
+        self._token = self.routes.token = token
+        holder = self.holder.close_client(TOKEN_CHANGED_CLOSE_CODE, TOKEN_CHANGED_REASON)
+        log.warning("token changed: the old token no longer works%s", f"; closed {holder}, which connected with it" if holder else "")
 
     def reconfigure(self, cfg: Config) -> None:
         """Reloaded (SIGHUP): what /status reports, and the log level."""

@@ -270,3 +270,36 @@ def test_host_wildcard_v6_listens_on_ipv4_and_ipv6_and_every_announced_url_answe
         with urllib.request.urlopen(url + "healthz", timeout=scaled(5)) as r:
             assert r.status == 200, url
     print(f"\n--host :: answered on {len(urls)} announced URLs: {urls}")
+
+
+# ---- 21.8: token rotation on reload ----------------------------------------------
+
+
+def test_sighup_rotates_the_token_and_closes_the_holder_that_used_the_old_one(start_daemon, token_file):
+    import signal
+
+    from websockets.exceptions import ConnectionClosed
+
+    d = start_daemon("--token-file", str(token_file))
+    old = {"Authorization": f"Bearer {SECRET}"}
+    with ws_client(d.url, additional_headers=old) as phone:
+        phone.send(text_frame(0.4))
+        wait_until(lambda: "client 127.0.0.1" in d.logs(), what="the phone connected")
+        new = "rotated-Hq3mXv8Lp2Wd"
+        token_file.write_text(new + "\n")
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("token changed")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                phone.recv(timeout=scaled(5))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "token changed" in closed.value.rcvd.reason
+    assert status_from("127.0.0.2", d.port, SECRET) == 401, "the old token opens nothing"
+    assert status_from("127.0.0.2", d.port, new) == 200
+    with ws_client(d.url, additional_headers={"Authorization": f"Bearer {new}"}) as phone2:
+        phone2.send(text_frame(0.6))
+        wait_until(lambda: d.logs().count("connected") >= 2, what="the phone reconnected with the new token")
+    logs = d.logs()
+    assert "nothing changed" not in logs
+    assert "token changed: the old token no longer works; closed 127.0.0.1:" in logs
+    assert SECRET not in logs and new not in logs

@@ -154,3 +154,37 @@ def test_load_config_refuses_the_same_files_at_start(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="is a FIFO"):
         load_config(None, {"GRAVITY_LED_CONFIG": str(fifo)})
+
+
+def test_a_reload_rereads_the_token_even_when_the_configuration_is_unchanged(caplog):
+    # Issue 21.8: rewriting the token file and reloading said "nothing changed".
+    from gravity_led.daemon.errors import SecurityError
+
+    tokens = iter(["old-token-1", "new-token-2", "new-token-2", SecurityError("token file /x is empty")])
+    seen: list[str | None] = []
+
+    def read_token(cfg):
+        t = next(tokens)
+        if isinstance(t, Exception):
+            raise t
+        return t
+
+    async def go():
+        r = Reloader(Config(), load=Config, parts=[], token="old-token-1", read_token=read_token, on_token=seen.append)
+        for n in range(1, 5):
+            r.request()
+            while r.done < n:
+                await asyncio.sleep(0.001)
+        return r
+
+    caplog.set_level(logging.INFO, "gravity_led")
+    r = asyncio.run(go())
+    assert seen == ["new-token-2"] and r.token == "new-token-2"
+    # The same token: "nothing changed"; the new one: no such line (the
+    # daemon's on_token says "token changed"); an unreadable file: the
+    # running token stays, in one line.
+    assert [rec.getMessage() for rec in caplog.records] == [
+        "reloaded configuration: nothing changed",
+        "reloaded configuration: nothing changed",
+        "reload: keeping the running token: token file /x is empty",
+    ]
