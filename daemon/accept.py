@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import ssl
 from typing import Hashable, Protocol
 
 from .connections import ConnectionLimiter, source_key
 from .errors import StartupError
+from .http_rules import looks_like_tls, plain_http_refusal
 from .ratelog import RateLimitedLog
 
 __all__ = ["REFUSAL_LOG", "Counted", "Intake", "server_tls_context"]
@@ -28,6 +31,25 @@ REFUSAL_LOG = {
     ConnectionLimiter.TOTAL: ("refused connections: every slot taken", "refused a connection from %s: all %d connection slots are taken (max_connections)"),
 }
 """The log line of each refusal at accept: (kind, for the rate limit; text)."""
+
+
+PEEK_BYTES = 4096
+"""How much of a connection's first bytes is looked at before TLS (a plain
+HTTP request's head, for its Host)."""
+MAX_DISCARD_BYTES = 64 * 1024
+
+
+def _discard_waiting(sock: socket.socket) -> None:
+    """Read and drop what ``sock`` holds now (a bounded amount)."""
+    got = 0
+    while got < MAX_DISCARD_BYTES:
+        try:
+            chunk = sock.recv(16384, socket.MSG_DONTWAIT)
+        except OSError:
+            return
+        if not chunk:
+            return
+        got += len(chunk)
 
 
 class Counted(Hashable, Protocol):
@@ -75,6 +97,7 @@ class Intake:
         self.events = events
         self._loop = loop
         self._deadlines: dict[Counted, asyncio.TimerHandle] = {}
+        self._peeks: dict[Counted, asyncio.Future[bool]] = {}
 
     def source_of(self, host: str | None) -> str:
         """The source a peer's address counts as (``ipv6_group_prefix``)."""
@@ -105,6 +128,16 @@ class Intake:
     async def start_tls(self, conn: Counted, transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol) -> asyncio.BaseTransport | None:
         """``conn``'s TLS handshake: its transport, or None if it failed, timed
         out or was evicted meanwhile (then it is dropped and no longer counted)."""
+        # The caller paused the transport's reads at accept: the first bytes
+        # are looked at (not read) before the TLS layer gets them.
+        first = await self._peek(conn, transport)
+        if first is None:  # closed, evicted or timed out meanwhile
+            transport.abort()
+            self.closed(conn)
+            return None
+        if not looks_like_tls(first):
+            self._not_tls(conn, transport, first)
+            return None
         # ``loop.start_tls`` is asyncio's public API; asyncio's server would do
         # the same, but before telling anyone the connection exists.  Its
         # memory (about 300 KiB per handshake) is bounded by the limits above.
@@ -123,6 +156,53 @@ class Intake:
             return None
         return tls_transport
 
+    async def _peek(self, conn: Counted, transport: asyncio.BaseTransport) -> bytes | None:
+        """The first bytes ``conn``'s peer sent, left in the socket for the
+        TLS layer; None if it closed (or was dropped) first.
+
+        The transport owns its socket's descriptor in the event loop, so the
+        wait is on a duplicate of it (the same socket): asyncio offers no
+        public way to look at a connection's first byte before TLS reads it.
+        """
+        try:
+            peek = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        except (OSError, AttributeError):
+            return bytes((0x16,))  # cannot look: TLS as before
+        readable: asyncio.Future[bool] = self._loop.create_future()
+        self._peeks[conn] = readable
+        fd = peek.fileno()
+        self._loop.add_reader(fd, lambda: readable.done() or readable.set_result(True))
+        try:
+            if not await readable:
+                return None
+            first = peek.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            if first and not looks_like_tls(first):
+                _discard_waiting(peek)  # so that our close is a FIN, not a reset
+            return first or None
+        except OSError:
+            return None
+        finally:
+            self._peeks.pop(conn, None)
+            self._loop.remove_reader(fd)
+            peek.close()
+
+    def _not_tls(self, conn: Counted, transport: asyncio.BaseTransport, first: bytes) -> None:
+        """``conn`` spoke something other than TLS: a plain HTTP request gets
+        a 400 naming the https:// URL (browsers and curl try http:// first);
+        anything else is dropped."""
+        local = transport.get_extra_info("sockname") or ("localhost", 0)
+        answer = plain_http_refusal(first, port=local[1], local_host=str(local[0]))
+        if answer is None:
+            transport.abort()
+        else:
+            self.events.log(
+                logging.INFO, "refused plain HTTP on the TLS port",
+                "refused %s: it sent plain HTTP to the TLS port (answered 400: use https://)", conn.peer,
+            )  # fmt: skip
+            transport.write(answer)  # type: ignore[attr-defined]
+            transport.close()
+        self.closed(conn)
+
     def handshake_done(self, conn: Counted) -> None:
         """``conn`` finished its handshake: still counted, never evicted."""
         self._cancel_deadline(conn)
@@ -137,6 +217,9 @@ class Intake:
 
     def closed(self, conn: Counted) -> None:
         """``conn`` closed (or was dropped): no longer counted; idempotent."""
+        peek = self._peeks.pop(conn, None)
+        if peek is not None and not peek.done():
+            peek.set_result(False)
         self._cancel_deadline(conn)
         self.limiter.release(conn)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Iterable
 
-__all__ = ["ALLOWED_METHODS", "Checked", "Refusal", "check_request", "static_name"]
+__all__ = ["ALLOWED_METHODS", "Checked", "Refusal", "check_request", "looks_like_tls", "plain_http_refusal", "static_name"]
 
 ALLOWED_METHODS = ("GET", "HEAD")
 SINGLE_HEADERS = ("Host", "Origin", "Authorization")
@@ -114,3 +114,42 @@ def static_name(path: str) -> str | None:
     if _STATIC_RE.fullmatch(name) is None:
         return None
     return name
+
+
+TLS_HANDSHAKE_RECORD = 0x16
+"""The first byte of every TLS connection (a handshake record: ClientHello)."""
+_REQUEST_LINE_RE = re.compile(rb"[A-Z]{3,10} \S")
+_HOST_HEADER_RE = re.compile(rb"\r\nHost:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def looks_like_tls(first: bytes) -> bool:
+    """Whether the first bytes a peer sent can start a TLS connection."""
+    return first[:1] == bytes((TLS_HANDSHAKE_RECORD,))
+
+
+def plain_http_refusal(first: bytes, *, port: int, local_host: str) -> bytes | None:
+    """The whole answer (400 and where to go instead) to a plain HTTP request
+    that came to the TLS port, or None if ``first`` is not a request line.
+
+    The URL's host is the request's own ``Host`` (if well formed: nothing
+    else of the peer's is repeated) or the address it reached (``local_host``)."""
+    if not _REQUEST_LINE_RE.match(first):
+        return None
+    m = _HOST_HEADER_RE.search(first)
+    host = None
+    if m is not None:
+        value = m[1].strip().decode("ascii", "replace")
+        hm = _HOST_RE.fullmatch(value)
+        if hm is not None:
+            host = value[: hm.start("port") - 1] if hm["port"] else value
+    if host is None:
+        host = f"[{local_host}]" if ":" in local_host else local_host
+    body = f"This port speaks HTTPS only: open https://{host}:{port}/ instead.\n".encode()
+    head = (
+        "HTTP/1.1 400 Bad Request\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + body

@@ -228,6 +228,7 @@ class LedConnection(ServerConnection):
         if self.intake.tls is None:
             self._start(transport)
         else:
+            transport.pause_reading()  # type: ignore[attr-defined]  # the intake looks at the first bytes first
             self.loop.create_task(self._start_tls(transport))
 
     async def _start_tls(self, transport: asyncio.BaseTransport) -> None:

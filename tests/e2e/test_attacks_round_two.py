@@ -303,3 +303,46 @@ def test_sighup_rotates_the_token_and_closes_the_holder_that_used_the_old_one(st
     assert "nothing changed" not in logs
     assert "token changed: the old token no longer works; closed 127.0.0.1:" in logs
     assert SECRET not in logs and new not in logs
+
+
+# ---- 22.5: plain HTTP on the TLS port --------------------------------------------
+
+
+@pytest.fixture
+def cert_pair(tmp_path):
+    from gravity_led.daemon import tls
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    tls.make_cert(hosts=["localhost", "127.0.0.1"], cert_path=cert, key_path=key)
+    return cert, key
+
+
+def test_plain_http_to_the_tls_port_gets_a_400_naming_the_https_url(start_daemon, cert_pair):
+    import ssl
+    import subprocess
+
+    cert, key = cert_pair
+    d = start_daemon("--certfile", str(cert), "--keyfile", str(key), scheme="https")
+    r = subprocess.run(["curl", "-s", "-i", "-m", "5", f"http://127.0.0.1:{d.port}/healthz"], capture_output=True, text=True)
+    assert r.returncode == 0, r  # an answer, not curl's exit 52 "empty reply"
+    assert r.stdout.startswith("HTTP/1.1 400 ")
+    assert r.stdout.endswith(f"open https://127.0.0.1:{d.port}/ instead.\n")
+    # Many of them: a few log lines, then counted.
+    for _ in range(30):
+        with connect_from("127.0.0.2", d.port) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_all(s).startswith(b"HTTP/1.1 400 ")
+    # Neither garbage nor a silent peer gets an HTTP answer; TLS clients see no change.
+    with connect_from("127.0.0.2", d.port) as s:
+        s.sendall(b"\x00\x01\x02 not tls, not http")
+        assert read_all(s) == b""
+    ctx = ssl.create_default_context(cafile=str(cert))
+    with ws_client(d.url, ssl=ctx) as ws:
+        ws.send(text_frame(0.5))
+        d.wait_for(lambda st: st["frames"]["accepted"] >= 1)
+    code, body = d.get("/healthz")
+    assert (code, body) == (200, b"ok\n")
+    lines = [line for line in d.logs().splitlines() if "plain HTTP" in line]
+    assert 1 <= len(lines) <= 3, lines  # rate-limited (the summary comes at the end of its window)
+    d.stop()
+    assert "refused plain HTTP on the TLS port ... and" in d.logs()

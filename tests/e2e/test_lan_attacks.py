@@ -109,7 +109,10 @@ def test_stalled_tls_handshakes_are_counted_from_accept_and_cost_little(start_da
         assert c["open"] <= c["max"] == 32 and c["pending"] <= 32
         assert c["pending"] >= 30
         assert grown < 40 * MiB
-        assert fds1 - fds0 <= 40
+        # Each pending TLS connection holds its socket and, until its first
+        # byte, a duplicate the daemon waits on (daemon/accept.py: plain HTTP
+        # on the TLS port is answered): two per slot at most.
+        assert fds1 - fds0 <= 2 * 32 + 8
         # A legitimate wss:// client from its own address still gets in at once
         # (it takes the place of a pending handshake of the greediest address).
         ctx = ssl.create_default_context(cafile=str(cert))

@@ -125,3 +125,21 @@ def test_any_request_is_checked_or_refused_never_raises(target, headers, method)
     r = check_request(method, target, headers)
     assert isinstance(r, (Checked, Refusal))
     static_name(target)
+
+
+def test_plain_http_to_the_tls_port_is_told_the_https_url():
+    # Issue 22.5: curl and browsers try http:// first.
+    from gravity_led.daemon.http_rules import looks_like_tls, plain_http_refusal
+
+    assert looks_like_tls(b"\x16\x03\x01\x02\x00") and not looks_like_tls(b"GET / HTTP/1.1\r\n")
+    answer = plain_http_refusal(b"GET /status HTTP/1.1\r\nHost: gravity.local:80\r\n\r\n", port=5678, local_host="10.0.0.5")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"Connection: close" in head
+    assert body == b"This port speaks HTTPS only: open https://gravity.local:5678/ instead.\n"
+    assert f"Content-Length: {len(body)}".encode() in head
+    # A Host that is not a host name is not repeated: the address it reached is used.
+    for host in (b"evil<script>", b"a b", b"x\x00y"):
+        body = plain_http_refusal(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", port=1, local_host="::1").partition(b"\r\n\r\n")[2]
+        assert body == b"This port speaks HTTPS only: open https://[::1]:1/ instead.\n"
+    assert plain_http_refusal(b"HEAD / HTTP/1.0\r\n\r\n", port=1, local_host="10.0.0.5").endswith(b"https://10.0.0.5:1/ instead.\n")
+    assert plain_http_refusal(b"\x00\x01garbage", port=1, local_host="h") is None
