@@ -111,11 +111,14 @@ class LedDriver:
         self._arm(None)
         self.leds.off()
 
-    def after_read(self, newest: Vector | None, vectors: int, now: float) -> None:
+    def after_read(self, newest: Vector | None, vectors: int, now: float, *, rejected: int = 0) -> None:
         """A read of the holder's socket ended, with ``vectors`` valid vectors
-        (``newest`` the last): one decision per read, not per frame."""
+        (``newest`` the last) and ``rejected`` bad frames: one decision per
+        read, not per frame."""
         if vectors:
             self.writer.vector(newest, now, count=vectors)
+        elif rejected:
+            self.writer.rejected(rejected, now)
         self.apply(self.writer.read_ended(now))
 
     def reconfigure(self, cfg: Config) -> None:

@@ -42,7 +42,7 @@ class Driver(Protocol):
     def duties(self) -> Duties: ...
     def attach(self, reads: Valve, *, peer: str) -> None: ...
     def release(self) -> None: ...
-    def after_read(self, newest: Vector | None, vectors: int, now: float) -> None: ...
+    def after_read(self, newest: Vector | None, vectors: int, now: float, *, rejected: int = 0) -> None: ...
 
 
 class ClientConnection(Protocol):
@@ -235,13 +235,14 @@ class Holder:
         c = self.client
         now = self.clock()
         newest: Vector | None = None
-        vectors = 0
+        vectors = rejected = 0
         debug = log.isEnabledFor(logging.DEBUG)
         for data in messages:
             try:
                 msg = parse_frame(data)
             except FrameError as err:
                 self._reject(c, err, now)
+                rejected += 1
                 continue
             if type(msg) is Vector:
                 newest = msg
@@ -254,7 +255,7 @@ class Holder:
             c.accepted += vectors
             c.last_valid_t = now
             c.rate.tick(now, vectors)
-        self.driver.after_read(newest, vectors, now)
+        self.driver.after_read(newest, vectors, now, rejected=rejected)
 
     def _reject(self, c: ClientState, err: FrameError, now: float) -> None:
         c.rejected += 1

@@ -107,16 +107,20 @@ class Writer:
         self._phase = _Phase.IDLE
         self._write_at: float | None = None
         self._stale_at: float | None = None
+        self._reject_hold_until: float | None = None  # reads held for a flood of rejected frames
 
     # ---- what the caller reads -------------------------------------------
 
     @property
     def timer_at(self) -> float | None:
-        """When the caller's timer must fire (the write or the stale check)."""
-        w, s = self._write_at, self._stale_at
+        """When the caller's timer must fire (the write, the stale check, or
+        the end of a hold for rejected frames)."""
+        w, s, r = self._write_at, self._stale_at, self._reject_hold_until
         if w is None:
-            return s
-        return w if s is None or w < s else s
+            t = s
+        else:
+            t = w if s is None or w < s else s
+        return r if r is not None and (t is None or r < t) else t
 
     @property
     def may_write_at(self) -> float:
@@ -140,6 +144,14 @@ class Writer:
         if self._stale_at is None:
             self._stale_at = now + self.stale_after_s
 
+    def rejected(self, count: int, now: float) -> None:
+        """A read brought ``count`` rejected frames and no vector: from
+        ``HOLD_AFTER_FRAMES`` on, the reads are held for one tick, as a flood
+        of vectors is (a flood of bad frames must not cost more per byte, nor
+        be read more often, than one of good ones).  The LEDs do not change."""
+        if count >= HOLD_AFTER_FRAMES and self._reject_hold_until is None:
+            self._reject_hold_until = now + self.tick_s
+
     def read_ended(self, now: float) -> Plan:
         """A read of the holder's socket ended: one decision per read, not per
         frame, so a burst costs one write, of the newest."""
@@ -157,6 +169,8 @@ class Writer:
 
     def timer_fired(self, now: float) -> Plan:
         """The caller's timer fired (at or after ``timer_at``)."""
+        if self._reject_hold_until is not None and now >= self._reject_hold_until:
+            self._reject_hold_until = None
         stale = False
         if self._stale_at is not None and now >= self._stale_at:
             stale = self._check_stale(now)
@@ -197,6 +211,7 @@ class Writer:
         self._phase = _Phase.IDLE
         self._write_at = None
         self._stale_at = None
+        self._reject_hold_until = None
         self.smoother.reset()
         return OFF
 
@@ -260,7 +275,7 @@ class Writer:
                 self._dirty = True
                 self._phase = _Phase.WAIT
                 self._write_at = self.may_write_at
-        return Plan(duties, self.timer_at, False, stale)
+        return Plan(duties, self.timer_at, self._reject_hold_until is not None, stale)
 
     def _plan(self, *, stale: bool = False) -> Plan:
-        return Plan(None, self.timer_at, self._phase is _Phase.HELD, stale)
+        return Plan(None, self.timer_at, self._phase is _Phase.HELD or self._reject_hold_until is not None, stale)

@@ -41,6 +41,9 @@ def test_benchmark_runs_with_tiny_sizes_and_gives_sane_numbers(name):
             for kind in ("daemon", "naive"):
                 assert 0 < getattr(p50, kind) <= getattr(p99, kind) <= getattr(mx, kind)
             assert rows[f"{rate} Hz: frames written / sent"].naive == 100
+    if name == "rejects":
+        assert rows["rejected: CPU per frame"].daemon > 0 and rows["valid: /healthz p90"].daemon > 0
+        assert "rejected / valid: /healthz p90" in table
     if name == "memory":
         assert 5 < rows["RSS idle"].daemon < 500 and rows["start-up: exec -> /status answers"].daemon > 0
 

@@ -54,7 +54,7 @@ class FakeDriver:
         self.reads: list[tuple[Vector | None, int, float]] = []
         self.duties = Duties(0.0, 0.0)
 
-    def after_read(self, newest: Vector | None, vectors: int, now: float) -> None:
+    def after_read(self, newest: Vector | None, vectors: int, now: float, *, rejected: int = 0) -> None:
         self.reads.append((newest, vectors, now))
 
 

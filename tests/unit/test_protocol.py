@@ -262,3 +262,25 @@ def test_fast_path_accepts_exactly_the_grammar(text):
     except FrameError:
         got = "rejected"
     assert got == _reference(text)
+
+
+def test_a_rejected_text_frame_is_explained_only_when_asked(monkeypatch):
+    # Issue 21.3: explaining (a regex per token) cost five times a good
+    # frame's parse; the holder asks only for the replies and log lines
+    # within their budgets.
+    from gravity_led.daemon import protocol
+
+    calls = []
+    explain = protocol._explain_text
+    monkeypatch.setattr(protocol, "_explain_text", lambda text: calls.append(text) or explain(text))
+    bad = " ".join(["1"] * 63)
+    errors = []
+    for _ in range(1000):
+        try:
+            protocol.parse_frame(bad)
+        except FrameError as e:
+            errors.append(e)
+    assert len(errors) == 1000 and calls == []
+    assert errors[0].code == "wrong_count" and errors[0].message == "expected 3 numbers 'x y z', got 63"
+    assert str(errors[0]) == errors[0].message and len(calls) == 1, "worked out once, when asked"
+    assert protocol.encode_error(errors[1]) == protocol.encode_error(explain(bad))

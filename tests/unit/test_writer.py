@@ -221,3 +221,24 @@ def test_the_newest_vector_is_always_written_within_one_tick(seed):
     for k in range(len(times) - BURST_WRITES):
         assert times[k + BURST_WRITES] - times[k] >= TICK - 1e-9
     assert min(gaps) >= 0
+
+
+def test_a_flood_of_rejected_frames_gets_read_holding_too():
+    # Issue 21.3: a flood of rejects was read as fast as it came, while one
+    # of vectors is held until the next tick.  Now a read with at least
+    # HOLD_AFTER_FRAMES rejects (and no vector) holds the reads for one tick;
+    # the LEDs do not change.
+    w = make()
+    w.vector(tilt(0.5), 1.0)
+    assert w.read_ended(1.0).write is not None
+    w.rejected(HOLD_AFTER_FRAMES - 1, 1.001)
+    assert not w.read_ended(1.001).hold_reads, "a few bad frames are not a flood"
+    w.rejected(HOLD_AFTER_FRAMES, 1.002)
+    plan = w.read_ended(1.002)
+    assert plan.hold_reads and plan.write is None and plan.timer_at == pytest.approx(1.002 + TICK)
+    w.rejected(50, 1.003)  # more while held: the hold does not grow
+    assert w.timer_at == pytest.approx(1.002 + TICK)
+    plan = w.timer_fired(1.002 + TICK)
+    assert not plan.hold_reads and plan.write is None, "resumed; nothing written"
+    assert w.last_vector_t == 1.0, "rejects do not keep the LEDs from going stale"
+    assert w.timer_at == pytest.approx(2.0)  # the stale check stays
