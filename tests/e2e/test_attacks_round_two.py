@@ -346,3 +346,39 @@ def test_plain_http_to_the_tls_port_gets_a_400_naming_the_https_url(start_daemon
     assert 1 <= len(lines) <= 3, lines  # rate-limited (the summary comes at the end of its window)
     d.stop()
     assert "refused plain HTTP on the TLS port ... and" in d.logs()
+
+
+# ---- what an attacker with N addresses can do (docs/security.md) ------------------
+
+
+@pytest.mark.parametrize("addresses", [4, 16, 31, 32])
+def test_what_an_attacker_with_n_addresses_can_do_to_a_newcomer(daemon, addresses):
+    """An attacker fills all 32 slots with pending handshakes (TCP
+    connections that never send a byte), spread over N addresses; a client
+    from another address asks for /healthz 30 times.  Measured, for the
+    statement in docs/security.md: with fewer addresses than slots the
+    newcomer takes the place of the greediest address's pending one; with
+    one pending connection per address on every slot, it is refused until
+    their handshake deadline (5 s) passes."""
+    from tests.support.net import open_idle_connections
+
+    sources = tuple(f"127.0.0.{2 + i}" for i in range(addresses))
+    per = -(-32 // addresses)
+    order = [sources[i % addresses] for i in range(32)] if per == 1 else [a for a in sources for _ in range(per)][:32]
+    socks = []
+    try:
+        for source in order[:31]:
+            socks += open_idle_connections(daemon.port, 1, sources=(source,))
+        daemon.wait_for(lambda s: s["connections"]["open"] >= 32)  # 31, and the /status request itself
+        socks += open_idle_connections(daemon.port, 1, sources=(order[31],))
+        times = [healthz_s(daemon.port, "127.0.0.200") for _ in range(30)]
+    finally:
+        for s in socks:
+            s.close()
+    share = sum(t is not None for t in times) / len(times)
+    print(f"\n{addresses} attacker addresses holding all 32 slots in pending handshakes: /healthz from another address answered {share:.0%}")
+    if addresses < 32:
+        assert share >= 0.95
+    else:
+        assert share <= 0.1
+
