@@ -50,7 +50,7 @@ def default_text(name: str) -> str:
 class Config:
     """Every daemon option, with units in the names."""
 
-    host: str = _opt("0.0.0.0", "address to listen on (0.0.0.0 = every IPv4 address, :: = IPv6 too)", metavar="ADDR", group="network")
+    host: str = _opt("0.0.0.0", "address to listen on (0.0.0.0 = every IPv4 address, :: = every IPv6 and IPv4 address)", metavar="ADDR", group="network")
     port: int = _opt(DEFAULT_PORT, "TCP port for WebSocket and HTTP (0 = any free port)", metavar="PORT", group="network")
     certfile: str | None = _opt(None, "TLS certificate (PEM): serve https:// and wss:// instead of http:// and ws://", metavar="PATH", group="network")
     keyfile: str | None = _opt(None, "TLS private key (PEM) for --certfile", metavar="PATH", group="network")
