@@ -382,3 +382,59 @@ def test_what_an_attacker_with_n_addresses_can_do_to_a_newcomer(daemon, addresse
     else:
         assert share <= 0.1
 
+
+
+# ---- IPv6: grouping by ipv6_group_prefix, in a private network namespace ---------
+
+NETNS_ENV = "GRAVITY_LED_TEST_IN_NETNS"
+NETNS_SETUP = "ip link set lo up && ip -6 route add local 2001:db8::/48 dev lo && sysctl -qw net.ipv6.ip_nonlocal_bind=1"
+
+
+def status_over_ipv6(source: str, port: int, token: str) -> int:
+    with socket.socket(socket.AF_INET6) as s:
+        s.settimeout(scaled(10))
+        s.bind((source, 0))
+        s.connect(("2001:db8::1", port))
+        s.sendall(f"GET /status HTTP/1.1\r\nHost: [2001:db8::1]\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+        return int(read_http_head(s)[9:12])
+
+
+def test_ipv6_group_prefix_decides_whether_a_neighbour_slows_the_right_token(tmp_path):
+    """Runs the test below in a private network namespace (root and
+    ``unshare``), where 2001:db8::/48 is local: a neighbour on the phone's /64
+    guesses wrong six times; the phone's right token then waits (64, the
+    default) or not (128)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs root, unshare and ip for a private network namespace with 2001:db8::/48 on loopback")
+    here = f"{__file__}::test_ipv6_grouping_inside_the_namespace"
+    cmd = ["unshare", "-n", "sh", "-c", f'{NETNS_SETUP} && exec "$0" -m pytest -q -s -p no:cacheprovider "$1"', sys.executable, here]
+    env = {**os.environ, NETNS_ENV: "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    print(r.stdout[-2000:])
+    if r.returncode != 0 and "Operation not permitted" in r.stderr:
+        pytest.skip(f"no private network namespace here: {r.stderr.strip()[:200]}")
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+def test_ipv6_grouping_inside_the_namespace(start_daemon, token_file):
+    import os
+
+    if os.environ.get(NETNS_ENV) != "1":
+        pytest.skip("runs inside the network namespace of the test above")
+    phone, neighbour, elsewhere = "2001:db8:0:1::3", "2001:db8:0:1::2", "2001:db8:0:2::9"
+    seen = {}
+    for prefix in ("64", "128"):
+        d = start_daemon("--host", "::", "--token-file", str(token_file), "--ipv6-group-prefix", prefix)
+        wrong = [status_over_ipv6(neighbour, d.port, f"guess-{i}") for i in range(7)]
+        seen[prefix] = (wrong, status_over_ipv6(phone, d.port, SECRET), status_over_ipv6(elsewhere, d.port, SECRET), status_from("127.0.0.1", d.port, SECRET))
+        d.stop()
+    print(f"\nneighbour's 7 wrong tokens, then the phone's right token (same /64), another /64's, IPv4's: {seen}")
+    assert seen["64"][0] == [401] * 6 + [429]
+    assert seen["64"][1:] == (429, 200, 200), "default: the phone shares its /64's back-off"
+    assert seen["128"][0] == [401] * 6 + [429]
+    assert seen["128"][1:] == (200, 200, 200), "128: each address alone"
