@@ -67,6 +67,20 @@ class LedDriver:
         if not self._stopped:
             self.apply(self.writer.reconfigure(now=self._loop.time(), **options))
 
+    def set_frequency(self, *, frequency_hz: float, hardware_frequency_hz: float) -> None:
+        """A new PWM frequency (SIGHUP): the pins take it at once, the duties
+        kept; easing need not tick faster than the slowest PWM period."""
+        if self._stopped:
+            return
+        try:
+            self.leds.set_frequency(frequency_hz=frequency_hz, hardware_frequency_hz=hardware_frequency_hz)
+        except Exception as e:  # as a failed write: stop loudly
+            log.error("changing the PWM frequency failed: %s", e)
+            self.close()
+            self._on_failure(e)
+            return
+        self.writer.ease_tick_s = 1.0 / min([1.0 / self.writer.tick_s, *(f for f in self.leds.frequencies_hz if f > 0)])
+
     def close(self) -> None:
         """Shutting down: no more writes or timers; LEDs off."""
         self._stopped = True

@@ -247,6 +247,8 @@ class Daemon:
         self.cfg = plan.config
         logging.getLogger().setLevel(self.cfg.log_level.upper())
         self.driver.reconfigure(mapping=self.cfg.mapping(), smoothing_s=self.cfg.smoothing_s, stale_after_s=self.cfg.stale_after_s)
+        if {"frequency_hz", "hardware_frequency_hz"} & set(plan.live):  # PWM frequency, live (driver.set_frequency)
+            self.driver.set_frequency(frequency_hz=self.cfg.frequency_hz, hardware_frequency_hz=self.cfg.hardware_frequency_hz)
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         # asyncio's default handler logs a traceback for each, and some a peer
