@@ -58,7 +58,7 @@ class SysfsWriter:
     """The one place that writes sysfs attributes (the tests' seam)."""
 
     def write(self, path: Path, text: str) -> None:
-        fd = os.open(path, os.O_WRONLY)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # as the shell's ">": sysfs ignores O_TRUNC, plain files (tests) need it
         try:
             os.write(fd, text.encode())
         finally:

@@ -94,6 +94,14 @@ class FakeSysfs:
         self._chips[chip] = _Chip(chip, npwm)
         return self.root / "sys/class/pwm" / chip.name
 
+    def exported(self, chip: Path, n: int) -> None:
+        """``pwmN`` there already, writable by anyone: for a daemon process,
+        which writes plain files (no rules) through the real writer."""
+        d = chip / f"pwm{n}"
+        d.mkdir()
+        for name in ("period", "duty_cycle", "enable"):
+            (d / name).write_text("0\n")
+
     def channel(self, chip: Path, n: int) -> dict[str, int] | None:
         """What the hardware would do: period, duty_cycle, enable (None: not exported)."""
         d = chip / f"pwm{n}"
