@@ -1,4 +1,4 @@
-"""(10) The PWM backends on mock pins: the daemon's CPU while a 60 Hz client
+"""(11) The PWM backends on mock pins: the daemon's CPU while a 60 Hz client
 drives both LEDs, with hardware PWM (``--pwm hardware``: every duty is a
 sysfs write, here to a tree of plain files, GRAVITY_LED_SYSFS_ROOT) in the
 daemon column and software PWM (gpiozero's mock pins) in the naive column,
@@ -71,7 +71,7 @@ def run(seconds: float = 5.0, rate_hz: float = 60.0, repeats: int = 3) -> Result
     hw_cpu, sw_cpu = median(cpu["hw"]), median(cpu["sw"])
     hw_w, sw_w = median(rate["hw"]), median(rate["sw"])
     return Result(
-        10,
+        11,
         f"PWM backends on mock pins, {rate_hz:g} Hz client on both LEDs for {seconds:g} s (median of {repeats} turns): daemon = hardware PWM (sysfs writes), naive = software PWM (gpiozero mock pins)",
         [
             Row(f"{rate_hz:g} Hz: CPU load", "% of a core", hw_cpu, sw_cpu),
