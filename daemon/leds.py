@@ -122,6 +122,8 @@ def _with_hardware_pwm(base: Any, *, pwm: str, pins: tuple[int | str, ...], chan
 
     root = sysfs_root(root)
     found = find_channels(root, parse_overrides(channels))
+    if not found and pwm == "auto":  # no PWM hardware enabled here: software, as before
+        return base, {}
     gpios = {}
     for pin in pins:
         try:
