@@ -31,8 +31,9 @@ __all__ = ["ChannelSpec", "PwmChannel", "SysfsWriter", "find_channels", "overlay
 
 SYSFS_ROOT_ENV = "GRAVITY_LED_SYSFS_ROOT"
 """Tests and benchmarks only: a directory standing in for ``/`` (its ``sys/class/pwm``)."""
-EXPORT_WAIT_S = 2.0
-"""How long ``pwmN`` may take to appear and udev to hand it to group gpio."""
+EXPORT_WAIT_S = 5.0
+"""How long ``pwmN`` may take to appear and udev to hand it to group gpio
+(milliseconds on a Pi; seconds on a loaded emulated one)."""
 
 # PWM controllers by device-tree ``compatible``: GPIO -> channel, fixed by the
 # silicon (BCM2835 family: PWM0 on GPIO12/18, PWM1 on 13/19; RP1: channels 0-3
