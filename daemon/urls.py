@@ -119,22 +119,23 @@ def urls_to_open(host: str, port: int, *, tls: bool, addresses: list[str] | None
 
 
 PHONES_NEED_HTTPS = (
-    "phones give their motion sensors only to an https:// page: run 'sudo gravity-led-daemon make-cert', "
+    "phones give their motion sensors only to an https:// page: run '{command}', "
     "set certfile and keyfile as it says, and restart"
 )
 
 
-def announcement(urls: list[str], *, tls: bool) -> list[str]:
+def announcement(urls: list[str], *, tls: bool, make_cert: str = "sudo gravity-led-daemon make-cert") -> list[str]:
     """The lines the daemon logs at start to say where to open the page.
 
     With TLS each URL is one for a phone.  Without, an ``http://`` page works
     in a computer's browser but a phone's browser will not hand it the motion
     sensor, so the lines say so, and how to get a certificate, instead of
-    sending a phone to a page that cannot work.
+    sending a phone to a page that cannot work (``make_cert``: the command
+    that makes one on this machine).
     """
     if tls:
         return [f"open {url} on a phone" for url in urls]
-    return [f"page at {url} (a computer's browser; not a phone's)" for url in urls] + [PHONES_NEED_HTTPS]
+    return [f"page at {url} (a computer's browser; not a phone's)" for url in urls] + [PHONES_NEED_HTTPS.format(command=make_cert)]
 
 
 def qr_text(url: str, *, border: int = 2) -> str:
