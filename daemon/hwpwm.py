@@ -58,6 +58,10 @@ class ChannelSpec:
 class SysfsWriter:
     """The one place that writes sysfs attributes (the tests' seam)."""
 
+    def writable(self, path: Path) -> bool:
+        """Whether we may write ``path`` (it exists, and udev gave it to us)."""
+        return os.access(path, os.W_OK)
+
     def write(self, path: Path, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # as the shell's ">": sysfs ignores O_TRUNC, plain files (tests) need it
         try:
@@ -190,15 +194,14 @@ class PwmChannel:
 
     def _await_writable(self, deadline: float) -> None:
         """Export makes ``pwmN`` appear, and udev then gives it to group gpio:
-        both happen a moment later, and there is no event to wait for."""
-        while True:
-            try:
-                # A harmless write: the attribute's own value.
-                self._w.write(self.path / "enable", self._read("enable") or "0")
-                return
-            except OSError as e:
-                if e.errno not in (errno.ENOENT, errno.EACCES, errno.EPERM) or time.monotonic() >= deadline:
-                    raise self._error("open", e) from None
+        both happen a moment later, and there is no event to wait for.  (No
+        trial write: the kernel refuses every attribute but ``period`` while
+        the period is 0, as it is after an export.)"""
+        attrs = [self.path / a for a in ("period", "duty_cycle", "enable")]
+        while not all(self._w.writable(a) for a in attrs):
+            if time.monotonic() >= deadline:
+                gone = not self.path.is_dir()
+                raise self._error("open", OSError(errno.ENOENT if gone else errno.EACCES, "No such file or directory" if gone else "Permission denied"))
             time.sleep(0.005)
 
     def _read(self, name: str) -> str:

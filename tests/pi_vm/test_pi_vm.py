@@ -228,7 +228,8 @@ def pwm_chip(pi: Pi) -> Iterator[str]:
     yield chip
     _options(pi, frequency_hz=str(FREQUENCY_HZ))
     pi.restart()
-    pi.vm.ok("rmmod pwm_standin pwm_gpio")
+    # channels first (each holds pwm-gpio), then pwm-gpio (its devices hold pwm-standin's lines)
+    pi.vm.ok("for c in /sys/class/pwm/pwmchip*; do [ ! -d $c/pwm0 ] || echo 0 > $c/unexport; done; rmmod pwm_gpio && rmmod pwm_standin")
 
 
 def _hardware(pi: Pi, hz: float = HW_HZ) -> None:

@@ -8,8 +8,10 @@ sysfs-class-pwm, drivers/pwm/core.c) before it changes the files:
 - ``export`` creates ``pwmN`` a moment later (a thread), and its attributes
   belong to root until "udev" gives them to group gpio another moment later
   (or never, without the rule); exporting twice is EBUSY, N >= npwm EINVAL;
+- while ``period`` is 0 (as after an export) every other write is EINVAL
+  (the PWM core refuses any state with period 0, enabled or not);
 - ``period`` below the current ``duty_cycle``, or 0, is EINVAL; ``duty_cycle``
-  above ``period`` is EINVAL; ``enable`` is 0 or 1, and 1 with period 0 is EINVAL;
+  above ``period`` is EINVAL; ``enable`` is 0 or 1;
 - a write to a root-owned attribute by anyone else is EACCES; ``unexport`` of
   a channel not exported is EINVAL.
 
@@ -114,6 +116,14 @@ class FakeSysfs:
             t.cancel()
 
     # ---- the writer ---------------------------------------------------------
+    def writable(self, path: Path) -> bool:
+        path = Path(os.path.realpath(path))
+        with self._lock:
+            chip = self._chips.get(path.parent.parent)
+            n = int(path.parent.name.removeprefix("pwm")) if path.parent.name.startswith("pwm") else -1
+            ch = chip.channels.get(n) if chip is not None else None
+            return ch is not None and ch.exported and path.exists() and (ch.owner == self.user or self.user == "root")
+
     def write(self, path: Path, text: str) -> None:
         path = Path(os.path.realpath(path))
         with self._lock:
@@ -188,7 +198,8 @@ class FakeSysfs:
             raise OSError(errno.EINVAL, "Invalid argument", str(path)) from None
         name = path.name
         bad = (
-            (name == "period" and (value <= 0 or value < cur["duty_cycle"]))
+            (name != "period" and cur["period"] == 0)  # the core refuses any state with period 0
+            or (name == "period" and (value <= 0 or value < cur["duty_cycle"]))
             or (name == "duty_cycle" and not 0 <= value <= cur["period"])
             or (name == "enable" and (value not in (0, 1) or value == 1 and cur["period"] == 0))
             or name not in cur

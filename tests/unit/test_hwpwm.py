@@ -186,3 +186,19 @@ def test_a_killed_daemons_channel_is_taken_over_and_turned_off(sysfs):
 def test_the_real_writer_reports_the_kernels_errno(tmp_path):
     with pytest.raises(FileNotFoundError):
         SysfsWriter().write(tmp_path / "missing", "1")
+
+
+def test_the_fake_refuses_all_but_period_after_an_export(sysfs):
+    """As the PWM core does (6.1 and 6.12: a state with period 0 is EINVAL,
+    enabled or not): so the backend may not probe a fresh channel by writing."""
+    from tests.support.harness import wait_until
+
+    chip = pi4(sysfs)
+    sysfs.write(chip / "export", "1")
+    wait_until(lambda: sysfs.channel(chip, 1) is not None and sysfs.writable(chip / "pwm1/enable"), what="pwm1 exported")
+    for name in ("enable", "duty_cycle"):
+        with pytest.raises(OSError) as e:
+            sysfs.write(chip / f"pwm1/{name}", "0")
+        assert e.value.errno == errno.EINVAL
+    sysfs.write(chip / "pwm1/period", "1000000")
+    sysfs.write(chip / "pwm1/enable", "0")
