@@ -318,35 +318,41 @@ def test_hardware_pwm_failsafe_after_sigkill_and_release_on_stop(pi: Pi, pwm_chi
     pi.restart()
 
 
-def _cpu_at_60_hz(pi: Pi, seconds: float = 5.0) -> float:
-    """The daemon's CPU (all threads, /proc/PID/stat) as % of a core while a 60 Hz client drives both LEDs."""
+def _cpu_at_60_hz(pi: Pi, seconds: float = 4.0) -> tuple[float, float, float]:
+    """While a 60 Hz client drives both LEDs: the daemon's user and system
+    CPU (all its threads, /proc/PID/stat) and the whole guest's (QEMU's
+    threads on the host, the kernel's PWM included), each as % of a core."""
     pid = pi.main_pid()
-    ticks = lambda: sum(map(int, pi.vm.ok(f"cut -d' ' -f14,15 /proc/{pid}/stat").split()))  # noqa: E731
+    ticks = lambda: list(map(int, pi.vm.ok(f"cut -d' ' -f14,15 /proc/{pid}/stat").split()))  # noqa: E731
     hz = int(pi.vm.ok("getconf CLK_TCK"))
     with Client(pi.port) as client:
         client.tilt(30)
         expect_leds(pi, 0.5, 0.0)
-        t0, c0 = time.monotonic(), ticks()
+        t0, (u0, s0), g0 = time.monotonic(), ticks(), pi.vm.cpu_seconds()
         n = 0
         while time.monotonic() - t0 < seconds:  # a phone's pace, not a wait for anything
             client.tilt((20, 40, -20, -40)[n % 4])
             n += 1
             time.sleep(max(0.0, t0 + n / 60 - time.monotonic()))
-        c1, t1 = ticks(), time.monotonic()
-    return 100 * (c1 - c0) / hz / (t1 - t0)
+        (u1, s1), g1, t1 = ticks(), pi.vm.cpu_seconds(), time.monotonic()
+    dt = t1 - t0
+    return 100 * (u1 - u0) / hz / dt, 100 * (s1 - s0) / hz / dt, 100 * (g1 - g0) / dt
 
 
 def test_cpu_software_against_hardware_pwm_at_60_hz(pi: Pi, pwm_chip: str) -> None:
-    """Requirement 6 in the stand-in: the daemon's CPU while a 60 Hz client
-    drives both LEDs, software PWM (lgpio at the default 100 Hz) against
-    hardware PWM (the default 1 kHz), one after the other in one run. Figures
-    only (the tier prints them with -s); no timed assertion."""
+    """Requirement 6 in the stand-in: CPU while a 60 Hz client drives both
+    LEDs, software PWM (lgpio's thread) against hardware PWM (the kernel's
+    pwm-gpio), both at 100 Hz, one after the other in one run. pwm-gpio is
+    itself a PWM made by a CPU (an hrtimer in the kernel) where a Pi's PWM
+    block costs none: so the daemon's own figures are the comparison, the
+    guest's total shows what the kernel's timer costs. Figures only (-s)."""
     _options(pi, pwm='"software"', frequency_hz="100.0")
     pi.restart()
     software = _cpu_at_60_hz(pi)
-    _options(pi, pwm='"hardware"', left_pin='"GPIO19"', hardware_frequency_hz="1000.0", frequency_hz="100.0",
+    _options(pi, pwm='"hardware"', left_pin='"GPIO19"', hardware_frequency_hz="100.0", frequency_hz="100.0",
              pwm_channels='["GPIO18=pwm-gpio.0:0", "GPIO19=pwm-gpio.1:0"]')
     pi.restart()
     hardware = _cpu_at_60_hz(pi)
-    print(f"daemon CPU at 60 Hz, both LEDs: software PWM (lgpio, 100 Hz) {software:.1f} % of a core, hardware PWM (pwm-gpio, 1 kHz) {hardware:.1f} %")
-    assert software > 0 and hardware >= 0
+    for name, (user, system, guest_total) in (("software PWM (lgpio)", software), ("hardware PWM (pwm-gpio)", hardware)):
+        print(f"60 Hz client, both LEDs, 100 Hz PWM, {name}: daemon {user:.1f} % user + {system:.1f} % system of a core; whole guest {guest_total:.0f} %")
+    assert software[0] + software[1] > 0 and hardware[0] + hardware[1] > 0
