@@ -10,10 +10,10 @@ factory that puts pins with a kernel PWM channel on the PWM hardware
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from typing import Any
 
+from .benchpins import bench_pin_class
 from .errors import HardwareError
 from .mapping import OFF, Duties
 
@@ -25,24 +25,8 @@ PWM_MODES = ("auto", "hardware", "software")
 """``pwm``: the kernel's PWM channel where a pin has one, always, or never."""
 
 
-WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
-"""Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
 MOCK_HISTORY = 256
 """Pin states a mock pin remembers (gpiozero's own keeps them all)."""
-
-
-def _traced(base: type, path: str) -> type:
-    """``base`` whose writes are timestamped (CLOCK_MONOTONIC is system-wide,
-    so another process can compare them with its own send times).  Only built
-    when asked for: the normal path has no trace code at all."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-    class TracedMockPWMPin(base):
-        def _set_state(self, value: float) -> None:
-            super()._set_state(value)
-            os.write(fd, f"{time.monotonic_ns()} {self.info.name} {float(value)!r}\n".encode())
-
-    return TracedMockPWMPin
 
 
 def _make_factory(name: str | None, write_delay_s: float) -> Any:
@@ -66,22 +50,8 @@ def _make_factory(name: str | None, write_delay_s: float) -> Any:
                     del self.states[:-MOCK_HISTORY]
                 return changed
 
-        pin_class = BoundedMockPWMPin
-        if write_delay_s > 0:
-
-            class SlowMockPWMPin(BoundedMockPWMPin):
-                """A mock pin whose writes cost CPU, like pigpio's socket or a Pi Zero."""
-
-                def _set_state(self, value: float) -> None:
-                    end = time.perf_counter() + write_delay_s
-                    while time.perf_counter() < end:
-                        pass
-                    super()._set_state(value)
-
-            pin_class = SlowMockPWMPin
-        trace = os.environ.get(WRITE_TRACE_ENV)
-        if trace:
-            pin_class = _traced(pin_class, trace)
+        # The benchmarks' options (slow writes, a write trace): daemon/benchpins.py.
+        pin_class = bench_pin_class(BoundedMockPWMPin, write_delay_s=write_delay_s)
         return MockFactory(pin_class=pin_class)
 
     if name is None:
@@ -212,8 +182,9 @@ class LedPair:
         it live (gpiozero's software PWM restarts its thread's timing; a
         kernel channel gets a new period, written in an order it accepts)."""
         for led, hardware in zip((self._right, self._left), self._on_hardware):
-            if led is not None:
-                led.frequency = hardware_frequency_hz if hardware else frequency_hz
+            hz = hardware_frequency_hz if hardware else frequency_hz
+            if led is not None and led.frequency != hz:
+                led.frequency = hz
 
     @property
     def frequencies_hz(self) -> tuple[float, float]:
