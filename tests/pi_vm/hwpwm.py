@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from . import guest
-from .pi import FREQUENCY_HZ, G, TOLERANCE, Client, Pi, expect_leds
+from .pi import G, TOLERANCE, Client, Pi, expect_leds
 
 HW_HZ = 20.0
 """hardware_frequency_hz for the duty checks: pwm-gpio's hrtimer under
@@ -58,7 +58,7 @@ def load_the_pwm_device(pi: Pi) -> str:
 
 
 def unload_the_pwm_device(pi: Pi) -> None:
-    options(pi, frequency_hz=str(FREQUENCY_HZ))
+    options(pi)  # the file as before: the next step sets frequency_hz itself
     pi.restart()
     # channels first (each holds pwm-gpio), then pwm-gpio (its devices hold pwm-standin's lines)
     pi.vm.ok("for c in /sys/class/pwm/pwmchip*; do [ ! -d $c/pwm0 ] || echo 0 > $c/unexport; done; rmmod pwm_gpio && rmmod pwm_standin")

@@ -97,8 +97,8 @@ def without_python3_lgpio_the_installer_says_what_building_it_needs(pi: Pi) -> N
 STEPS = [
     plain_install_on_a_pi5_with_trixie,
     ready_under_the_shipped_hardened_unit_on_systemd_257,
-    pi5_lines_driven_with_lgpio,
     hardware_pwm_on_a_kernel_pwm_device,  # hwpwm.py
+    pi5_lines_driven_with_lgpio,
     pi5_lines_driven_with_rpigpio,
     without_python3_lgpio_the_installer_says_what_building_it_needs,
 ]
