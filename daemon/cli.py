@@ -105,7 +105,10 @@ def _run(args: argparse.Namespace) -> int:
         frequency_hz=cfg.frequency_hz,
         pin_factory=cfg.pin_factory,
         write_delay_s=cfg.mock_write_delay_us / 1e6,
+        **cfg.pwm_options(),
     )
+    for pin, spec in leds.hardware.items():
+        log.info("%s: hardware PWM (%s channel %d, %s)", pin, spec.chip.name, spec.channel, spec.device)
 
     def reload_config() -> Config:
         new = load_config(args, os.environ)[0]

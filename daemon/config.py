@@ -21,7 +21,8 @@ from typing import Any, Mapping as MappingT
 
 from .errors import ConfigError
 from .files import UnreadableFile, read_small_file
-from .leds import FACTORY_NAMES
+from .hwpwm import parse_overrides
+from .leds import FACTORY_NAMES, PWM_MODES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
 from .usage import OTHER_ENV, did_you_mean, unknown_environment
@@ -67,7 +68,10 @@ class Config:
     pin_factory: str | None = _opt(None, "GPIO library: lgpio, rpigpio, pigpio, native, or mock", metavar="NAME", choices=FACTORY_NAMES, group="leds", default_text="gpiozero's own choice")
     right_pin: str = _opt("GPIO18", "pin of the right LED (BCM number, GPIO18 or BOARD12 form)", metavar="PIN", group="leds")
     left_pin: str = _opt("GPIO22", "pin of the left LED", metavar="PIN", group="leds")
-    frequency_hz: float = _opt(100.0, "PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
+    frequency_hz: float = _opt(100.0, "software PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
+    pwm: str = _opt("auto", "PWM backend: hardware (the kernel's PWM channel; fails at start on a pin without one), software (gpiozero's pin library), or auto (hardware on pins that have a channel, software elsewhere)", choices=PWM_MODES, group="leds")
+    hardware_frequency_hz: float = _opt(1000.0, "hardware PWM frequency (costs no CPU; 1 kHz does not flicker, not even on camera)", metavar="HZ", group="leds")
+    pwm_channels: tuple[str, ...] = _opt((), "hardware PWM channels named by hand, GPIO=DEVICE:CHANNEL comma-separated (DEVICE: the chip's device as in /sys/class/pwm/pwmchipN/device, or pwmchipN), for boards whose device tree does not say", metavar="MAP", group="leds")
     update_hz: float = _opt(250.0, "most LED updates per second, on average (up to four back to back, for a phone's jitter); newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
     stale_after_s: float = _opt(1.0, "turn the LEDs off when no valid frame arrived for this long", metavar="S", group="leds")
     idle_release_s: float = _opt(30.0, "close the LED holder's connection when no valid frame arrived for this long, so the next client can take the LEDs (0 = never)", metavar="S", group="leds")
@@ -93,18 +97,22 @@ class Config:
             gamma=self.gamma,
         )
 
+    def pwm_options(self) -> dict[str, Any]:
+        """LedPair's hardware PWM arguments."""
+        return {"pwm": self.pwm, "pwm_channels": self.pwm_channels, "hardware_frequency_hz": self.hardware_frequency_hz}
+
     @property
     def tls(self) -> bool:
         return self.certfile is not None
 
 
 RELOADABLE = frozenset(
-    {"axis", "invert", "dead_zone_deg", "full_scale_deg", "curve", "gamma", "smoothing_s", "stale_after_s", "idle_release_s", "log_level"}
+    {"frequency_hz", "hardware_frequency_hz", "axis", "invert", "dead_zone_deg", "full_scale_deg", "curve", "gamma", "smoothing_s", "stale_after_s", "idle_release_s", "log_level"}
 )
 """Options SIGHUP applies live; the others need a restart."""
 
 _FIELDS = {f.name: f for f in fields(Config)}
-_POSITIVE = {"frequency_hz", "update_hz", "stale_after_s", "handshake_timeout_s", "ping_interval_s", "ping_timeout_s", "max_frame_bytes", "max_connections", "max_connections_per_address"}
+_POSITIVE = {"frequency_hz", "hardware_frequency_hz", "update_hz", "stale_after_s", "handshake_timeout_s", "ping_interval_s", "ping_timeout_s", "max_frame_bytes", "max_connections", "max_connections_per_address"}
 
 
 def _kind(name: str) -> str:
@@ -160,7 +168,7 @@ def _validate(cfg: Config) -> Config:
     for name in ("smoothing_s", "mock_write_delay_us", "idle_release_s"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name} must not be negative, not {getattr(cfg, name)}")
-    for name in ("pin_factory", "axis", "curve", "log_level"):
+    for name in ("pin_factory", "pwm", "axis", "curve", "log_level"):
         choices = _FIELDS[name].metadata["choices"]
         value = getattr(cfg, name)
         if value is not None and value not in choices:
@@ -168,6 +176,7 @@ def _validate(cfg: Config) -> Config:
     for origin in cfg.allowed_origins:
         if not _is_origin(origin):
             raise ConfigError(f"allowed_origins: {origin!r} is not a web origin such as https://app.example or http://host:8080")
+    parse_overrides(cfg.pwm_channels)  # ConfigError: one sentence
     if (cfg.certfile is None) != (cfg.keyfile is None):
         raise ConfigError("certfile and keyfile must be given together")
     try:

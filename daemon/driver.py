@@ -31,6 +31,9 @@ class Pins(Protocol):
     def duties(self) -> Duties: ...
     def write(self, duties: Duties) -> None: ...
     def off(self) -> None: ...
+    @property
+    def frequencies_hz(self) -> tuple[float, float]: ...
+    def set_frequency(self, *, frequency_hz: float, hardware_frequency_hz: float) -> None: ...
 
 
 class Transport(Protocol):
@@ -123,8 +126,24 @@ class LedDriver:
 
     def reconfigure(self, cfg: Config) -> None:
         """Live options changed (SIGHUP): show the new mapping at once."""
+        if self._stopped:
+            return
+        self._set_frequency(cfg)
         if not self._stopped:
             self.apply(self.writer.reconfigure(mapping=cfg.mapping(), smoothing_s=cfg.smoothing_s, stale_after_s=cfg.stale_after_s, now=self._clock()))
+
+    def _set_frequency(self, cfg: Config) -> None:
+        """The PWM frequencies, live for both backends (LedPair.set_frequency
+        touches only a pin whose frequency changes; the duties are kept);
+        easing need not tick faster than the slowest PWM period."""
+        try:
+            self.leds.set_frequency(frequency_hz=cfg.frequency_hz, hardware_frequency_hz=cfg.hardware_frequency_hz)
+        except Exception as e:  # as a failed write: stop loudly
+            log.error("changing the PWM frequency failed: %s", e)
+            self.close()
+            self._on_failure(e)
+            return
+        self.writer.ease_tick_s = 1.0 / min([1.0 / self.writer.tick_s, *(f for f in self.leds.frequencies_hz if f > 0)])
 
     def close(self) -> None:
         """Shutting down: no more writes or timers; LEDs off."""

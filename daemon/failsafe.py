@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
         cfg, _ = load_config(argparse.Namespace(config=args.config), env)
         # LedPair claims both pins as outputs at 0; close() leaves them as
         # inputs (gpiozero's close): an input drives no current, the LED is dark.
-        with LedPair(right_pin=cfg.right_pin, left_pin=cfg.left_pin, frequency_hz=cfg.frequency_hz, pin_factory=cfg.pin_factory):
+        # A hardware PWM channel (pwm = auto/hardware) is taken over, set to
+        # duty 0, disabled and unexported: its output idles low.
+        with LedPair(right_pin=cfg.right_pin, left_pin=cfg.left_pin, frequency_hz=cfg.frequency_hz, pin_factory=cfg.pin_factory, **cfg.pwm_options()):
             pass
     except (ConfigError, HardwareError) as e:
         print(f"failsafe: could not turn the LEDs off: {e}", file=sys.stderr)

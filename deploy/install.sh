@@ -18,7 +18,9 @@
 #      gravity-led-daemon and gravity-led-client linked into /usr/local/bin
 #   4. /etc/gravity-led/daemon.toml from deploy/daemon.toml, only if absent
 #      (an existing one is given back to the group gravity-led)
-#   5. the units into /etc/systemd/system, enabled and (re)started
+#   5. the udev rule that gives group gpio the PWM hardware's sysfs files
+#      (/etc/udev/rules.d/99-gravity-led-pwm.rules), and the units into
+#      /etc/systemd/system, enabled and (re)started
 #   6. what to open on the phone: the https:// URL and a QR code if a TLS
 #      certificate is configured, else how to make one (on a terminal, it offers to)
 #
@@ -148,13 +150,34 @@ if [ "$ACTION" = install ]; then
         "$PYTHON" -c 'import setuptools, wheel' 2>/dev/null \
             || die "--offline builds the package with $PYTHON, which needs setuptools and wheel (pip install wheel)"
     fi
-    for f in "$NAME.service" "$NAME.socket" daemon.toml; do
+    for f in "$NAME.service" "$NAME.socket" daemon.toml 99-gravity-led-pwm.rules; do
         [ -f "$DEPLOY/$f" ] || die "missing $DEPLOY/$f: run me from a gravity-led checkout"
     done
 fi
 
 run_systemctl() {
     if [ "$USE_SYSTEMCTL" -eq 1 ]; then act systemctl "$@"; fi
+}
+
+# The PWM udev rule (deploy/99-gravity-led-pwm.rules): group gpio may export
+# and drive /sys/class/pwm channels (hardware PWM, pwm = "auto"/"hardware").
+# udev applies it to chips that exist now as well (trigger); with --root,
+# only the file is written.
+PWM_RULE=/etc/udev/rules.d/99-gravity-led-pwm.rules
+install_pwm_udev_rule() {
+    if cmp -s "$DEPLOY/99-gravity-led-pwm.rules" "$ROOT$PWM_RULE"; then return 0; fi
+    act mkdir -p "$ROOT$(dirname "$PWM_RULE")"
+    act install -m 0644 "$DEPLOY/99-gravity-led-pwm.rules" "$ROOT$PWM_RULE"
+    say "==> installed $ROOT$PWM_RULE"
+    if [ -z "$ROOT" ] && command -v udevadm >/dev/null 2>&1; then
+        act udevadm control --reload || true
+        act udevadm trigger --subsystem-match=pwm --action=add || true
+    fi
+}
+uninstall_pwm_udev_rule() {
+    [ -e "$ROOT$PWM_RULE" ] || return 0
+    act rm -f "$ROOT$PWM_RULE"
+    if [ -z "$ROOT" ] && command -v udevadm >/dev/null 2>&1; then act udevadm control --reload || true; fi
 }
 
 # ------------------------------------------------------------- uninstall ----
@@ -165,6 +188,7 @@ if [ "$ACTION" = uninstall ]; then
     run_systemctl disable --no-reload --now $UNITS 2>/dev/null || true
     for unit in $UNITS; do act rm -f "$ROOT$UNIT_DIR/$unit"; done
     run_systemctl daemon-reload
+    uninstall_pwm_udev_rule
     for p in $PROGRAMS; do
         # only our own links: a program of that name the user put there stays
         if [ "$(readlink "$ROOT$BIN_DIR/$p" 2>/dev/null)" = "$VENV/bin/$p" ]; then act rm -f "$ROOT$BIN_DIR/$p"; fi
@@ -383,7 +407,9 @@ else
     fi
 fi
 
-# 5. Units (rewritten for a non-default --prefix).
+# 5. Units (rewritten for a non-default --prefix), after the PWM udev rule
+# the service relies on for hardware PWM.
+install_pwm_udev_rule
 act mkdir -p "$ROOT$UNIT_DIR"
 UNITS_CHANGED=0
 for unit in $UNITS; do

@@ -1,4 +1,4 @@
-"""(11) Rejected frames cost no more than accepted ones (issue 21.3): the
+"""(12) Rejected frames cost no more than accepted ones (issue 21.3): the
 holder floods 125-byte text frames for a while, valid vectors in one run and
 a frame the daemon rejects (``1 1 1 ... 1``, 63 numbers) in another; a
 second client asks for ``/healthz`` every 20 ms meanwhile.  Reported: the
@@ -76,7 +76,7 @@ def run(seconds: float = 3.0) -> Result:
     d = lambda k, m, x: res[k, m][x]  # noqa: E731
     ratio = lambda k, x: d(k, "rejected", x) / d(k, "valid", x)  # noqa: E731
     return Result(
-        11,
+        12,
         f"Rejected vs valid frames: the holder floods 125-byte text frames for {seconds:g} s; /healthz every {PROBE_EVERY_S * 1000:g} ms",
         [
             Row("valid: CPU per frame", "us", d("daemon", "valid", "cpu_us_per_frame"), d("naive", "valid", "cpu_us_per_frame")),

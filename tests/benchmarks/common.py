@@ -117,14 +117,14 @@ def handled(frames: dict) -> int:
 class Server:
     """``kind`` = "daemon" (python -m gravity_led.daemon) or "naive" (naive_server.py)."""
 
-    def __init__(self, kind: str, *, write_delay_us: float = 0.0, trace: bool = True, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, *, write_delay_us: float = 0.0, trace: bool = True, extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         assert kind in KINDS
         self.kind = kind
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix=f"gl-bench-{kind}-")
         d = Path(self._dir.name)
         self.trace_path = d / "trace" if trace else None
-        env = clean_env()
+        env = clean_env(**(env or {}))
         if self.trace_path is not None:
             self.trace_path.write_bytes(b"")
             env[TRACE_ENV] = str(self.trace_path)

@@ -1,6 +1,6 @@
 """Run every benchmark and print its table (see tests/benchmarks/__init__.py).
 
-    python -m tests.benchmarks [--quick] [--only lag,latency,cpu,memory,soak,rejects] [--pi-zero]
+    python -m tests.benchmarks [--quick] [--only lag,latency,cpu,memory,soak,pwm,rejects] [--pi-zero]
     python tests/benchmarks/run.py [...]
 """
 
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "cpu": ("bench_cpu", {}, {"n": 5000, "paced_s": 0.5, "idle_s": 1.0, "repeats": 3}, {"n": 300, "paced_s": 0.05, "idle_s": 0.2, "repeats": 1}),
     "memory": ("bench_memory", {}, {"n": 5000, "connections": 100, "starts": 1}, {"n": 200, "connections": 20, "starts": 1}),
     "soak": ("bench_soak", {}, {"seconds": 10.0}, {"seconds": 0.3}),
+    "pwm": ("bench_pwm", {}, {"seconds": 2.0, "repeats": 2}, {"seconds": 0.3, "repeats": 1}),
     "rejects": ("bench_rejects", {}, {"seconds": 1.5}, {"seconds": 0.3}),
 }
 

@@ -64,7 +64,7 @@ def upgrade_in_place_and_back_to_plain_keeping_the_config(pi: Pi) -> None:
     assert "keeping existing /etc/gravity-led/daemon.toml" in out
     after = pi.status()["version"]
     assert after != before and after.split("+")[0] == before.split("+")[0], (before, after)
-    pi.vm.ok("/opt/gravity-led/venv/bin/python -c 'import daemon; assert daemon.PULLED'")
+    pi.vm.ok("/opt/gravity-led/venv/bin/python -c 'import gravity_led.daemon as d; assert d.PULLED'")
     assert pi.status()["stale_after_s"] == 0.7
     assert pi.active("gravity-led.socket") == "inactive" and pi.systemctl("is-enabled", "gravity-led.socket") == "disabled"
     assert pi.systemctl("is-enabled", "gravity-led.service") == "enabled"

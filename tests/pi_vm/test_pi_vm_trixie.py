@@ -6,6 +6,7 @@ as Debian packages (made from the upstream releases, tests/pi_vm/build.sh).
 
 Raspberry Pi OS trixie is what a new Pi user gets today, and a Pi 5 is the
 board whose GPIO moved (the RP1 chip, which only lgpio and rpi-lgpio drive).
+Hardware PWM on a kernel PWM device runs here too (tests/pi_vm/hwpwm.py).
 These steps run in order on a trixie guest of their own, in a thread started
 with the tier's first test, beside the bookworm guests (scenario.py); each is
 reported as a test. The guest boots bookworm's kernel (gpio-sim is built for
@@ -19,6 +20,7 @@ import re
 
 import pytest
 
+from .hwpwm import hardware_pwm_on_a_kernel_pwm_device
 from .pi import CHECKOUT, FREQUENCY_HZ, LEFT, RIGHT, Client, Pi, check_duties, check_ready_under_the_shipped_unit, expect_leds
 from .scenario import Scenario, outcome_as_test
 
@@ -95,6 +97,7 @@ def without_python3_lgpio_the_installer_says_what_building_it_needs(pi: Pi) -> N
 STEPS = [
     plain_install_on_a_pi5_with_trixie,
     ready_under_the_shipped_hardened_unit_on_systemd_257,
+    hardware_pwm_on_a_kernel_pwm_device,  # hwpwm.py
     pi5_lines_driven_with_lgpio,
     pi5_lines_driven_with_rpigpio,
     without_python3_lgpio_the_installer_says_what_building_it_needs,

@@ -27,6 +27,7 @@ INSTALL = ROOT / "deploy" / "install.sh"
 DEPLOY = ROOT / "deploy"
 VENV = Path("opt/gravity-led/venv")
 CONF = Path("etc/gravity-led/daemon.toml")
+PWM_RULE = Path("etc/udev/rules.d/99-gravity-led-pwm.rules")
 UNITS = Path("etc/systemd/system")
 LINKS = (Path("usr/local/bin/gravity-led-daemon"), Path("usr/local/bin/gravity-led-client"))
 
@@ -92,7 +93,9 @@ def test_install_writes_the_expected_files(installed: tuple[Path, subprocess.Com
         assert (root / UNITS / unit).read_bytes() == (DEPLOY / unit).read_bytes()
     # nothing else outside the venv
     outside = {p for p in snapshot(root) if not p.startswith(str(VENV))}
-    assert outside == {str(CONF), str(UNITS / "gravity-led.service"), str(UNITS / "gravity-led.socket"), *map(str, LINKS)}
+    assert outside == {str(CONF), str(UNITS / "gravity-led.service"), str(UNITS / "gravity-led.socket"), str(PWM_RULE), *map(str, LINKS)}
+    # group gpio gets the PWM hardware's sysfs files (hardware PWM)
+    assert (root / PWM_RULE).read_bytes() == (DEPLOY / "99-gravity-led-pwm.rules").read_bytes()
     # the programs on sudo's PATH (secure_path has /usr/local/bin): links into the venv
     for link in LINKS:
         assert os.readlink(root / link) == f"/{VENV}/bin/{link.name}"

@@ -165,6 +165,18 @@ def test_service_keeps_gpio_reachable() -> None:
     assert s["User"] == ["gravity-led"]
 
 
+def test_service_may_write_the_pwm_chips_and_no_other_sysfs() -> None:
+    """Hardware PWM writes /sys/class/pwm/pwmchipN/...; ProtectKernelTunables
+    keeps the rest of /sys read-only.  (That systemd's rw bind mount of a
+    chip really lets the daemon drive it is the Pi stand-in's to show.)"""
+    s = unit_settings(SERVICE)
+    assert s["ProtectKernelTunables"][-1] == "yes"
+    writable = " ".join(s.get("ReadWritePaths", [])).split()
+    sysfs = [p for p in writable if "/sys" in p]
+    assert sysfs and all(re.fullmatch(r"-/sys/class/pwm/pwmchip\d", p) for p in sysfs), sysfs
+    assert (DEPLOY / "99-gravity-led-pwm.rules").read_text().count('SUBSYSTEM=="pwm"') == 2
+
+
 def test_service_lifecycle_settings() -> None:
     s = unit_settings(SERVICE)
     assert s["Type"] == ["notify"]

@@ -18,7 +18,8 @@ locked up for a minute (an RCU stall, then "soft lockup ... [python3]").
 watch ends early once the file named by $STOP_FILE exists. watch and
 wait-low read the lines every 10 ms or so.
 
-CHIP is the gpio-sim chip's number (chipN in configfs). The simulator's sysfs
+CHIP is the gpio-sim chip's number (chipN in configfs), or for measure and
+trace any chip's gpiochipN name. The simulator's sysfs
 value is what a consumer drives (or the pull, once the line is released).
 """
 import json, os, re, sys, time
@@ -35,8 +36,13 @@ def fds(chip, offsets):
     return [os.open(f"{base(chip)}/sim_gpio{o}/value", os.O_RDONLY) for o in offsets]
 
 def chip_base(chip):
-    """The global number of the chip's line 0, which the tracepoints print."""
-    name = open(f"/sys/kernel/config/gpio-sim/chip{chip}/gpio-bank0/chip_name").read().strip()
+    """The global number of the chip's line 0, which the tracepoints print.
+    CHIP may also name any GPIO chip ("gpiochip5": the PWM stand-in's lines,
+    standin/pwm/pwm-standin.c) for measure and trace."""
+    if str(chip).startswith("gpiochip"):
+        name = str(chip)
+    else:
+        name = open(f"/sys/kernel/config/gpio-sim/chip{chip}/gpio-bank0/chip_name").read().strip()
     for line in open("/sys/kernel/debug/gpio"):
         m = re.match(rf"{name}: GPIOs (\d+)-", line)
         if m:
@@ -64,6 +70,18 @@ def traced(chip, t_from, t_to, offsets):
             out[wanted[int(gpio)]].append((float(t), int(pid), task.strip(), f"{event} {what.strip()}"))
     return out
 
+def initial_levels(chip, offsets):
+    """Each line's level now: gpio-sim's sysfs value, or for another chip
+    what gpiolib's debugfs says of a requested line ("out hi")."""
+    if not str(chip).startswith("gpiochip"):
+        return [int(os.pread(f, 2, 0)[:1] == b"1") for f in fds(chip, offsets)]
+    first, level = chip_base(chip), {}
+    for line in open("/sys/kernel/debug/gpio"):
+        m = re.match(r"\s*gpio-(\d+)\s.*\b(hi|lo)\b", line)
+        if m:
+            level[int(m.group(1))] = int(m.group(2) == "hi")
+    return [level.get(first + int(o), 0) for o in offsets]
+
 def measure(chip, seconds, offsets):
     """Each line's duty and frequency over SECONDS, from the kernel's record of
     every value a consumer set: exact edges, and no sampler competing with the
@@ -75,9 +93,8 @@ def measure(chip, seconds, offsets):
     wakes it late, that one period comes out long, its duty off. The median
     reports the duty the daemon set, which is the question here; a PWM that is
     off in most periods still fails."""
-    fs = fds(chip, offsets)
     t0 = time.monotonic()
-    levels = [int(os.pread(f, 2, 0)[:1] == b"1") for f in fs]
+    levels = initial_levels(chip, offsets)
     time.sleep(seconds)
     t1 = time.monotonic()
     events = traced(chip, t0, t1, offsets)
