@@ -108,6 +108,7 @@ class Writer:
         self._write_at: float | None = None
         self._stale_at: float | None = None
         self._reject_hold_until: float | None = None  # reads held for a flood of rejected frames
+        self._rejects = 0  # rejected frames since the last such hold
 
     # ---- what the caller reads -------------------------------------------
 
@@ -145,12 +146,15 @@ class Writer:
             self._stale_at = now + self.stale_after_s
 
     def rejected(self, count: int, now: float) -> None:
-        """A read brought ``count`` rejected frames and no vector: from
-        ``HOLD_AFTER_FRAMES`` on, the reads are held for one tick, as a flood
-        of vectors is (a flood of bad frames must not cost more per byte, nor
-        be read more often, than one of good ones).  The LEDs do not change."""
-        if count >= HOLD_AFTER_FRAMES and self._reject_hold_until is None:
+        """A read brought ``count`` rejected frames and no vector: once
+        ``HOLD_AFTER_FRAMES`` came since the last such hold, the reads are held
+        for one tick, as a flood of vectors is (a flood of bad frames must not
+        cost more per byte, nor be read more often, than one of good ones).
+        The LEDs do not change."""
+        self._rejects += count
+        if self._rejects >= HOLD_AFTER_FRAMES and self._reject_hold_until is None:
             self._reject_hold_until = now + self.tick_s
+            self._rejects = 0
 
     def read_ended(self, now: float) -> Plan:
         """A read of the holder's socket ended: one decision per read, not per
@@ -212,6 +216,7 @@ class Writer:
         self._write_at = None
         self._stale_at = None
         self._reject_hold_until = None
+        self._rejects = 0
         self.smoother.reset()
         return OFF
 
