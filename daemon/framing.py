@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from websockets.frames import apply_mask  # the C speedup when built
 
-__all__ = ["FastFramer", "split_frames"]
+__all__ = ["FastFramer", "HeadGate", "split_frames"]
 
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
@@ -127,3 +127,43 @@ class FastFramer:
         """At end of stream: the bytes of a frame cut short, for websockets to report."""
         pending, self.pending = self.pending, b""
         return pending
+
+
+_HEAD_END = b"\r\n\r\n"
+
+
+class HeadGate:
+    """During the opening handshake, the request head passes and whatever
+    follows it (a pipelined second request, frames sent before the 101) is
+    held: websockets' Sans-I/O parser would read those bytes as frames while
+    the handshake is still open (a pipelined GET then broke its state, and
+    ``send_response`` asserted).  At most ``limit`` bytes are held."""
+
+    __slots__ = ("limit", "_tail", "_held")
+
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
+        self._tail = b""  # the last bytes of the head so far (its end may straddle reads)
+        self._held: bytearray | None = None  # after the head's end
+
+    def feed(self, data: bytes) -> bytes | None:
+        """The part of ``data`` to hand to websockets now (maybe ``b""``);
+        None once more than ``limit`` bytes are held (drop the connection)."""
+        held = self._held
+        if held is not None:
+            held += data
+            return None if len(held) > self.limit else b""
+        seen = self._tail + data
+        end = seen.find(_HEAD_END)
+        if end < 0:
+            self._tail = seen[-3:]
+            return data
+        cut = end + len(_HEAD_END) - len(self._tail)
+        self._tail = b""
+        self._held = bytearray(data[cut:])
+        return None if len(self._held) > self.limit else data[:cut]
+
+    def release(self) -> bytes:
+        """The handshake succeeded: what was held (frames, now)."""
+        held, self._held = self._held, None
+        return bytes(held or b"")

@@ -31,7 +31,7 @@ from websockets.protocol import State
 from .accept import Intake
 from .connections import peer_name, too_much_unread
 from .driver import ReadValve
-from .framing import FastFramer
+from .framing import FastFramer, HeadGate
 from .holder import Holder
 
 __all__ = ["BACKLOG_FRAMES", "KEEP_NEWEST", "LedConnection", "close_words", "newest", "parser_idle"]
@@ -74,7 +74,6 @@ MAX_AFTER_HEAD_BYTES = 16 * 1024
 parsed while the handshake runs; more than this and it is dropped."""
 
 _TEXT, _BINARY = Opcode.TEXT, Opcode.BINARY
-_HEAD_END = b"\r\n\r\n"
 
 
 def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
@@ -160,8 +159,7 @@ class LedConnection(ServerConnection):
         self._peername: Any = None
         self._started = False  # websockets' own connection_made ran
         self._early: list[bytes] = []  # decrypted bytes that came before it did
-        self._head_tail = b""  # the last bytes of the request head so far (its end may straddle reads)
-        self._after_head: bytearray | None = None  # bytes after the request head, held until the handshake ends
+        self._head = HeadGate(limit=MAX_AFTER_HEAD_BYTES)  # bytes after the request head wait for its answer
         self.close_timeout = REFUSAL_CLOSE_TIMEOUT_S  # until the handshake succeeds (start_keepalive)
 
     @property
@@ -270,7 +268,7 @@ class LedConnection(ServerConnection):
         # "pending" until the deadline drops them: a test fails at once.
         self.intake.handshake_done(self)
         self.close_timeout = OPEN_CLOSE_TIMEOUT_S
-        held, self._after_head = self._after_head, None
+        held = self._head.release()
         super().start_keepalive()
         if held:  # frames a client sent before our 101: now they are frames
             self.data_received(bytes(held))
@@ -321,28 +319,15 @@ class LedConnection(ServerConnection):
 
     def _read_head(self, data: bytes) -> None:
         """During the opening handshake: websockets gets the request head and
-        nothing after it.  Its Sans-I/O parser would read the bytes after the
-        head as frames while the handshake is still open (a pipelined second
-        GET then broke its state, and ``send_response`` asserted): they are
-        held until the handshake succeeds, and dropped with the connection if
-        it was answered over HTTP instead (the first request is answered)."""
-        held = self._after_head
-        if held is not None:
-            held += data
-            if len(held) > MAX_AFTER_HEAD_BYTES:
-                self.intake.events.log(logging.WARNING, "dropped connections that sent too much before their answer", "dropped %s: it sent over %d bytes after its request before it was answered", self.peer, MAX_AFTER_HEAD_BYTES)
-                self.abort()
-            return
-        seen = self._head_tail + data
-        end = seen.find(_HEAD_END)
-        if end < 0:
-            self._head_tail = seen[-3:]
-            self._websockets_read(data)
-            return
-        cut = end + len(_HEAD_END) - len(self._head_tail)
-        self._head_tail = b""
-        self._after_head = bytearray(data[cut:])
-        self._websockets_read(data[:cut])
+        nothing after it (daemon/framing.py, HeadGate); the rest waits for
+        the handshake to succeed, and goes with the connection if it was
+        answered over HTTP instead (the first request is answered)."""
+        now = self._head.feed(data)
+        if now is None:
+            self.intake.events.log(logging.WARNING, "dropped connections that sent too much before their answer", "dropped %s: it sent over %d bytes after its request before it was answered", self.peer, MAX_AFTER_HEAD_BYTES)
+            self.abort()
+        elif now:
+            self._websockets_read(now)
 
     def _websockets_read(self, data: bytes) -> None:
         """Bytes for websockets' own parser: its ``data_received``."""

@@ -196,3 +196,20 @@ def test_a_backlog_keeps_a_control_message_among_the_newest_once():
     kept, skipped = newest(messages)
     assert kept == messages[-KEEP_NEWEST:] and kept.count('{"type": "unsubscribe"}') == 1
     assert skipped == len(messages) - KEEP_NEWEST
+
+
+def test_head_gate_passes_the_request_head_and_holds_what_follows():
+    # Issue 21.1: a pipelined request must never reach websockets' parser
+    # while the handshake runs.
+    from gravity_led.daemon.framing import HeadGate
+
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for cut in range(1, len(head) + 1):  # the head's end straddling any two reads
+        g = HeadGate(limit=100)
+        data = head + head
+        assert g.feed(data[:cut]) + g.feed(data[cut:]) == head
+        assert g.feed(b"more") == b"" and g.release() == head + b"more"
+    g = HeadGate(limit=10)
+    assert g.feed(head + b"x" * 10) == head
+    assert g.feed(b"y") is None, "over the limit: drop"
+    assert HeadGate(limit=10).feed(head + b"x" * 11) is None
