@@ -21,6 +21,9 @@
 #   5. the units into /etc/systemd/system, enabled and (re)started
 #   6. what to open on the phone: the https:// URL and a QR code if a TLS
 #      certificate is configured, else how to make one (on a terminal, it offers to)
+#   7. where avahi-daemon is (Raspberry Pi OS runs it), /etc/avahi/services/gravity-led.service:
+#      mDNS/DNS-SD advertises the daemon's port (_gravity-led._tcp, and the page as
+#      _http._tcp), so gravity-led-client finds it without --url
 #
 # Test and packaging flags (see tests/system/test_install.py):
 #   --root DIR       install under DIR instead of / (like DESTDIR): skips the
@@ -141,6 +144,39 @@ run_systemctl() {
     if [ "$USE_SYSTEMCTL" -eq 1 ]; then systemctl "$@"; fi
 }
 
+# mDNS / DNS-SD: avahi-daemon (which owns port 5353 on a Pi) advertises what a
+# static service file names, and rereads its folder when a file changes.
+# The file's text comes from the package (gravity_led.daemon.dnssd), as the
+# client's discovery reads it; with --socket, the port is the socket unit's.
+AVAHI_SERVICE=/etc/avahi/services/$NAME.service
+AVAHI_MARK="gravity-led's deploy/install.sh"
+advertise() {
+    if [ ! -d "$ROOT/etc/avahi/services" ]; then
+        say "mDNS: no avahi-daemon here, so nothing advertises this Pi and gravity-led-client needs --url (sudo apt-get install avahi-daemon, then run this again)"
+        return 0
+    fi
+    port_flag=
+    if [ "$SOCKET" -eq 1 ]; then
+        port_flag="--port $(sed -n 's/^ListenStream=\(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$DEPLOY/$NAME.socket")"
+    fi
+    tmp=$(mktemp)
+    # shellcheck disable=SC2086 # an option and its value, or nothing
+    if ! "$ROOT$VENV/bin/python" -m gravity_led.daemon.dnssd --config "$ROOT$CONF" $port_flag > "$tmp"; then
+        rm -f "$tmp"
+        say "warning: not advertised over mDNS (the reason above)"
+        return 0
+    fi
+    if ! cmp -s "$tmp" "$ROOT$AVAHI_SERVICE"; then
+        install -m 0644 "$tmp" "$ROOT$AVAHI_SERVICE"
+        say "==> advertised over mDNS: $AVAHI_SERVICE"
+    fi
+    rm -f "$tmp"
+}
+unadvertise() {
+    # only our own file
+    if grep -qF "$AVAHI_MARK" "$ROOT$AVAHI_SERVICE" 2>/dev/null; then rm -f "$ROOT$AVAHI_SERVICE"; fi
+}
+
 # ------------------------------------------------------------- uninstall ----
 
 if [ "$ACTION" = uninstall ]; then
@@ -153,6 +189,7 @@ if [ "$ACTION" = uninstall ]; then
         # only our own links: a program of that name the user put there stays
         if [ "$(readlink "$ROOT$BIN_DIR/$p" 2>/dev/null)" = "$VENV/bin/$p" ]; then rm -f "$ROOT$BIN_DIR/$p"; fi
     done
+    unadvertise
     rm -rf "$ROOT$VENV"
     rmdir "$ROOT$PREFIX" 2>/dev/null || true
     if [ -f "$ROOT$CONF" ]; then
@@ -428,6 +465,8 @@ if urls:
         print(qr_text(urls[0]))
 PY
 }
+# 7. mDNS: after the config's last change (the port, the certificate) but the one below.
+[ "$PIP_MODE" = none ] || advertise
 PHONE=
 [ "$PIP_MODE" = none ] || PHONE=$(phone 2>/dev/null) || PHONE=
 say ""
@@ -443,6 +482,7 @@ if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
             printf '\n# added by deploy/install.sh (make-cert)\ncertfile = "%s/cert.pem"\nkeyfile = "%s/key.pem"\n' "$CONF_DIR" "$CONF_DIR" >> "$CONF"
             say "==> wrote $CONF_DIR/cert.pem and key.pem, and named them in $CONF"
             if [ "$SOCKET" -eq 1 ]; then systemctl try-restart gravity-led.service; else systemctl restart gravity-led.service; fi
+            advertise  # now with tls=1
             PHONE=$(phone 2>/dev/null) || PHONE=
             HOW=${PHONE%%
 *} ;;

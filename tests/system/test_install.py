@@ -160,6 +160,12 @@ def test_bad_usage_exits_2() -> None:
     assert r.returncode == 2
 
 
+def test_without_avahi_the_installer_says_the_client_needs_url(installed: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, r = installed
+    assert "mDNS: no avahi-daemon here" in r.stdout and "--url" in r.stdout
+    assert not (root / "etc/avahi").exists()
+
+
 def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     """On the module's install (so last in this file: it ends by removing it)."""
     root, _ = installed
@@ -244,3 +250,30 @@ def test_with_a_certificate_it_prints_the_https_address_and_its_qr_code(tmp_path
     assert "    https://pi.example:5678/" in r.stdout
     assert "Phones need HTTPS" not in r.stdout
     assert "\u2580" in r.stdout or "\u2584" in r.stdout or "\u2588" in r.stdout  # the QR code's half blocks
+
+
+def test_where_avahi_runs_the_daemon_is_advertised_on_its_port_and_uninstall_withdraws_it(tmp_path: Path) -> None:
+    """A root with avahi-daemon's folder gets the service file that
+    gravity_led.daemon.dnssd makes from the config (the stand-in checks that
+    avahi-browse finds it: tests/pi_vm); --socket advertises the socket's port."""
+    from gravity_led.daemon.dnssd import avahi_service_file
+
+    root = tmp_path / "root"
+    services = root / "etc/avahi/services"
+    services.mkdir(parents=True)
+    service = services / "gravity-led.service"
+    r = run(*flags(root, "--offline"))
+    assert service.read_text() == avahi_service_file(port=5678, tls=False)
+    assert "==> advertised over mDNS: /etc/avahi/services/gravity-led.service" in r.stdout
+    assert oct(service.stat().st_mode & 0o777) == "0o644"
+    # the user's port, after running the installer again (as the file's comment says)
+    (root / CONF).write_text("port = 6001\n")
+    run(*flags(root, "--offline"))
+    assert service.read_text() == avahi_service_file(port=6001, tls=False)
+    r = run(*flags(root, "--offline", "--socket"))  # systemd listens on the socket unit's port
+    assert service.read_text() == avahi_service_file(port=5678, tls=False)
+    r = run(*flags(root, "--offline", "--socket"))
+    assert "advertised over mDNS" not in r.stdout  # unchanged: not rewritten
+    run(*flags(root, "--uninstall", "--purge"))
+    assert not service.exists() and services.is_dir()  # Avahi's folder stays
+
