@@ -107,11 +107,11 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
     def announce() -> None:
-        from .urls import announcement, qr_text, urls_to_open
+        from .urls import announcement, local_name_url, qr_text, urls_to_open
 
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
-        for line in announcement(urls, tls=cfg.tls):
+        for line in announcement(urls, tls=cfg.tls, local_url=local_name_url(cfg.host, daemon.port, tls=cfg.tls)):
             logging.getLogger("gravity_led").info("%s", line)
         if qr and urls and cfg.tls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)

@@ -455,12 +455,12 @@ phone() {
 import sys
 from argparse import Namespace
 from gravity_led.daemon.config import load_config
-from gravity_led.daemon.urls import qr_text, urls_to_open
+from gravity_led.daemon.urls import beside, local_name_url, qr_text, urls_to_open
 cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
 urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
 print("tls" if cfg.tls else "plain", cfg.port)
 if urls:
-    print(urls[0])
+    print(beside(urls[0], local_name_url(cfg.host, cfg.port, tls=cfg.tls)))
     if cfg.tls:
         print(qr_text(urls[0]))
 PY
@@ -499,7 +499,11 @@ else
     say "  Then run this script again to see the https:// address and its QR code."
     case $HOW in plain\ *) PORT=${HOW#plain } ;; *) PORT=5678 ;; esac
     ADDR=$(hostname -I 2>/dev/null | awk '{print $1}')
-    say "  A computer's browser works without it:  http://${ADDR:-$(hostname).local}:$PORT/"
+    if [ -n "$ADDR" ]; then
+        say "  A computer's browser works without it:  http://$ADDR:$PORT/ (or http://$(hostname).local:$PORT/ where .local names resolve)"
+    else
+        say "  A computer's browser works without it:  http://$(hostname).local:$PORT/"
+    fi
 fi
 say "  Service state:      systemctl status gravity-led"
 say "  Follow the log:     journalctl -u gravity-led -f"
