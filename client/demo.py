@@ -53,7 +53,7 @@ class LocalDaemon:
         self._logdir = tempfile.TemporaryDirectory(prefix="gravity-led-demo-")
         self.log_path = Path(self._logdir.name) / "daemon.log"
         self.cmd = [
-            sys.executable, "-m", "daemon",
+            sys.executable, "-m", "gravity_led.daemon",
             "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(self.port),
             *extra_args,
         ]  # fmt: skip

@@ -58,7 +58,7 @@ def test_the_runner_prints_every_table():
 
 def _cgroup_cpu() -> bool:
     """Whether the Pi Zero stand-in can be set up here (root, a cgroup CPU controller)."""
-    from benchmarks.common import PiZeroStandIn
+    from tests.benchmarks.common import PiZeroStandIn
 
     try:
         PiZeroStandIn().close()

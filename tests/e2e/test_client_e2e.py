@@ -238,10 +238,10 @@ def test_url_from_environment(start_daemon) -> None:
     import subprocess
     import sys
 
-    from client_fixtures import ROOT, client_env
+    from tests.support.client_fixtures import ROOT, client_env
 
     r = subprocess.run(
-        [sys.executable, "-m", "client", "send", "0", "5", "8"],
+        [sys.executable, "-m", "gravity_led.client", "send", "0", "5", "8"],
         cwd=ROOT, env=client_env(GRAVITY_LED_URL=d.url), capture_output=True, text=True, timeout=20,
     )  # fmt: skip
     assert r.returncode == 0 and "right LED 53%" in r.stdout
@@ -283,7 +283,7 @@ def test_a_token_the_client_cannot_send_is_one_sentence_without_the_secret(tmp_p
     import subprocess
     import sys
 
-    from client_fixtures import ROOT, client_env
+    from tests.support.client_fixtures import ROOT, client_env
 
     path = tmp_path / "token"
     path.write_text(secret, encoding="utf-8")
@@ -293,7 +293,7 @@ def test_a_token_the_client_cannot_send_is_one_sentence_without_the_secret(tmp_p
         ([], {"GRAVITY_LED_TOKEN": secret}),
     ):
         r = subprocess.run(
-            [sys.executable, "-m", "client", "send", "0", "5", "8", "--url", "ws://127.0.0.1:9", *extra_args],
+            [sys.executable, "-m", "gravity_led.client", "send", "0", "5", "8", "--url", "ws://127.0.0.1:9", *extra_args],
             cwd=ROOT, env=client_env(**env), capture_output=True, text=True, timeout=20,
         )  # fmt: skip
         assert r.returncode == 2, r.stderr
@@ -306,10 +306,10 @@ def test_wss_with_cafile_or_insecure(start_daemon, tmp_path) -> None:
     import subprocess
     import sys
 
-    from client_fixtures import ROOT, client_env
+    from tests.support.client_fixtures import ROOT, client_env
 
     made = subprocess.run(
-        [sys.executable, "-m", "daemon", "make-cert", "--host", "127.0.0.1", "--out-dir", str(tmp_path)],
+        [sys.executable, "-m", "gravity_led.daemon", "make-cert", "--host", "127.0.0.1", "--out-dir", str(tmp_path)],
         cwd=ROOT, env=client_env(), capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr

@@ -313,7 +313,7 @@ def test_sigterm_turns_off_and_exits_zero_within_a_second(daemon):
 
 def _daemon_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
+        [sys.executable, "-m", "gravity_led.daemon", *args],
         cwd=ROOT,
         env=clean_env(GRAVITY_LED_CONFIG="/dev/null", **(env or {})),
         capture_output=True,

@@ -246,7 +246,7 @@ def test_daemon_sigkill_and_restart_the_python_client_reconnects_by_itself(start
     d1 = start_daemon("--stale-after", "60")
     port = d1.port
     client = subprocess.Popen(
-        [sys.executable, "-m", "client", "sim", "--url", d1.url, "--pattern", "steps", "--steps", "30", "--rate", "50", "--duration", "60", "-q"],
+        [sys.executable, "-m", "gravity_led.client", "sim", "--url", d1.url, "--pattern", "steps", "--steps", "30", "--rate", "50", "--duration", "60", "-q"],
         env=clean_env(),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

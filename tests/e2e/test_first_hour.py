@@ -26,7 +26,7 @@ URLS_PHONES = "phones give their motion sensors only to an https:// page"
 
 def _daemon_cli(*args: str, env: dict[str, str] | None = None, python: tuple[str, ...] = (sys.executable,)) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*python, "-m", "daemon", *args],
+        [*python, "-m", "gravity_led.daemon", *args],
         cwd=ROOT, env=clean_env(GRAVITY_LED_CONFIG="/dev/null", **(env or {})), capture_output=True, text=True, timeout=30,
     )  # fmt: skip
 
@@ -170,7 +170,7 @@ def test_demo_banner_says_how_it_ends() -> None:
 def test_choices_are_case_insensitive(tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(GRAVITY_LED_CONFIG="/dev/null", GRAVITY_LED_PIN_FACTORY="MOCK")
-    cmd = [sys.executable, "-m", "daemon", "--host", "127.0.0.1", "--port", str(port), "--log-level", "DEBUG", "--axis", "Y"]
+    cmd = [sys.executable, "-m", "gravity_led.daemon", "--host", "127.0.0.1", "--port", str(port), "--log-level", "DEBUG", "--axis", "Y"]
     with Process(cmd, tmp_path / "daemon.log", env=env, ready_url=f"http://127.0.0.1:{port}/healthz"):
         status = get_status(f"http://127.0.0.1:{port}")
     assert status["pin_factory"] == "mock" and status["mapping"]["axis"] == "y"
@@ -210,12 +210,17 @@ def test_reload_by_hand_does_not_name_systemctl(start_daemon, tmp_path: Path) ->
     assert "stop the daemon and start it again" in line and "systemctl" not in line
 
 
-def test_python_without_the_dependencies_gets_one_sentence() -> None:
-    # -S: no site-packages, as a system python3 without websockets; -m still finds the package in ROOT.
-    for module, prog in (("daemon", "gravity-led-daemon"), ("client", "gravity-led-client")):
+def test_python_without_the_dependencies_gets_one_sentence(tmp_path: Path) -> None:
+    # -S: no site-packages, as a system python3 without websockets; the package
+    # itself is found (as gravity_led.*, through PYTHONPATH), its dependencies are not.
+    (tmp_path / "gravity_led").mkdir()
+    for name in ("daemon", "client"):
+        (tmp_path / "gravity_led" / name).symlink_to(ROOT / name)
+    for module, prog in (("gravity_led.daemon", "gravity-led-daemon"), ("gravity_led.client", "gravity-led-client")):
         r = subprocess.run(
             [sys.executable, "-S", "-m", module, "--help"],
-            cwd=ROOT, env={"PATH": os.environ.get("PATH", "")}, capture_output=True, text=True, timeout=30,
+            cwd=tmp_path, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tmp_path)},
+            capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.startswith(f"{prog}: ") and ".venv/bin/" in r.stderr and r.stderr.count("\n") == 1

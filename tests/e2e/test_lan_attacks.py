@@ -584,7 +584,7 @@ def test_an_oversized_message_is_named_as_such(daemon):
 
 
 def test_the_client_explains_the_back_off_without_the_secret(start_daemon, token_file):
-    from client_fixtures import run_client_to_end
+    from tests.support.client_fixtures import run_client_to_end
 
     d = start_daemon("--token-file", str(token_file))
     for i in range(6):  # this address guessed wrong too often ...

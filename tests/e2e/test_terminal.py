@@ -86,7 +86,7 @@ def tmux() -> Iterator[Callable[..., Tmux]]:
     opened: list[Tmux] = []
 
     def open_(*command: str, width: int, env: dict[str, str] | None = None) -> Tmux:
-        t = Tmux([sys.executable, "-m", "client", *command], width=width, env=env)
+        t = Tmux([sys.executable, "-m", "gravity_led.client", *command], width=width, env=env)
         opened.append(t)
         return t
 
@@ -186,7 +186,7 @@ def test_a_background_job_does_not_draw_over_the_shell(start_daemon) -> None:
     t = Tmux(["bash", "--norc", "--noprofile", "-i"], width=80, env={"PS1": "prompt$ "})
     try:
         t.wait_screen(lambda r: bool(r) and r[-1].startswith("prompt$"), "the prompt")
-        client = shlex.join([sys.executable, "-m", "client", "send", "--url", d.url, "--duration", "3", "0", "-4.9", "8.5"])
+        client = shlex.join([sys.executable, "-m", "gravity_led.client", "send", "--url", d.url, "--duration", "3", "0", "-4.9", "8.5"])
         t.keys(f"{client} &", "Enter")
         d.wait_for(lambda s: s["leds"]["left"] > 0.45)
         _wait_frames(d.http_url, 4)  # a second of keep-alive repeats: a tty view would have redrawn by now

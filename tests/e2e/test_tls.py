@@ -78,7 +78,7 @@ def test_make_cert_rejects_what_is_not_a_host(tmp_path, bad):
 def run_make_cert(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "daemon", "make-cert", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "gravity_led.daemon", "make-cert", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
 
 

@@ -133,10 +133,10 @@ class Client:
     """``gravity-led-client stdin`` from the host, through the forwarded port."""
 
     def __init__(self, port: int) -> None:
-        from conftest import clean_env
+        from tests.support.harness import clean_env
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "client", "stdin", "--url", f"ws://127.0.0.1:{port}", "-q"],
+            [sys.executable, "-m", "gravity_led.client", "stdin", "--url", f"ws://127.0.0.1:{port}", "-q"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
         )
 

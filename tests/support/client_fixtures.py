@@ -33,7 +33,7 @@ class ClientProcess:
     def __init__(self, args: tuple[str, ...], *, stdin: bool = False, env: dict[str, str] | None = None) -> None:
         self.args = args
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "client", *args],
+            [sys.executable, "-m", "gravity_led.client", *args],
             cwd=ROOT,
             env=client_env(**(env or {})),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -130,7 +130,7 @@ def run_client() -> Iterator[Callable[..., ClientProcess]]:
 
 def run_client_to_end(*args: str, timeout: float = 20.0, input: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "client", *args],
+        [sys.executable, "-m", "gravity_led.client", *args],
         cwd=ROOT,
         env=client_env(),
         input=input,

@@ -111,7 +111,7 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
 
 def daemon_cmd(port: int, *args: str) -> list[str]:
     """``python -m gravity_led.daemon`` on 127.0.0.1:``port`` with mock pins."""
-    return [sys.executable, "-m", "daemon", "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(port), *args]
+    return [sys.executable, "-m", "gravity_led.daemon", "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(port), *args]
 
 
 def get_status(http_url: str, *, query: str = "", headers: Mapping[str, str] | None = None, cafile: str | None = None) -> dict[str, Any]:

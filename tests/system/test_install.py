@@ -239,7 +239,7 @@ def test_with_a_certificate_it_prints_the_https_address_and_its_qr_code(tmp_path
     root = tmp_path / "root"
     root.mkdir()
     certs = tmp_path / "certs"
-    made = subprocess.run([sys.executable, "-m", "daemon", "make-cert", "--out-dir", str(certs), "--host", "pi.example"],
+    made = subprocess.run([sys.executable, "-m", "gravity_led.daemon", "make-cert", "--out-dir", str(certs), "--host", "pi.example"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert made.returncode == 0, made.stderr
     (root / CONF).parent.mkdir(parents=True)
