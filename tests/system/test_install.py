@@ -277,3 +277,29 @@ def test_where_avahi_runs_the_daemon_is_advertised_on_its_port_and_uninstall_wit
     run(*flags(root, "--uninstall", "--purge"))
     assert not service.exists() and services.is_dir()  # Avahi's folder stays
 
+
+
+def test_with_a_certificate_the_phone_gets_an_address_the_local_name_beside_it_and_tls_1(tmp_path: Path) -> None:
+    """The QR code carries an IP address (every phone can use it; Android before 12
+    cannot resolve .local), the .local name is printed beside it; mDNS says tls=1."""
+    import socket
+
+    from gravity_led.daemon.dnssd import avahi_service_file
+    from gravity_led.daemon.urls import qr_text, urls_to_open
+
+    root = tmp_path / "root"
+    (root / "etc/avahi/services").mkdir(parents=True)
+    certs = tmp_path / "certs"
+    made = subprocess.run([sys.executable, "-m", "gravity_led.daemon", "make-cert", "--out-dir", str(certs)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (root / CONF).parent.mkdir(parents=True)
+    (root / CONF).write_text(f'certfile = "{certs}/cert.pem"\nkeyfile = "{certs}/key.pem"\n')
+    r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    first = urls_to_open("0.0.0.0", 5678, tls=True)[0]
+    assert re.fullmatch(r"https://\d+\.\d+\.\d+\.\d+:5678/", first), first  # an address, not a name
+    name = socket.gethostname().split(".")[0]
+    assert f"\n    {first} (or https://{name}.local:5678/ where .local names resolve)\n" in r.stdout, r.stdout
+    qr = "\n".join("    " + line for line in qr_text(first).splitlines())
+    assert qr in r.stdout
+    assert (root / "etc/avahi/services/gravity-led.service").read_text() == avahi_service_file(port=5678, tls=True)
