@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -148,7 +149,7 @@ def browse(seconds: float = BROWSE_S) -> list[Found]:
     try:
         browser = ServiceBrowser(zc, FQDN_TYPE, handlers=[on_change])
         try:
-            threading.Event().wait(seconds)  # the answers' window: nothing else to wait for
+            time.sleep(seconds)  # the window for answers: the browser's thread collects them meanwhile
         finally:
             browser.cancel()
         found = []
