@@ -7,7 +7,7 @@ socket), or raises :class:`FrameError` whose ``message`` says in plain words
 why the input cannot be read.  Nothing here touches a socket or a clock; the
 I/O lives in :mod:`client.phones` and :mod:`client.receivers`.
 
-The exact reading rule of each format is documented in the README
+The exact reading rule of each format is documented in docs/phones.md
 ("Phone apps"); keep the two in step.
 """
 
@@ -114,7 +114,7 @@ def _csv_values(fields: list[str]) -> list[str]:
 
 
 def read_csv(data: bytes | str, *, columns: tuple[int, int, int] | None = None) -> list[Vector]:
-    """One vector per line ("reading"); see the README for the rule.
+    """One vector per line ("reading"); see docs/phones.md for the rule.
 
     Without ``columns`` a line must hold exactly three values (one sensor):
     with more, which three are gravity depends on the app's settings, so the

@@ -112,7 +112,7 @@ def add_phone_parsers(add: Add, connection_options: Options, run_options: Option
         "receive datagrams from phone apps: CSV (HyperIMU, Sensorstream), JSON (SensaGram, ZIG SIM), OSC",
         "Receive datagrams pushed by phone apps. Each datagram's format is detected: OSC when it starts with "
         "'/' or '#bundle', JSON when with '{', else CSV (Sensorstream IMU+GPS recognised by its sensor ids). "
-        "The README gives the exact reading rule of each.",
+        "docs/phones.md gives the exact reading rule of each.",
     )
     p.add_argument("--listen", default=f"0.0.0.0:{UDP_DEFAULT_PORT}", metavar="HOST:PORT", help=f"where to listen (default: 0.0.0.0:{UDP_DEFAULT_PORT})")
     p.add_argument("--format", choices=FORMATS, default="auto", help="force one format instead of detecting it per datagram")

@@ -37,7 +37,7 @@ def _opt(default: Any, help: str, *, metavar: str | None = None, choices: tuple 
 
 
 def default_text(name: str) -> str:
-    """An option's default as ``--help`` and the README show it ("none" when there is none)."""
+    """An option's default as ``--help`` and docs/configuration.md show it ("none" when there is none)."""
     f = _FIELDS[name]
     if f.metadata["default_text"]:
         return f.metadata["default_text"]

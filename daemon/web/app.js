@@ -2,7 +2,7 @@
 // ES modules, no build step, no dependencies.  This module is the page's I/O:
 // the DOM, the sensor, the WebSocket and the timers.  What to send is decided
 // in motion.js, when to send and how to (re)connect in link.js; both are pure.
-// See the README, "Any phone is a client".
+// See docs/phones.md, "Any phone is a client".
 
 import { isWebKitMotion, normalAngle, tiltDeg, toDaemon } from './motion.js';
 import { BUSY_REASON, BUSY_RETRY_MS, Link, Pacer, frame, readMessage, wsUrl } from './link.js';
@@ -85,7 +85,7 @@ function showInsecure() {
   const https = 'https://' + location.host + location.pathname + location.search;
   showNotice('insecure', 'error', 'This page needs HTTPS',
     'Phones only share motion sensors with pages opened over https:// (or on localhost), and this one came over plain http://, so tilting will do nothing.',
-    ['Start the daemon with a certificate (gravity-led-daemon make-cert, see "Any phone is a client" in the README) and open ',
+    ['Start the daemon with a certificate (gravity-led-daemon make-cert, see "Any phone is a client" in docs/phones.md) and open ',
       anchor(https, https), '. ', helpLink(), '.']);
 }
 

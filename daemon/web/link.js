@@ -1,5 +1,5 @@
 // gravity-led phone page: the link to the daemon, as pure parts in the
-// sans-I/O style of the daemon (README, "Development").  Nothing here opens a
+// sans-I/O style of the daemon (docs/development.md).  Nothing here opens a
 // socket, arms a timer or reads the clock: app.js tells these parts what
 // happened and when, and carries out what they answer.  So the tests drive
 // them on a blank page with a fake clock.

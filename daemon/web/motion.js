@@ -15,7 +15,7 @@
 // steering wheel) makes screen_x negative, so the daemon's y goes positive
 // and the right LED lights.  In landscape-primary this is exactly the raw
 // Android vector the article's app sent.  The rotation keeps the vector's
-// length, so y/|v| is still the sine of the roll.  README: "Axes".
+// length, so y/|v| is still the sine of the roll.  docs/phones.md: "Axes".
 
 /** A component smaller than this (m/s^2) is sent as 0. */
 export const TINY = 1e-3;

@@ -1,7 +1,7 @@
 """The first hour: what a new user trips over, each against the real processes.
 
-(The terminal itself, in tmux, is tests/e2e/test_terminal.py; the README's commands
-are tests/system/test_docs.py.)
+(The terminal itself, in tmux, is tests/e2e/test_terminal.py; the commands of the
+README and docs/*.md are tests/system/test_docs.py.)
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_url_as_an_argument_gets_a_hint() -> None:
     assert r.returncode == 2 and "--url ws://127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
 
 
-# ---- send's line as the README shows it, even in $(...) -----------------------------------
+# ---- send's line as docs/client.md shows it, even in $(...) ------------------------------
 
 
 def test_send_prints_the_readme_line_when_piped(start_daemon) -> None:

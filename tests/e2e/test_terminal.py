@@ -181,7 +181,7 @@ def test_closing_the_terminal_stops_the_demo_and_its_daemon(tmux, tmp_path) -> N
 
 
 def test_a_background_job_does_not_draw_over_the_shell(start_daemon) -> None:
-    """``send --duration 10 ... &`` (README, *Try it by hand*): its redraws would land on the prompt."""
+    """``send --duration 10 ... &`` (docs/protocol.md, *Try it by hand*): its redraws would land on the prompt."""
     d = start_daemon()
     t = Tmux(["bash", "--norc", "--noprofile", "-i"], width=80, env={"PS1": "prompt$ "})
     try:

@@ -173,7 +173,7 @@ def test_watchdog_restarts_a_frozen_daemon_and_the_failsafe_drives_both_pins_low
 
 
 def test_journal_carries_the_documented_fields(pi: Pi) -> None:
-    """f: CLIENT_ADDRESS, FRAMES_ACCEPTED, FRAMES_REJECTED (README, "Check that it runs")."""
+    """f: CLIENT_ADDRESS, FRAMES_ACCEPTED, FRAMES_REJECTED (docs/pi.md, "Check that it runs")."""
     with Client(pi.port) as client:
         client.tilt(30)
         expect_leds(pi, math.sin(math.radians(30)), 0.0)

@@ -86,7 +86,7 @@ def upgrade_in_place_and_back_to_plain_keeping_the_config(pi: Pi) -> None:
 
 
 def uninstall_keeps_only_the_edited_config(pi: Pi) -> None:
-    """g: only what the README says it keeps (the edited config), and the stand-in's drop-in."""
+    """g: only what docs/pi.md says it keeps (the edited config), and the stand-in's drop-in."""
     out = pi.uninstall()
     assert "kept /etc/gravity-led/daemon.toml" in out
     left = pi.vm.ok("ls -d /opt/gravity-led /etc/gravity-led/* /etc/systemd/system/gravity-led* /usr/local/bin/gravity-led* 2>/dev/null; true").split()

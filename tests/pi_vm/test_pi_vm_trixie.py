@@ -63,7 +63,7 @@ def pi5_lines_driven_with_lgpio(pi: Pi) -> None:
 
 
 def pi5_lines_driven_with_rpigpio(pi: Pi) -> None:
-    """c with the RPi.GPIO API, chosen as the README says (a drop-in): on a
+    """c with the RPi.GPIO API, chosen as docs/troubleshooting.md says (a drop-in): on a
     Pi 5 that is rpi-lgpio, the package the installer named."""
     pi.vm.ok("mkdir -p /etc/systemd/system/gravity-led.service.d && printf '[Service]\\nEnvironment=GRAVITY_LED_PIN_FACTORY=rpigpio\\n'"
              " > /etc/systemd/system/gravity-led.service.d/60-factory.conf && systemctl daemon-reload")

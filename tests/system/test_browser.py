@@ -3,15 +3,15 @@
 Playwright drives /usr/bin/chromium (never a downloaded browser).
 
 - The page's pure modules (daemon/web/motion.js, link.js) on a blank page,
-  without a daemon: the axes against the README's table, the frame cap and
+  without a daemon: the axes against the table in docs/phones.md, the frame cap and
   the connection state machine with a fake clock.
 - The page end to end with the daemon on loopback: the page gets no real
   sensor, so each test feeds it ``devicemotion`` events with chosen
   ``accelerationIncludingGravity`` vectors and reads the LED duties back from
   the daemon's ``GET /status``.
 
-The README's pictures are taken here too, into build/screenshots/ (the work
-tree stays clean); docs/screenshots/ holds the copies the README shows.
+The docs' pictures are taken here too, into build/screenshots/ (the work
+tree stays clean); docs/screenshots/ holds the copies docs/phones.md shows.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def feed(page, x, y, z):
 def reading(deg: float, *, ios: bool = False) -> tuple[float, float, float]:
     """accelerationIncludingGravity for a phone lying flat, rolled right by ``deg`` (left if negative).
 
-    The page sends (screen_y, -screen_x, z) (README, "Axes"), so the browser's
+    The page sends (screen_y, -screen_x, z) (docs/phones.md, "Axes"), so the browser's
     reading of the daemon's vector for that roll is (-y, x, z): right edge down,
     the reaction to gravity leans to -x (W3C/Android signs).  WebKit reports
     every axis with the opposite sign.
@@ -184,9 +184,9 @@ def blank(new_page):
 
 
 def readme_axes_table() -> list[dict]:
-    """The rows of the README's table in "Axes: what the page sends, and why"."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Axes: what the page sends, and why", 1)[1].split("\n### ", 1)[0]
+    """The rows of the table in docs/phones.md, "Axes: what the page sends, and why"."""
+    text = (ROOT / "docs" / "phones.md").read_text()
+    section = text.split("## Axes: what the page sends, and why", 1)[1].split("\n## ", 1)[0]
 
     def vec(cell: str) -> list[float]:
         return [float(c.replace("\u2212", "-")) for c in cell.strip("() ").split(",")]
@@ -598,11 +598,11 @@ def test_token_in_page_url_is_passed_to_the_websocket(start_daemon, new_page):
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_phone_screenshot(start_daemon, new_page, scheme):
-    """The picture in the README: a phone rolled 30 degrees right, live telemetry."""
+    """The picture in docs/phones.md: a phone rolled 30 degrees right, live telemetry."""
     d, page = driving_page(start_daemon, new_page, color_scheme=scheme)
     wait_text(page, "#pct-right", "50%")
     wait_text(page, "#foot", "frames/s")
-    # The README's picture shows what a phone sees, not this test's port and
+    # The docs' picture shows what a phone sees, not this test's port and
     # its fake sensor's rate (and stays the same from run to run).
     page.evaluate(
         """(want) => {

@@ -1,4 +1,4 @@
-"""The README matches the code: its reference tables, and every command it shows works as written."""
+"""The docs match the code: the README and docs/*.md, their reference tables, and every command they show works as written."""
 
 from __future__ import annotations
 
@@ -21,7 +21,18 @@ from tests.support.client_fixtures import fake_sensorserver  # noqa: F401 (fixtu
 from tests.support.harness import clean_env, free_port, scaled, wait_until
 from gravity_led.daemon.config import ENV_PREFIX, Config, default_text
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+
+
+def doc_pages() -> list[Path]:
+    """The pages whose commands are run: the README, then docs/*.md by name."""
+    return [README, *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _rel(page: Path) -> str:
+    return str(page.relative_to(ROOT))
 
 
 def config_table() -> str:
@@ -34,40 +45,86 @@ def config_table() -> str:
     return "\n".join(rows)
 
 
-def test_readme_config_table_matches_the_code():
-    text = README.read_text()
+def test_config_table_matches_the_code():
+    """The table in docs/configuration.md is the one generated from daemon/config.py (and only that page has one)."""
+    text = CONFIGURATION.read_text()
     m = re.search(r"<!-- config-table -->\n(.*?)\n<!-- /config-table -->", text, re.S)
-    assert m, "README lost its config table markers"
-    assert m[1] == config_table(), "README config table is stale; replace it with:\n" + config_table()
+    assert m, "docs/configuration.md lost its config table markers"
+    assert m[1] == config_table(), "docs/configuration.md config table is stale; replace it with:\n" + config_table()
+    elsewhere = [_rel(p) for p in doc_pages() if p != CONFIGURATION and "<!-- config-table -->" in p.read_text()]
+    assert not elsewhere, f"a second config table in {elsewhere}: link to docs/configuration.md instead"
+
+
+QUICK_START = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/gravity-led-client demo"
 
 
 def test_readme_quick_start_commands_are_the_real_ones():
-    text = README.read_text()
-    assert ".venv/bin/pip install -e . && .venv/bin/gravity-led-client demo" in text
-    assert "bash tests/run" in text
-    assert "bash tests/run" in (README.parent / ".ci" / "run").read_text()
+    """The README's first two commands are the quick start's, and CI runs the second."""
+    first_two = [c for block in doc_blocks(README) for c, _ in block][:2]
+    assert first_two == [QUICK_START, "bash tests/run"], first_two
+    assert "bash tests/run" in (ROOT / ".ci" / "run").read_text()
 
 
-# ---- every command the README shows, run as written --------------------------------------------------
+def test_readme_module_map_names_every_module():
+    """The README's map (under "How it works") names each module of daemon/ and client/ once, and no other."""
+    section = README.read_text().split("## How it works", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n", 2)[1]
+    named: dict[str, list[str]] = {"daemon": [], "client": []}
+    folder = "daemon"
+    for line in block.splitlines():
+        if line.startswith("client/"):
+            folder = "client"
+        elif line.startswith(("deploy/", "tests/", "docs/")):
+            folder = ""
+        m = re.match(r"^  (\w+\.py) ", line)
+        if m and folder:
+            named[folder].append(m[1])
+    for folder, names in named.items():
+        have = sorted(f.name for f in (ROOT / folder).glob("*.py") if not f.name.startswith("__"))
+        assert sorted(names) == have, f"README map of {folder}/: names {sorted(names)}, the folder has {have}"
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+def test_doc_links_lead_somewhere():
+    """Every relative link of the README and docs/*.md names a file or folder of the repository, and its #anchor a heading there."""
+    broken = []
+    for page in doc_pages():
+        for groups in re.findall(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"", page.read_text()):
+            target, _, anchor = next(x for x in groups if x).partition("#")
+            if re.match(r"[a-z]+:", target):
+                continue
+            path = (page.parent / target) if target else page
+            if not path.exists() or (anchor and path.suffix == ".md" and anchor not in _anchors(path)):
+                broken.append(f"{_rel(page)}: {target}#{anchor}")
+    assert not broken, broken
+
+
+# ---- every command the docs show, run as written --------------------------------------------------
 #
-# Each command in a ```sh block is run as the README writes it, with two
+# Each command in a ```sh block of the README or of a docs/*.md page is run
+# as the page writes it, with two
 # substitutions a test needs: the daemon is a test daemon on a free loopback
 # port (through the variables the README documents: GRAVITY_LED_PORT,
 # GRAVITY_LED_HOST, GRAVITY_LED_URL; and the port in a literal
 # "localhost:5678"), and a phone's address is a fake phone's. Commands that
 # need a Raspberry Pi, systemd running the service, root or a phone cannot run
 # here: each is checked as far as it can be without them, and its entry says
-# how (DRY). A README command without an entry fails
-# test_every_readme_command_is_checked.
+# how (DRY). A command without an entry fails test_every_doc_command_is_checked
+# (which names the page it is on). A command shown on several pages has one
+# entry.
 
-ROOT = README.parent
 VENV_BIN = Path(sys.executable).parent
 
 
-def readme_blocks() -> list[list[tuple[str, str]]]:
-    """The ```sh blocks: each a list of (command, its comment); with a '$ ' prompt, only those lines."""
+def doc_blocks(page: Path) -> list[list[tuple[str, str]]]:
+    """A page's ```sh blocks: each a list of (command, its comment); with a '$ ' prompt, only those lines."""
     blocks = []
-    for m in re.finditer(r"^( *)```sh\n(.*?)^\1```", README.read_text(), re.S | re.M):
+    for m in re.finditer(r"^( *)```sh\n(.*?)^\1```", page.read_text(), re.S | re.M):
         lines = textwrap.dedent(m[2]).splitlines()
         prompted = any(line.startswith("$ ") for line in lines)
         block = []
@@ -83,12 +140,31 @@ def readme_blocks() -> list[list[tuple[str, str]]]:
     return blocks
 
 
-def readme_commands() -> list[str]:
-    return list(dict.fromkeys(c for block in readme_blocks() for c, _ in block))
+def doc_commands() -> dict[str, list[Path]]:
+    """Every command of every page, in order, with the pages that show it."""
+    pages: dict[str, list[Path]] = {}
+    for page in doc_pages():
+        for block in doc_blocks(page):
+            for command, _ in block:
+                pages.setdefault(command, [])
+                if page not in pages[command]:
+                    pages[command].append(page)
+    return pages
+
+
+def _page_of(command: str) -> Path:
+    """The (first) page that shows the command in a ```sh block."""
+    return doc_commands()[command][0]
+
+
+def _command(prefix: str) -> str:
+    """The one command the docs show that starts with PREFIX, as they write it."""
+    (command,) = {c for c in doc_commands() if c.startswith(prefix)}
+    return command
 
 
 def _block_of(first: str) -> list[tuple[str, str]]:
-    return next(b for b in readme_blocks() if b and b[0][0] == first)
+    return next(b for b in doc_blocks(_page_of(first)) if b and b[0][0] == first)
 
 
 def _shell(command: str, *, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -162,7 +238,7 @@ def check_quick_start(request, tmp_path: Path) -> None:
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build", ".pytest_cache"))
     env = clean_env()
     env.pop("PYTHONPATH", None)
-    proc = _shell(readme_commands()[0], cwd=copy, env=env)
+    proc = _shell(QUICK_START, cwd=copy, env=env)
     lines: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:  # pip's and the demo's output, as it comes
@@ -182,7 +258,7 @@ def check_tests_run(request, tmp_path: Path) -> None:
 
 def check_apt_line(request, tmp_path: Path) -> None:
     """DRY (installs system packages as root): the same packages that .ci/run installs."""
-    readme = next(c for c in readme_commands() if c.startswith("sudo apt-get install"))
+    readme = _command("sudo apt-get install")
     ci = re.search(r"apt-get install -y -qq --no-install-recommends ([^>\n]+)", (ROOT / ".ci" / "run").read_text())
     assert ci, ".ci/run lost its apt-get line"
     assert set(readme.split()[3:]) == set(ci[1].split())
@@ -194,7 +270,8 @@ def check_try_it_by_hand(request, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     (work / ".venv").symlink_to(VENV_BIN.parent)
-    script = README.read_text().split(".venv/bin/gravity-led-daemon --pin-factory mock &", 1)[1]
+    first = ".venv/bin/gravity-led-daemon --pin-factory mock &"
+    script = _page_of(first).read_text().split(first, 1)[1]
     script = ".venv/bin/gravity-led-daemon --pin-factory mock &" + script.split("```", 1)[0]
     env = _user_env(
         GRAVITY_LED_PORT=str(port), GRAVITY_LED_HOST="127.0.0.1", GRAVITY_LED_URL=f"ws://localhost:{port}",
@@ -242,7 +319,7 @@ def check_record_then_replay(request, tmp_path: Path) -> None:
     """The phone is a fake SensorServer on loopback (its address replaces 192.168.1.20); then the replay."""
     d, work, env = user = request.getfixturevalue("user")
     phone = request.getfixturevalue("fake_sensorserver")(values=[0.0, 4.905, 8.496])
-    record = next(c for c in readme_commands() if c.startswith("gravity-led-client sensorserver"))
+    record = _command("gravity-led-client sensorserver")
     _streams(record.replace("192.168.1.20", f"127.0.0.1:{phone.port}"), user)
     assert len((work / "tilt.csv").read_text().splitlines()) > 2
     _streams("gravity-led-client replay tilt.csv --loop", user, until=lambda s: s["leds"]["right"] > 0.45)
@@ -251,7 +328,7 @@ def check_record_then_replay(request, tmp_path: Path) -> None:
 def check_send(request, tmp_path: Path) -> None:
     d, work, env = request.getfixturevalue("user")
     r = subprocess.run(["bash", "-c", "gravity-led-client send 0 4.9 8.5"], cwd=work, env=env, capture_output=True, text=True, timeout=30)
-    block = README.read_text().split("$ gravity-led-client send 0 4.9 8.5\n", 1)[1]
+    block = _page_of("gravity-led-client send 0 4.9 8.5").read_text().split("$ gravity-led-client send 0 4.9 8.5\n", 1)[1]
     assert r.returncode == 0 and r.stdout == block.split("\n", 1)[0] + "\n", r.stdout + r.stderr
 
 
@@ -262,7 +339,7 @@ def check_discover(request, tmp_path: Path) -> None:
 
     if why_no_lan():
         pytest.skip(why_no_lan())
-    command, comment = next((c, m) for b in readme_blocks() for c, m in b if c.startswith("gravity-led-client discover"))
+    command, comment = next((c, m) for page in doc_pages() for b in doc_blocks(page) for c, m in b if c.startswith("gravity-led-client discover"))
     work = tmp_path / "work"
     work.mkdir()
     with private_lan(), advertised(("gravity-led on raspberrypi", 5678, txt_record(tls=False)), host="raspberrypi"):
@@ -317,6 +394,17 @@ def check_benchmarks_pi_zero(request, tmp_path: Path) -> None:
     assert r.returncode == 0 and "--pi-zero" in r.stdout and "10%" in r.stdout
 
 
+def _tier_check(folder: str) -> Callable[..., None]:
+    def check(request, tmp_path: Path) -> None:
+        r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", folder], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.search(rf"^{re.escape(folder)}/test_\w+\.py::", r.stdout, re.M), r.stdout
+        assert subprocess.run(["bash", "-n", str(ROOT / "tests" / "run")]).returncode == 0
+
+    check.__doc__ = f"DRY (it is this very test suite; each tier runs on its own in bash tests/run): {folder} is a tier pytest collects."
+    return check
+
+
 SIN60 = 0.866
 CHECKS: dict[str, Callable[..., None]] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/gravity-led-client demo": check_quick_start,
@@ -353,22 +441,27 @@ CHECKS: dict[str, Callable[..., None]] = {
     "journalctl -u gravity-led CLIENT_ADDRESS=192.168.1.7:40312": check_journal_fields,
     "journalctl -u gravity-led -o verbose -n 1": check_journal_fields,
     "sudo systemctl reload gravity-led": check_systemd_unit,
+    ".venv/bin/python -m pytest tests/unit -q": _tier_check("tests/unit"),
+    ".venv/bin/python -m pytest tests/e2e -q": _tier_check("tests/e2e"),
+    ".venv/bin/python -m pytest tests/system -q": _tier_check("tests/system"),
+    ".venv/bin/python -m pytest tests/benchmarks -q": _tier_check("tests/benchmarks"),
+    "bash tests/run tests/pi_vm": _tier_check("tests/pi_vm"),
     ".venv/bin/python -m tests.benchmarks": check_benchmarks,
     ".venv/bin/python -m tests.benchmarks --pi-zero": check_benchmarks_pi_zero,
 }
 
 
-def test_every_readme_command_is_checked() -> None:
-    commands = readme_commands()
-    missing = [c for c in commands if c not in CHECKS]
-    assert not missing, "README commands without a check in tests/system/test_docs.py CHECKS: " + repr(missing)
+def test_every_doc_command_is_checked() -> None:
+    commands = doc_commands()
+    missing = [f"{_rel(pages[0])}: {c}" for c, pages in commands.items() if c not in CHECKS]
+    assert not missing, "commands without a check in tests/system/test_docs.py CHECKS: " + repr(missing)
     stale = [c for c in CHECKS if c not in commands]
-    assert not stale, "CHECKS entries the README no longer shows: " + repr(stale)
+    assert not stale, "CHECKS entries that neither the README nor docs/*.md shows: " + repr(stale)
 
 
 _UNIQUE = list({id(f): (name, f) for name, f in CHECKS.items()}.values())
 
 
 @pytest.mark.parametrize("check", [f for _, f in _UNIQUE], ids=[name for name, _ in _UNIQUE])
-def test_readme_command_works_as_written(check: Callable[..., None], request, tmp_path: Path) -> None:
+def test_doc_command_works_as_written(check: Callable[..., None], request, tmp_path: Path) -> None:
     check(request, tmp_path)
