@@ -138,8 +138,10 @@ def browse(seconds: float = BROWSE_S) -> list[Found]:
     lock = threading.Lock()
 
     def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
-        if state_change is not ServiceStateChange.Removed:
-            with lock:
+        with lock:
+            if state_change is ServiceStateChange.Removed:
+                names.pop(name, None)  # it said goodbye (a daemon stopping)
+            else:
                 names[name] = None
 
     try:
