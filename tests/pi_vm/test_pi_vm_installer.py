@@ -47,6 +47,7 @@ def plain_install_on_a_fresh_pi(pi: Pi) -> None:
 def check_advertised_over_mdns(pi: Pi) -> None:
     """The installer's Avahi service file: avahi-daemon advertises the daemon's
     port and TXT record, and the project's client finds it (from the Pi itself)."""
+    pi.vm.progress("mDNS: avahi-browse, gravity-led-client discover")
     want = {f"{k}={v}" for k, v in txt_record(tls=False).items()}
     found = pi.wait_until("avahi-daemon to advertise _gravity-led._tcp", lambda: pi.mdns(SERVICE_TYPE), timeout=60, every=1)
     assert found == {"gravity-led on raspberrypi": (5678, want)}, found
@@ -79,7 +80,7 @@ def upgrade_in_place_and_back_to_plain_keeping_the_config(pi: Pi) -> None:
     assert "keeping existing /etc/gravity-led/daemon.toml" in out
     after = pi.status()["version"]
     assert after != before and after.split("+")[0] == before.split("+")[0], (before, after)
-    pi.vm.ok("/opt/gravity-led/venv/bin/python -c 'import daemon; assert daemon.PULLED'")
+    pi.vm.ok("/opt/gravity-led/venv/bin/python -c 'import gravity_led.daemon as d; assert d.PULLED'")
     assert pi.status()["stale_after_s"] == 0.7
     assert pi.active("gravity-led.socket") == "inactive" and pi.systemctl("is-enabled", "gravity-led.socket") == "disabled"
     assert pi.systemctl("is-enabled", "gravity-led.service") == "enabled"
