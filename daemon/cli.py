@@ -11,6 +11,7 @@ from typing import Callable
 from . import __version__
 from .config import Config, add_arguments, load_config
 from .errors import GravityLedError
+from .files import open_secret_warning
 from .leds import LedPair
 from .security import read_token
 from .server import Daemon, run_daemon
@@ -59,7 +60,7 @@ def _fail(message: str, code: int = 1) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["make-cert"]:
-        from .tls import main as make_cert_main
+        from .cli_cert import main as make_cert_main
 
         return make_cert_main(argv[1:])
     parser = build_parser()
@@ -80,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     _setup_logging(cfg.log_level, sd)
     log = logging.getLogger("gravity_led")
     log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
+    _warn_open_secrets(cfg)
     leds = LedPair(
         right_pin=cfg.right_pin,
         left_pin=cfg.left_pin,
@@ -89,7 +91,9 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     def reload_config() -> Config:
-        return load_config(args, os.environ)[0]
+        new = load_config(args, os.environ)[0]
+        _warn_open_secrets(new)
+        return new
 
     with leds:
         daemon = Daemon(cfg, leds=leds, systemd=sd, token=token, reload_config=reload_config)
@@ -103,15 +107,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_open_secrets(cfg: Config) -> None:
+    """One line per secret file that others may read, as ssh does for its keys."""
+    for what, path in (("token file", cfg.token_file), ("TLS key", cfg.keyfile)):
+        warning = open_secret_warning(path, what=what) if path else None
+        if warning:
+            logging.getLogger("gravity_led").warning("%s", warning)
+
+
 def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
     def announce() -> None:
+        from .cli_cert import ca_announcement, make_cert_command
         from .urls import announcement, local_name_url, qr_text, urls_to_open
 
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
-        for line in announcement(urls, tls=cfg.tls, local_url=local_name_url(cfg.host, daemon.port, tls=cfg.tls)):
+        lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command(), local_url=local_name_url(cfg.host, daemon.port, tls=cfg.tls))
+        for line in lines + (ca_announcement(urls[0], daemon.routes.downloads) if cfg.tls and urls else []):
             logging.getLogger("gravity_led").info("%s", line)
         if qr and urls and cfg.tls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)

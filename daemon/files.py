@@ -14,10 +14,12 @@ from pathlib import Path
 
 from .errors import UnreadableFile
 
-__all__ = ["MAX_SETTINGS_BYTES", "UnreadableFile", "read_small_file"]
+__all__ = ["MAX_SETTINGS_BYTES", "SERVICE_GROUP", "UnreadableFile", "open_secret_warning", "read_small_file", "secret_fix"]
 
 MAX_SETTINGS_BYTES = 1024 * 1024
 """No configuration file needs more than 1 MiB; a bigger one is a mistake."""
+SERVICE_GROUP = "gravity-led"
+"""The systemd service's group (deploy/install.sh): it may read secrets."""
 
 
 def _kind(mode: int) -> str:
@@ -71,3 +73,55 @@ def read_small_file(path: str | Path, *, what: str, max_bytes: int = MAX_SETTING
     if size > max_bytes:
         raise UnreadableFile(f"{name} grew to more than the {max_bytes:,} bytes it may have")
     return b"".join(chunks)
+
+
+def secret_fix(path: str, *, mode: int, uid: int, gid: int, my_uid: int, my_user: str, service_gids: set[int]) -> tuple[str, str] | None:
+    """Who besides us may read a secret file of this ``mode``, owner and
+    group, and the command that stops it, as (who, fix); None if no one.
+
+    Like ssh with its keys: any access for others, or for a group other than
+    the service's own, is too much.  The fix keeps the daemon able to read it.
+    """
+    others = mode & 0o007
+    group = mode & 0o070 and gid not in service_gids
+    if not others and not group:
+        return None
+    who = "others" if others else "its group"
+    q = _quote(path)
+    if uid == my_uid or my_uid == 0 and uid == 0:
+        return who, f"chmod 600 {q}"
+    if gid in service_gids:
+        return who, f"chmod 640 {q}"
+    return who, f"chown {my_user} {q} && chmod 600 {q}"
+
+
+def open_secret_warning(path: str, *, what: str) -> str | None:
+    """One line if others may read the secret file ``path`` ("token file",
+    "TLS key"), naming it and the chmod that fixes it; else None."""
+    import grp
+    import pwd
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # reading it says what is wrong
+    gids = {os.getegid()}
+    try:
+        gids.add(grp.getgrnam(SERVICE_GROUP).gr_gid)
+    except KeyError:
+        pass
+    try:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        me = str(os.geteuid())
+    found = secret_fix(str(path), mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, my_uid=os.geteuid(), my_user=me, service_gids=gids)
+    if found is None:
+        return None
+    who, fix = found
+    return f"{what} {path} may be read by {who} (mode {stat.S_IMODE(st.st_mode):04o}); fix it with: {fix}"
+
+
+def _quote(path: str) -> str:
+    import shlex
+
+    return shlex.quote(path)

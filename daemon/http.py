@@ -22,6 +22,7 @@ from .config import Config
 from .connections import ConnectionLimiter
 from .http_rules import Checked, Refusal, check_request, static_name
 from .leds import LedPair
+from .mobileconfig import CA_PATH, CA_TYPE, PROFILE_PATH, PROFILE_TYPE, CaDownloads
 from .protocol import ConnectionCounts, MappingDoc, PinsDoc, StateMessage, Status
 from .ratelog import RateLimitedLog
 from .security import FailureThrottle, origin_allowed, request_token, token_matches
@@ -108,6 +109,7 @@ class Routes:
         throttle: FailureThrottle,
         clock: Callable[[], float],
         events: RateLimitedLog,
+        downloads: CaDownloads | None = None,
     ) -> None:
         self.config = config
         self.token = token
@@ -115,6 +117,8 @@ class Routes:
         self.throttle = throttle
         self.clock = clock
         self.events = events
+        self.downloads = downloads
+        """This Pi's CA for phones to trust (daemon/mobileconfig.py), if its certificate has one."""
 
     def _token_refusal(self, ws: ServerConnection, req: Checked) -> Response | None:
         """None if the request may go on; else 401, or 429 during a back-off."""
@@ -133,6 +137,17 @@ class Routes:
         more = f"; its address must wait {blocked:.0f} s" if blocked else ""
         self.events.log(logging.WARNING, "refused: missing or wrong token", "refused %s: missing or wrong token%s", ws.peer, more)
         return _text(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
+
+    def _ca_file(self, path: str) -> Response:
+        """The CA certificate (DER) or the iOS profile holding it: public, no token."""
+        d = self.downloads
+        if d is None:
+            return _text(HTTPStatus.NOT_FOUND, "no CA here: this daemon's certificate is self-signed or it has none; run make-cert to make one")
+        if path == CA_PATH:
+            body, ctype, name = d.der, CA_TYPE, "gravity-led-ca.crt"
+        else:
+            body, ctype, name = d.profile, PROFILE_TYPE, "gravity-led-ca.mobileconfig"
+        return _response(HTTPStatus.OK, body, ctype, (("Content-Disposition", f'attachment; filename="{name}"'),))
 
     def __call__(self, ws: ServerConnection, request: Request) -> Response | None:
         try:
@@ -160,6 +175,8 @@ class Routes:
             return _text(HTTPStatus.OK, "ok")
         if req.path == "/status":
             return self._token_refusal(ws, req) or _response(HTTPStatus.OK, self.status().encode().encode(), "application/json")
+        if req.path in (CA_PATH, PROFILE_PATH):
+            return self._ca_file(req.path)
         name = static_name(req.path)
         if name is None:
             return _text(HTTPStatus.NOT_FOUND, "not found")

@@ -28,6 +28,7 @@ from .errors import StartupError
 from .holder import Holder
 from .http import Routes, build_status
 from .leds import LedPair
+from .mobileconfig import ca_downloads
 from .protocol import Status
 from .ratelog import LogBudget, RateLimitedLog
 from .reload import ReloadPlan, Reloader
@@ -107,6 +108,7 @@ class Daemon:
             self.driver, clock=self._now, events=self.events, idle_release_s=lambda: self.cfg.idle_release_s, on_change=self._client_changed
         )
         self.routes = Routes(config=lambda: self.cfg, token=token, status=self.status, throttle=self.throttle, clock=self._now, events=self.events)
+        self.routes.downloads = ca_downloads(cfg.certfile) if cfg.certfile else None  # this Pi's CA, for phones
         self.reloader = Reloader(
             load=reload_config or self._no_reload_source,
             running=lambda: self.cfg,

@@ -137,19 +137,20 @@ def beside(url: str, local_url: str | None) -> str:
 
 
 PHONES_NEED_HTTPS = (
-    "phones give their motion sensors only to an https:// page: run 'sudo gravity-led-daemon make-cert', "
+    "phones give their motion sensors only to an https:// page: run '{command}', "
     "set certfile and keyfile as it says, and restart"
 )
 
 
-def announcement(urls: list[str], *, tls: bool, local_url: str | None = None) -> list[str]:
+def announcement(urls: list[str], *, tls: bool, make_cert: str = "sudo gravity-led-daemon make-cert", local_url: str | None = None) -> list[str]:
     """The lines the daemon logs at start to say where to open the page.
 
     With TLS each URL is one for a phone.  Without, an ``http://`` page works
     in a computer's browser but a phone's browser will not hand it the motion
     sensor, so the lines say so, and how to get a certificate, instead of
-    sending a phone to a page that cannot work.  The first URL (an address,
-    as in the QR code) gets ``local_url`` (:func:`local_name_url`) beside it.
+    sending a phone to a page that cannot work (``make_cert``: the command
+    that makes one on this machine).  The first URL (an address, as in the
+    QR code) gets ``local_url`` (:func:`local_name_url`) beside it.
     """
     also = f", or {local_url} where .local names resolve" if local_url else ""
     if tls:
@@ -158,7 +159,7 @@ def announcement(urls: list[str], *, tls: bool, local_url: str | None = None) ->
         lines = [f"page at {url} (a computer's browser; not a phone's)" for url in urls]
     if lines:
         lines[0] += also
-    return lines if tls else lines + [PHONES_NEED_HTTPS]
+    return lines if tls else lines + [PHONES_NEED_HTTPS.format(command=make_cert)]
 
 
 def qr_text(url: str, *, border: int = 2) -> str:

@@ -448,17 +448,19 @@ if [ "$USE_SYSTEMCTL" -eq 1 ]; then
 fi
 
 # 6. Where to point the phone. Phones give a web page the tilt sensor only
-# over HTTPS, so the page needs a certificate. phone prints "tls" or "plain"
-# and the port, then the URL, then (with tls) its QR code.
+# over HTTPS, so the page needs a certificate. phone prints "tls+ca" (issued
+# by this Pi's CA, which phones download from the daemon), "tls" (self-signed)
+# or "plain", and the port, then the URL, then (with tls) its QR code.
 phone() {
     "$ROOT$VENV/bin/python" - "$ROOT$CONF" <<'PY'
 import sys
 from argparse import Namespace
 from gravity_led.daemon.config import load_config
+from gravity_led.daemon.mobileconfig import ca_downloads
 from gravity_led.daemon.urls import beside, local_name_url, qr_text, urls_to_open
 cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
 urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
-print("tls" if cfg.tls else "plain", cfg.port)
+print(("tls+ca" if ca_downloads(cfg.certfile) else "tls") if cfg.tls else "plain", cfg.port)
 if urls:
     print(beside(urls[0], local_name_url(cfg.host, cfg.port, tls=cfg.tls)))
     if cfg.tls:
@@ -474,7 +476,7 @@ say "gravity-led is installed."
 HOW=${PHONE%%
 *}
 if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
-    printf 'Phones need HTTPS for the tilt sensor. Make a self-signed certificate for this Pi now? [Y/n] '
+    printf 'Phones need HTTPS for the tilt sensor. Make a certificate authority for this Pi, and a certificate, now? [Y/n] '
     read -r answer || answer=n
     case $answer in
         ""|[Yy]*)
@@ -488,8 +490,16 @@ if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
 *} ;;
     esac
 fi
-if [ "${HOW% *}" = tls ]; then
-    say "  Open on the phone (accept the self-signed certificate once):"
+if [ "${HOW% *}" = tls+ca ]; then
+    URL=$(printf '%s\n' "$PHONE" | sed -n '2s/ .*//p')  # the address alone, not the .local name beside it
+    say "  On each phone, trust this Pi's certificate authority once (the page shows the steps):"
+    say "    iPhone, iPad: ${URL}ca.mobileconfig"
+    say "    Android:      ${URL}ca.crt"
+    say "  Then open on the phone:"
+    printf '%s\n' "$PHONE" | sed -n '2,$s/^/    /p'
+elif [ "${HOW% *}" = tls ]; then
+    say "  Open on the phone (the certificate is self-signed: iPhones cannot use it for the"
+    say "  WebSocket; 'sudo gravity-led-daemon make-cert --force' makes this Pi's CA instead):"
     printf '%s\n' "$PHONE" | sed -n '2,$s/^/    /p'
 else
     say "  Phones need HTTPS for the tilt sensor. Make a certificate, then restart:"

@@ -5,7 +5,7 @@
 // See docs/phones.md, "Any phone is a client".
 
 import { isWebKitMotion, normalAngle, tiltDeg, toDaemon } from './motion.js';
-import { BUSY_REASON, BUSY_RETRY_MS, Link, Pacer, frame, readMessage, wsUrl } from './link.js';
+import { BUSY_REASON, BUSY_RETRY_MS, Link, Pacer, frame, phoneKind, readMessage, trustSteps, wsUrl } from './link.js';
 
 const NO_DATA_MS = 3000; // no sensor reading this long after Start = no sensor
 const MAX_BUFFERED = 240; // bytes queued in the socket: skip frames rather than lag
@@ -87,6 +87,30 @@ function showInsecure() {
     'Phones only share motion sensors with pages opened over https:// (or on localhost), and this one came over plain http://, so tilting will do nothing.',
     ['Start the daemon with a certificate (gravity-led-daemon make-cert, see "Any phone is a client" in docs/phones.md) and open ',
       anchor(https, https), '. ', helpLink(), '.']);
+}
+
+// The page came over https, yet its WebSocket failed before opening: most
+// often the phone does not trust the certificate for the socket (iOS never
+// applies "accept this certificate" to wss://).  The steps for this phone.
+function showTrust(again) {
+  const titles = { ios: 'iPhone, iPad', android: 'Android' };
+  const extra = [];
+  for (const [kind, steps] of Object.entries(trustSteps(phoneKind(navigator.userAgent, navigator.maxTouchPoints)))) {
+    const ol = document.createElement('ol');
+    ol.className = 'steps';
+    ol.dataset.phone = kind;
+    for (const parts of steps) {
+      const li = document.createElement('li');
+      li.append(...parts.map((p) => (typeof p === 'string' ? p : anchor(p.link, p.href))));
+      ol.append(li);
+    }
+    const head = document.createElement('strong');
+    head.textContent = titles[kind];
+    extra.push(head, ol);
+  }
+  showNotice('trust', 'error', 'This phone does not trust the Pi yet',
+    'The page loaded over https, but its connection to the LEDs failed before opening, which most often means this phone does not trust the Pi\u2019s certificate for it: trust the Pi\u2019s certificate authority once, as below.' + again,
+    extra);
 }
 
 // ---- LEDs and tilt display -------------------------------------------------
@@ -305,7 +329,7 @@ function showLink(v) {
     case 'connecting': setConn('connecting', v.again ? 'Reconnecting\u2026' : 'Connecting\u2026'); break;
     case 'open':
       setConn('open', 'Connected');
-      clearNotice('busy', 'lost');
+      clearNotice('busy', 'lost', 'trust');
       break;
     case 'busy':
       setConn('busy', 'Busy');
@@ -321,6 +345,10 @@ function showLink(v) {
         showNotice('lost', 'error', 'Connection to the daemon lost',
           'The daemon at ' + location.host + ' closed the connection or went away.' + why + again);
       } else {
+        if (v.why === 'refused' && !v.everOpen && location.protocol === 'https:') {
+          showTrust(again);
+          break;
+        }
         showNotice('lost', 'error', v.everOpen ? 'Connection to the daemon lost' : 'Cannot reach the daemon',
           (v.why === 'refused'
             ? 'The daemon at ' + location.host + ' is running but refused the connection (its log says why).'
@@ -353,7 +381,7 @@ function keepAwake(on) {
 
 // ---- Start / Stop / hide ------------------------------------------------------
 async function start() {
-  clearNotice('busy', 'lost', 'nosensor', 'denied', 'noapi', 'frame', 'token');
+  clearNotice('busy', 'lost', 'trust', 'nosensor', 'denied', 'noapi', 'frame', 'token');
   if (!window.isSecureContext) { // no browser gives motion sensors to it
     showInsecure();
     return;
@@ -399,7 +427,7 @@ function stop() {
   ui.start.textContent = 'Start';
   ui.start.classList.remove('stop');
   setConn('idle', 'Stopped');
-  clearNotice('busy', 'lost', 'frame');
+  clearNotice('busy', 'lost', 'frame');  // not 'trust': its steps are still to do
 }
 
 function pause() {

@@ -12,6 +12,37 @@ export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000]; // then stays at the la
 export const STABLE_MS = 3000; // a connection open this long resets the backoff
 export const SEND_EVERY_MS = 10; // at most 100 frames a second: the PWM shows no more
 
+// This Pi's CA for a phone to trust (daemon/mobileconfig.py): an iOS profile, the DER certificate.
+export const PROFILE_PATH = '/ca.mobileconfig';
+export const CA_PATH = '/ca.crt';
+
+/** 'ios', 'android' or 'other': whose steps to show for trusting this Pi's CA. */
+export function phoneKind(userAgent, maxTouchPoints) {
+  const ua = userAgent || '';
+  if (/iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && maxTouchPoints > 1)) return 'ios';
+  if (/Android/.test(ua)) return 'android';
+  return 'other';
+}
+
+/** The steps to trust this Pi's CA on a phone of `kind`: each a list of
+ * strings and {link, href} parts.  The settings paths are the phones' own. */
+export function trustSteps(kind) {
+  const ios = [
+    ['Download ', { link: 'this Pi\u2019s profile', href: PROFILE_PATH }, ' and tap Allow.'],
+    ['Open Settings \u203a General \u203a VPN & Device Management, tap the gravity-led profile and Install it.'],
+    ['Open Settings \u203a General \u203a About \u203a Certificate Trust Settings and enable full trust for the gravity-led CA.'],
+    ['Come back to this page and tap Start.'],
+  ];
+  const android = [
+    ['Download ', { link: 'this Pi\u2019s certificate', href: CA_PATH }, '.'],
+    ['Open Settings \u203a Security \u203a Encryption & credentials \u203a Install a certificate \u203a CA certificate, and pick the downloaded file.'],
+    ['Come back to this page and tap Start.'],
+  ];
+  if (kind === 'ios') return { ios };
+  if (kind === 'android') return { android };
+  return { ios, android };
+}
+
 /** The WebSocket URL for a page at `loc` ({protocol, host, search}): same
  * host and port, wss:// under https://, the page's ?token= passed on. */
 export function wsUrl(loc) {

@@ -1,4 +1,5 @@
-"""``make-cert`` and the daemon over https:// and wss:// with the certificate it makes."""
+"""``make-cert`` and the daemon over https:// and wss:// with the certificate it makes
+(this Pi's CA itself: tests/e2e/test_ca.py), and the self-signed certificates of older set-ups."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def sans(cert: x509.Certificate) -> tuple[set[str], set[str]]:
 
 
 def test_make_cert_names_key_and_extensions(tmp_path):
+    """The self-signed certificate older set-ups have (tls.make_cert): still made right."""
     cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
     old = os.umask(0)  # the key must be 0600 whatever the umask
     try:
@@ -91,10 +93,15 @@ def test_cli_writes_files_and_says_how_to_use_them(tmp_path):
     dns, ips = sans(load(cert_path))
     assert {"pi", "pi.local", "localhost"} <= dns, "a bare host name also gets NAME.local"
     assert {"10.1.2.3", "127.0.0.1"} <= ips
-    # Every non-loopback address of this machine is in by default.
+    # Every non-loopback address of this machine is in by default, if this
+    # Pi's CA may sign for it (a private one); the others are named as left out.
+    from gravity_led.daemon.ca import permits
     from gravity_led.daemon.urls import local_addresses
 
-    assert set(local_addresses()) <= ips
+    ca = load(out / "ca.pem")
+    assert {a for a in local_addresses() if permits(ca, a)} <= ips
+    for a in local_addresses():
+        assert permits(ca, a) or (a in r.stdout.split("Left out", 1)[1].splitlines()[0])
     # The exact flags and TOML keys, with absolute paths.
     assert f"--certfile {cert_path.resolve()} --keyfile {key_path.resolve()}" in r.stdout
     assert f'certfile = "{cert_path.resolve()}"' in r.stdout
@@ -110,10 +117,16 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path):
     assert "already exists" in r.stderr and "--force" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert ((tmp_path / "cert.pem").read_bytes(), (tmp_path / "key.pem").read_bytes()) == before
+    ca_before = (tmp_path / "ca.pem").read_bytes(), (tmp_path / "ca-key.pem").read_bytes()
     r = run_make_cert("--out-dir", str(tmp_path), "--force", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cert.pem").read_bytes() != before[0]
     assert (tmp_path / "key.pem").read_bytes() != before[1]
+    # This Pi's CA is kept, so a phone that trusts it trusts the new certificate.
+    assert ((tmp_path / "ca.pem").read_bytes(), (tmp_path / "ca-key.pem").read_bytes()) == ca_before
+    assert "kept ca.pem" in r.stdout
+    v = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "cert.pem")], capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.strip().endswith("OK"), v.stdout + v.stderr
 
 
 @pytest.mark.parametrize(
@@ -143,6 +156,7 @@ def cert_pair(tmp_path):
 
 
 def test_daemon_serves_https_and_wss_with_the_certificate(start_daemon, cert_pair):
+    """A self-signed set-up from before this Pi had a CA keeps working as it did."""
     from websockets.sync.client import connect
 
     cert, key = cert_pair

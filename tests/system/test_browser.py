@@ -19,12 +19,16 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from tests.support.harness import G, ROOT, get_status, roll, scaled, wait_status
+from tests.support.harness import G, ROOT, clean_env, get_status, roll, scaled, wait_status
 
 CHROMIUM = "/usr/bin/chromium"
 WEB = ROOT / "daemon" / "web"
@@ -45,26 +49,33 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
+    """One Playwright for the module: its sync API runs one at a time."""
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1",
-            ],
-        )
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1",
+        ],
+    )
+    yield b
+    b.close()
 
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+ANDROID_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
@@ -257,6 +268,30 @@ def test_motion_screen_angle_and_webkit_detection(blank):
         [[IPHONE_UA, 5], [ipad_desktop, 5], [ipad_desktop, 0], [android, 5], ["", 0]],
     )
     assert got == [True, True, False, False, False]  # a Mac without touch is a Mac, and Chrome on Android is not WebKit
+
+
+def test_link_trust_steps_are_the_phones_own_and_link_the_daemons_downloads(blank):
+    from gravity_led.daemon.mobileconfig import CA_PATH, PROFILE_PATH
+
+    kinds = blank.evaluate(
+        "(uas) => uas.map(([ua, touch]) => window.link.phoneKind(ua, touch))",
+        [[IPHONE_UA, 5], ["Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Safari/605.1.15", 5], [ANDROID_UA, 5], ["Mozilla/5.0 (X11; Linux x86_64)", 0]],
+    )
+    assert kinds == ["ios", "ios", "android", "other"]
+    assert blank.evaluate("() => [window.link.PROFILE_PATH, window.link.CA_PATH]") == [PROFILE_PATH, CA_PATH]
+    steps = blank.evaluate("(k) => ['ios', 'android', 'other'].map((k) => window.link.trustSteps(k))", None)
+    assert list(steps[0]) == ["ios"] and list(steps[1]) == ["android"] and list(steps[2]) == ["ios", "android"]
+
+    def text(kind: str) -> str:
+        return " ".join(p if isinstance(p, str) else p["link"] for step in steps[2][kind] for p in step)
+
+    def links(kind: str) -> list[str]:
+        return [p["href"] for step in steps[2][kind] for p in step if isinstance(p, dict)]
+
+    assert links("ios") == [PROFILE_PATH] and links("android") == [CA_PATH]
+    assert "Settings \u203a General \u203a VPN & Device Management" in text("ios")
+    assert "Settings \u203a General \u203a About \u203a Certificate Trust Settings" in text("ios") and "full trust" in text("ios")
+    assert "Settings \u203a Security \u203a Encryption & credentials \u203a Install a certificate \u203a CA certificate" in text("android")
 
 
 def test_link_frame_and_messages_match_the_daemons_protocol(blank):
@@ -667,3 +702,175 @@ def test_browser_without_motion_api_says_so(start_daemon, new_page):
     wait_text(page, "#notice-title", "No motion sensor")
     wait_text(page, "#notice-text", "DeviceMotionEvent")
     assert get_status(d.http_url)["client"] is None
+
+
+# -- this Pi's CA, trusted the way a phone trusts it -----------------------------
+#
+# Chromium on Linux takes the certificate authorities a user trusts from the
+# NSS database in $HOME/.pki/nssdb: each browser here gets its own HOME, one
+# with this Pi's CA imported by certutil (as a phone imports the profile), one
+# without.  Neither gets an ignore-certificate flag, so Chromium checks the
+# chain, the host name and the CA's Name Constraints as a strict client does.
+
+CERTUTIL = shutil.which("certutil")
+OUTSIDE = "bank.example"  # a name this Pi's CA may not sign for
+PI = "pi.local"
+
+
+def _make_cert_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gravity_led.daemon", "make-cert", *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pi_ca(tmp_path_factory) -> Path:
+    """A folder with this Pi's CA and a server certificate, made by ``make-cert --host pi``."""
+    out = tmp_path_factory.mktemp("pi-ca")
+    r = _make_cert_cli("--host", "pi", "--out-dir", str(out), cwd=out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _browser_home(root: Path, ca: Path | None) -> Path:
+    home = root / "home"
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run([CERTUTIL, "-N", "--empty-password", "-d", f"sql:{db}"], check=True, capture_output=True)
+    if ca is not None:
+        subprocess.run([CERTUTIL, "-A", "-n", "gravity-led CA", "-t", "C,,", "-i", str(ca), "-d", f"sql:{db}"], check=True, capture_output=True)
+    return home
+
+
+def _launch(p, home: Path):
+    args = [
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", f"--host-resolver-rules=MAP {PI} 127.0.0.1, MAP {OUTSIDE} 127.0.0.1",
+    ]
+    assert not [a for a in args if "ignore-certificate" in a]
+    return p.chromium.launch(executable_path=CHROMIUM, args=args, env={**os.environ, "HOME": str(home)})
+
+
+@pytest.fixture(scope="module")
+def nss_browsers(playwright, pi_ca, tmp_path_factory):
+    """(trusting, not trusting): two Chromiums, this Pi's CA in the first one's NSS database only."""
+    if CERTUTIL is None:
+        pytest.skip("certutil is not installed (apt-get install libnss3-tools)")
+    trusting_home = _browser_home(tmp_path_factory.mktemp("trusting"), pi_ca / "ca.pem")
+    plain_home = _browser_home(tmp_path_factory.mktemp("plain"), None)
+    trusting, plain = _launch(playwright, trusting_home), _launch(playwright, plain_home)
+    yield trusting, plain
+    trusting.close()
+    plain.close()
+
+
+def _ca_page(browser, **options):
+    ctx = browser.new_context(**{**PHONE, **options})  # never ignore_https_errors
+    ctx.set_default_timeout(scaled(10_000))
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, page, errors
+
+
+def _issued_by_pi_ca(pi_ca: Path, host: str, out: Path) -> tuple[Path, Path]:
+    """A server certificate for ``host`` signed with the CA's key directly
+    (make-cert refuses names outside the CA's constraints)."""
+    from gravity_led.daemon.certfiles import load_ca
+    from gravity_led.daemon.tls import cert_pem, key_pem, server_certificate
+
+    ca_key, ca_cert = load_ca(pi_ca)
+    key, cert = server_certificate(hosts=[host], issuer=(ca_cert, ca_key))
+    out.mkdir()
+    (out / "key.pem").write_bytes(key_pem(key))
+    (out / "cert.pem").write_bytes(cert_pem(cert, ca_cert))
+    return out / "cert.pem", out / "key.pem"
+
+
+def test_a_trusted_ca_opens_the_page_and_its_wss_socket_without_any_exception(start_daemon, nss_browsers, pi_ca):
+    trusting, plain = nss_browsers
+    d = start_daemon("--certfile", str(pi_ca / "cert.pem"), "--keyfile", str(pi_ca / "key.pem"), scheme="https")
+    url = f"https://{PI}:{d.port}/"
+    ctx, page, errors = _ca_page(trusting)
+    try:
+        assert page.goto(url).ok
+        page.wait_for_function("() => window.gravityLed !== undefined")
+        assert page.evaluate("() => window.isSecureContext")
+        feed(page, *reading(30))
+        start(page)
+        wait_text(page, "#conn-text", "Connected")
+        st = wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5), cafile=str(pi_ca / "ca.pem"))
+        assert st["client"] is not None and st["leds"]["left"] == 0.0
+        assert errors == []
+    finally:
+        ctx.close()
+    # The same page in a Chromium that does not trust the CA: refused, so the
+    # trust above came from the CA in the NSS database, not from a lax browser.
+    ctx, page, _ = _ca_page(plain)
+    try:
+        with pytest.raises(sync_api.Error, match="ERR_CERT_AUTHORITY_INVALID"):
+            page.goto(url)
+    finally:
+        ctx.close()
+
+
+def test_a_certificate_outside_the_name_constraints_is_refused(start_daemon, nss_browsers, pi_ca, tmp_path):
+    """The same CA key signs two certificates the same way; Chromium takes the
+    one for this Pi and refuses the one for another site: the constraint is enforced."""
+    trusting, _ = nss_browsers
+    inside = start_daemon(*_tls_args(*_issued_by_pi_ca(pi_ca, PI, tmp_path / "inside")), scheme="https")
+    outside = start_daemon(*_tls_args(*_issued_by_pi_ca(pi_ca, OUTSIDE, tmp_path / "outside")), scheme="https")
+    ctx, page, _ = _ca_page(trusting)
+    try:
+        assert page.goto(f"https://{PI}:{inside.port}/").ok
+        with pytest.raises(sync_api.Error, match="ERR_CERT_INVALID"):
+            page.goto(f"https://{OUTSIDE}:{outside.port}/")
+    finally:
+        ctx.close()
+    # openssl says why: the name is outside the CA's permitted subtrees.
+    r = subprocess.run(["openssl", "verify", "-CAfile", str(pi_ca / "ca.pem"), str(tmp_path / "outside" / "cert.pem")], capture_output=True, text=True)
+    assert r.returncode != 0 and "permitted subtree violation" in r.stdout + r.stderr
+
+
+def _tls_args(cert: Path, key: Path) -> tuple[str, ...]:
+    return ("--certfile", str(cert), "--keyfile", str(key))
+
+
+@pytest.mark.parametrize(("ua", "shown", "hidden"), [(IPHONE_UA, "ios", "android"), (ANDROID_UA, "android", "ios")])
+def test_a_socket_that_fails_after_an_https_page_loaded_shows_how_to_trust_the_pi(start_daemon, nss_browsers, pi_ca, ua, shown, hidden):
+    """iOS loads an https page whose certificate it was told to accept, then
+    refuses the wss:// socket before it opens.  Here the page loads over
+    https with this Pi's CA trusted, and every WebSocket it then opens is
+    closed before opening (Playwright's WebSocket routing): the page says
+    what happened in one sentence and shows the steps for the phone it runs on."""
+    trusting, _ = nss_browsers
+    d = start_daemon(*_tls_args(pi_ca / "cert.pem", pi_ca / "key.pem"), scheme="https")
+    ctx, page, errors = _ca_page(trusting, user_agent=ua)
+    try:
+        if shown == "ios":
+            page.add_init_script("DeviceMotionEvent.requestPermission = () => Promise.resolve('granted');")
+        page.route_web_socket("**", lambda ws: ws.close(code=4000))
+        assert page.goto(f"https://{PI}:{d.port}/").ok
+        page.wait_for_function("() => window.gravityLed !== undefined")
+        feed(page, *reading(30))
+        page.get_by_role("button", name="Start").click()
+        wait_text(page, "#notice-title", "This phone does not trust the Pi yet")
+        text = page.locator("#notice-text").text_content()
+        assert text.startswith("The page loaded over https, but its connection to the LEDs failed before opening")
+        assert text.split(": trust")[0].count(".") == 0, "one sentence, then the retry"
+        steps = page.locator(f"#notice-extra ol[data-phone={shown}]").inner_text()
+        assert page.locator(f"#notice-extra ol[data-phone={hidden}]").count() == 0
+        if shown == "ios":
+            assert "Settings \u203a General \u203a VPN & Device Management" in steps
+            assert "Settings \u203a General \u203a About \u203a Certificate Trust Settings" in steps and "full trust" in steps
+            href = "/ca.mobileconfig"
+        else:
+            assert "Settings \u203a Security \u203a Encryption & credentials \u203a Install a certificate \u203a CA certificate" in steps
+            href = "/ca.crt"
+        link = page.locator(f"#notice-extra a[href='{href}']")
+        assert link.count() == 1
+        # The link downloads what the phone needs, from the page's own origin.
+        got = page.evaluate("(h) => fetch(h).then(async (r) => [r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength])", href)
+        assert got[0] == 200 and got[1] in ("application/x-apple-aspen-config", "application/x-x509-ca-cert") and got[2] > 100
+        assert get_status(d.http_url)["client"] is None
+        assert errors == []
+    finally:
+        ctx.close()

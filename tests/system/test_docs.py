@@ -356,6 +356,55 @@ def check_make_cert(request, tmp_path: Path) -> None:
     assert (tmp_path / "cert.pem").exists() and (tmp_path / "key.pem").exists() and "certfile" in r.stdout + r.stderr
 
 
+def check_make_cert_force(request, tmp_path: Path) -> None:
+    """DRY (sudo on the Pi writes /etc/gravity-led): as a user with --out-dir; --force keeps this Pi's CA."""
+    program = [str(VENV_BIN / "gravity-led-daemon"), "make-cert", "--out-dir", str(tmp_path)]
+    assert subprocess.run(program, capture_output=True, text=True, timeout=60, env=_user_env()).returncode == 0
+    ca = (tmp_path / "ca.pem").read_bytes(), (tmp_path / "ca-key.pem").read_bytes()
+    cert = (tmp_path / "cert.pem").read_bytes()
+    r = subprocess.run([*program, "--force"], capture_output=True, text=True, timeout=60, env=_user_env())
+    assert r.returncode == 0, r.stderr
+    assert ((tmp_path / "ca.pem").read_bytes(), (tmp_path / "ca-key.pem").read_bytes()) == ca
+    assert (tmp_path / "cert.pem").read_bytes() != cert and "kept ca.pem" in r.stdout
+
+
+LAPTOP_CA = ".venv/bin/gravity-led-daemon make-cert --out-dir tls"
+
+
+def check_laptop_ca(request, tmp_path: Path) -> None:
+    """The block as one script in an empty folder, with HOME an empty home whose
+    NSS database Chromium made on its first start; then Debian's Chromium, with
+    no ignore-certificate flag, opens the page over https:// and its wss:// socket."""
+    if shutil.which("certutil") is None or not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs certutil (libnss3-tools) and Debian's Chromium (.ci/run installs them)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    port = free_port()
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    (work / ".venv").symlink_to(VENV_BIN.parent)
+    (home / ".pki" / "nssdb").mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{home}/.pki/nssdb", "-N", "--empty-password"], check=True, capture_output=True)
+    script = "\n".join(c for c, _ in _block_of(LAPTOP_CA))
+    env = _user_env(HOME=str(home), GRAVITY_LED_PORT=str(port), GRAVITY_LED_HOST="127.0.0.1", GRAVITY_LED_CONFIG="/dev/null")
+    log = (tmp_path / "out.log").open("w")
+    proc = subprocess.Popen(["bash", "-c", script], cwd=work, env=env, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        assert proc.wait(timeout=scaled(60)) == 0, (tmp_path / "out.log").read_text()
+        wait_until(lambda: b"listening" in (tmp_path / "out.log").read_bytes(), timeout=20, what="the daemon listening")
+        with sync_api.sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"], env={**os.environ, "HOME": str(home)})
+            try:
+                page = b.new_page()
+                assert page.goto(f"https://localhost:{port}/").ok
+                opened = page.evaluate("(u) => new Promise((ok) => { const w = new WebSocket(u); w.onopen = () => ok(true); w.onclose = () => ok(false); })", f"wss://localhost:{port}/")
+                assert opened is True
+            finally:
+                b.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the daemon left running by '&'
+        log.close()
+
+
 def check_systemd_unit(request, tmp_path: Path) -> None:
     """DRY (needs the service installed on a Pi; tests/system/test_systemd.py and test_install.py run it under
     real systemd tools): the unit these commands name ships, and it can reload."""
@@ -409,7 +458,7 @@ SIN60 = 0.866
 CHECKS: dict[str, Callable[..., None]] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/gravity-led-client demo": check_quick_start,
     "bash tests/run": check_tests_run,
-    "sudo apt-get install chromium fonts-dejavu-core systemd libsystemd-dev pkg-config gcc tmux curl": check_apt_line,
+    "sudo apt-get install chromium fonts-dejavu-core libnss3-tools openssl systemd libsystemd-dev pkg-config gcc tmux curl": check_apt_line,
     ".venv/bin/gravity-led-daemon --pin-factory mock &": check_try_it_by_hand,
     "sleep 1": check_try_it_by_hand,
     ".venv/bin/gravity-led-client send 0 4.9 8.5": check_try_it_by_hand,
@@ -431,6 +480,10 @@ CHECKS: dict[str, Callable[..., None]] = {
     "gravity-led-client send 0 4.9 8.5": check_send,
     "gravity-led-client discover": check_discover,
     "sudo gravity-led-daemon make-cert": check_make_cert,
+    "sudo gravity-led-daemon make-cert --force": check_make_cert_force,
+    LAPTOP_CA: check_laptop_ca,
+    ".venv/bin/gravity-led-daemon --pin-factory mock --certfile tls/cert.pem --keyfile tls/key.pem &": check_laptop_ca,
+    "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n gravity-led -i tls/ca.pem": check_laptop_ca,
     "sudo systemctl restart gravity-led": check_systemd_unit,
     "journalctl -u gravity-led -n 5": check_systemd_unit,
     "sudo deploy/install.sh": check_install,

@@ -246,7 +246,10 @@ def test_with_a_certificate_it_prints_the_https_address_and_its_qr_code(tmp_path
     (root / CONF).write_text(f'certfile = "{certs}/cert.pem"\nkeyfile = "{certs}/key.pem"\nhost = "pi.example"\n')
     # --offline installs no dependencies: borrow the test's (apt's, on a Pi)
     r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
-    assert "Open on the phone (accept the self-signed certificate once):" in r.stdout
+    assert "On each phone, trust this Pi's certificate authority once" in r.stdout
+    assert "    iPhone, iPad: https://pi.example:5678/ca.mobileconfig" in r.stdout
+    assert "    Android:      https://pi.example:5678/ca.crt" in r.stdout
+    assert "Then open on the phone:" in r.stdout
     assert "    https://pi.example:5678/" in r.stdout
     assert "Phones need HTTPS" not in r.stdout
     assert "\u2580" in r.stdout or "\u2584" in r.stdout or "\u2588" in r.stdout  # the QR code's half blocks
