@@ -491,7 +491,7 @@ if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
     esac
 fi
 if [ "${HOW% *}" = tls+ca ]; then
-    URL=$(printf '%s\n' "$PHONE" | sed -n '2s/ .*//p')  # the address alone, not the .local name beside it
+    URL=$(printf '%s\n' "$PHONE" | sed -n '2{s/ .*//;p;}')  # the address alone, not the .local name beside it
     say "  On each phone, trust this Pi's certificate authority once (the page shows the steps):"
     say "    iPhone, iPad: ${URL}ca.mobileconfig"
     say "    Android:      ${URL}ca.crt"

@@ -303,6 +303,7 @@ def test_with_a_certificate_the_phone_gets_an_address_the_local_name_beside_it_a
     assert re.fullmatch(r"https://\d+\.\d+\.\d+\.\d+:5678/", first), first  # an address, not a name
     name = socket.gethostname().split(".")[0]
     assert f"\n    {first} (or https://{name}.local:5678/ where .local names resolve)\n" in r.stdout, r.stdout
+    assert f"    iPhone, iPad: {first}ca.mobileconfig\n" in r.stdout  # the CA's downloads at the address alone
     qr = "\n".join("    " + line for line in qr_text(first).splitlines())
     assert qr in r.stdout
     assert (root / "etc/avahi/services/gravity-led.service").read_text() == avahi_service_file(port=5678, tls=True)
