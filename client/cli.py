@@ -11,21 +11,25 @@ import argparse
 import asyncio
 import errno
 import math
+import os
 import re
 import sys
 import time
-from typing import AsyncIterator, Callable, Sequence
+from typing import AsyncIterator, Callable, Mapping, Sequence
 
+from gravity_led.daemon import __version__
 from gravity_led.daemon.protocol import DEFAULT_PORT, FrameError, Vector, encode_text, make_vector, parse_number
+from gravity_led.daemon.usage import UsageParser, suggest, unknown_environment, unrecognized
 
 from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
+from .argcheck import DEMO_URL, foreign_option, ignored_option
 from .link import Link, LinkOptions, env_url, normalize_url
 from .demo import run_demo
 from .discover import BROWSE_S, browse, choose, find_daemon
 from .live import View, choose_mode
 from .phone_cli import PHONE_COMMANDS, add_phone_parsers, phone_source
 from .recording import read_recording
-from .session import StreamOptions, run_stream
+from .session import StreamOptions, led_levels, run_stream
 from .sim import PATTERNS, SimConfig, sim_source
 from .sources import constant_source, flipped, keepalive, replay_source, stdin_source
 
@@ -59,13 +63,13 @@ amplitude_type = _number(float, lambda v: 0 <= v <= 180, "an angle between 0 and
 
 
 def _angles(text: str) -> tuple[float, ...]:
+    items = text.replace(" ", "").split(",")
     try:
-        values = tuple(parse_number(x) for x in text.replace(" ", "").split(",") if x)
+        if not all(items):
+            raise FrameError("empty", "an empty item")
+        return tuple(parse_number(x) for x in items)
     except FrameError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles")
-    return values
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of angles such as -60,0,60") from None
 
 
 # ---- parser -------------------------------------------------------------------
@@ -96,16 +100,23 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
         type=retries_type,
         default=None,
         metavar="N",
-        help="when a connection attempt fails or the connection is lost, retry up to N times in a row, then give up "
+        help="when a connection attempt fails or the connection is lost (to the daemon; for sensorserver and phyphox, "
+        "to the phone app too), retry up to N times in a row, then give up "
         f"(N+1 attempts in all at first; default: {'retry until Ctrl-C; send: 0' if url else '5'})",
     )
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--duration", type=positive, metavar="S", help="stop S seconds after streaming started")
+    g.add_argument(
+        "--duration",
+        type=positive,
+        metavar="S",
+        help="stop after S seconds, connecting included: a hard limit, whatever the daemon or the phone does "
+        "(a run that sent nothing by then exits 1 and says why)",
+    )
     g.add_argument("--count", type=count_type, metavar="N", help="stop after N frames were sent")
-    g.add_argument("--record", metavar="FILE", help="also write every vector to FILE as CSV t,x,y,z (replayable)")
+    g.add_argument("--record", metavar="FILE", help="also write every vector to FILE as CSV t,x,y,z (replayable); FILE must not exist yet")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     g.add_argument("--flip", action="store_true", help="negate x, y and z (iOS apps report gravity the other way round)")
 
@@ -123,13 +134,13 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--period", type=positive, default=4.0, metavar="S", help="seconds per rock/sweep cycle or per round of steps (default: 4)")
     g.add_argument("--amplitude", type=amplitude_type, default=90.0, metavar="DEG", help="largest tilt, in degrees (default: 90 = phone on its side)")
     g.add_argument("--noise", type=non_negative, default=0.0, metavar="DEG", help="Gaussian jitter added to the tilt, std dev in degrees (default: 0)")
-    g.add_argument("--steps", type=_angles, metavar="DEG,DEG,...", help="tilts of the steps pattern (default: -A,-A/2,0,A/2,A for amplitude A)")
-    g.add_argument("--seed", type=int, help="random seed for walk and noise (default: different every run)")
+    g.add_argument("--steps", type=_angles, metavar="DEG,DEG,...", help="tilts of the steps pattern, only with --pattern steps (default: -A,-A/2,0,A/2,A for amplitude A)")
+    g.add_argument("--seed", type=int, help="random seed for --pattern walk and --noise, only with one of them (default: different every run)")
     g.add_argument("--percent", action="store_true", help="send each component as a percentage of g, like the article's app, instead of m/s^2")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog=PROG,
         usage="%(prog)s [SUBCOMMAND] [OPTIONS]",
         description="Stream a gravity vector (from a simulated phone, stdin, a recording or a phone app) "
@@ -139,10 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 done (or Ctrl-C), 1 error, 2 bad command line, 3 the LEDs stayed in use by another client. "
         "Run 'gravity-led-client SUBCOMMAND --help' for its options.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # prog=PROG: each subcommand's errors start "gravity-led-client sim: error:".
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", prog=PROG)
 
     def add(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=description or help)
+        # The list of subcommands shows fragments; each one's own --help, sentences (as the descriptions are).
+        p = sub.add_parser(name, help=help, description=description or f"{help[0].upper()}{help[1:]}.")
         return p
 
     p = add("sim", "a simulated phone rocking left and right (the default)")
@@ -247,7 +261,7 @@ def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
     i = 0
     while i < len(joined):
         a = joined[i]
-        if a in ("-h", "--help"):
+        if a in ("-h", "--help", "--version"):
             return joined  # help before any subcommand: the overview
         if a in subcommands:
             return [a, *joined[:i], *joined[i + 1 :]]
@@ -258,19 +272,42 @@ def normalize_argv(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    args, extra = parser.parse_known_args(normalize_argv(parser, argv))
+    """Parse, or exit 2 with one sentence prefixed by the subcommand's name (``gravity-led-client sim: error:``)."""
+    argv = normalize_argv(parser, argv)
+    subcommands = _subcommands(parser)
+    if argv and argv[0] in subcommands:
+        if (problem := foreign_option(argv, subcommands)) is not None:
+            subcommands[argv[0]].error(problem)
+    args, extra = parser.parse_known_args(argv)
+    sub = subcommands[args.command]
     if extra:
+        if args.command == "sim" and (guess := suggest(extra[0], subcommands)) is not None and extra[0] not in argv[:1]:
+            parser.error(f"unknown subcommand {extra[0]!r}; did you mean {guess}?")
         hints = [_url_hint(x) for x in extra if _url_hint(x)]
-        parser.error(f"unrecognized argument{'s' if len(extra) > 1 else ''}: {' '.join(extra)}" + (hints[0] if hints else ""))
+        if hints and args.command == "demo":
+            sub.error(DEMO_URL.format(flag="address"))
+        sub.error(unrecognized(extra, sub.option_strings()) + (hints[0] if hints else ""))
+    if (problem := ignored_option(args)) is not None:
+        sub.error(problem)
     return args
+
+
+CLIENT_ENV = ("URL", "TOKEN", "TOKEN_FILE")
+
+
+def environment_warnings(env: Mapping[str, str]) -> list[str]:
+    """Warnings for GRAVITY_LED_* variables nothing reads; the daemon's (set in the same shell) count as known."""
+    if not unknown_environment(env, CLIENT_ENV):
+        return []
+    from gravity_led.daemon.config import environment_warnings as all_known  # only now: it imports the LED code
+
+    return all_known(env)
 
 
 # ---- commands -----------------------------------------------------------------
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    import os
-
     from gravity_led.daemon.security import SecurityError, check_token, read_token
 
     path = getattr(args, "token_file", None) or os.environ.get("GRAVITY_LED_TOKEN_FILE")
@@ -339,12 +376,23 @@ async def _noting_input(source: AsyncIterator[Vector], view: View) -> AsyncItera
         view.input_done()
 
 
+SOURCES = {"sim": "the simulator", "stdin": "standard input", "replay": "the recording"}
+"""What each streaming subcommand's vectors come from (the phone subcommands: "the phone app")."""
+
+
+def stream_options(args: argparse.Namespace) -> StreamOptions:
+    """--duration, --count and --record, checked: a recording never replaces a file."""
+    if args.record is not None and os.path.isfile(args.record):  # (a device such as /dev/null is fine)
+        raise ClientError(f"--record {args.record}: the file exists already; give a new name, or remove it first", EXIT_USAGE)
+    return StreamOptions(duration_s=args.duration, count=args.count, record=args.record, source=SOURCES.get(args.command, "the phone app"))
+
+
 def cmd_stream(args: argparse.Namespace, view: View) -> int:
     make_source = _source_for(args, view)
     run_stream(
         (lambda: flipped(make_source())) if args.flip else make_source,
         link_options(args, url=daemon_address(args, view)),
-        StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
+        stream_options(args),
         view,
     )
     return EXIT_OK
@@ -386,7 +434,7 @@ def _send_once(v: Vector, opts: LinkOptions, view: View) -> int:
                 raise ClientError(f"the daemon rejected {encode_text(v)}: {link.last_error}")
             t = link.telemetry
             if t.received_at > sent_at and t.right is not None and t.left is not None:
-                return f"sent {encode_text(v)}: right LED {t.right * 100:.0f}%, left LED {t.left * 100:.0f}%"
+                return f"sent {encode_text(v)}: {led_levels(t.right, t.left)}"
             return f"sent {encode_text(v)} to {opts.url}"
         finally:
             connected.cancel()
@@ -413,7 +461,7 @@ def cmd_demo(args: argparse.Namespace, view: View) -> int:
         sim_config(args),
         binary=args.binary,
         max_retries=args.max_retries if args.max_retries is not None else 5,
-        stream=StreamOptions(duration_s=args.duration, count=args.count, record=args.record),
+        stream=stream_options(args),
         view=view,
     )
     return EXIT_OK
@@ -423,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
     view = View(choose_mode(getattr(args, "quiet", False), typing_in=sys.stdin if args.command == "stdin" else None))
+    for warning in environment_warnings(os.environ):
+        view.warn(warning)
     try:
         if args.command == "demo":
             return cmd_demo(args, view)
@@ -432,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_send(args, view)
         return cmd_stream(args, view)
     except ClientError as e:
+        if e.exit_code == EXIT_USAGE:  # a value (a URL, a token file) is wrong: the subcommand's prefix, as argparse's
+            sys.stderr.write(f"{PROG} {args.command}: error: {e}\n")
+            return EXIT_USAGE
         view.error(str(e))
         return e.exit_code
     except KeyboardInterrupt:

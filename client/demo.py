@@ -5,12 +5,22 @@ Starts the daemon on mock pins on a free loopback port, waits for its
 ``--duration``, then stops the daemon with SIGTERM.  The daemon's log goes to
 a temporary file, shown only if the daemon fails, so it never garbles the
 live view.
+
+Nothing outlives the demo.  The daemon runs with ``--stop-with-stdin`` and
+its standard input is a pipe whose only writer is this process: when the
+demo dies, by any signal (SIGKILL too, which no handler sees), the kernel
+closes that end, the daemon reads end-of-file and stops itself cleanly.  We
+chose the pipe over ``PR_SET_PDEATHSIG``: it works on every OS, and it
+cannot miss a parent that died before the child set it up (the end of file
+waits to be read).  The demo's temporary folder records its owner's process
+id, so the next demo removes the folders of demos that are gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,9 +41,11 @@ from .live import View
 from .session import StreamOptions, run_stream
 from .sim import SimConfig, sim_source
 
-__all__ = ["LocalDaemon", "free_port", "run_demo"]
+__all__ = ["LocalDaemon", "free_port", "remove_leftovers", "run_demo"]
 
 READY_TIMEOUT_S = 15.0
+FOLDER_PREFIX = "gravity-led-demo-"
+OWNER_FILE = "owner.pid"
 
 
 def free_port() -> int:
@@ -43,6 +55,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_leftovers(tmp: str | None = None) -> list[Path]:
+    """Remove this user's demo folders whose owner process is gone; return them.
+
+    A folder without a readable owner file is left alone (it may be a demo
+    starting right now), as are other users' folders.
+    """
+    removed = []
+    for folder in Path(tmp or tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            pid = int((folder / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 class LocalDaemon:
     """``python -m gravity_led.daemon --pin-factory mock`` as a child process; a context manager that always stops it."""
 
@@ -50,11 +92,13 @@ class LocalDaemon:
         self.port = port or free_port()
         self.url = f"ws://127.0.0.1:{self.port}"
         self.http_url = f"http://127.0.0.1:{self.port}"
-        self._logdir = tempfile.TemporaryDirectory(prefix="gravity-led-demo-")
+        remove_leftovers()
+        self._logdir = tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX)
+        (Path(self._logdir.name) / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.log_path = Path(self._logdir.name) / "daemon.log"
         self.cmd = [
             sys.executable, "-m", "gravity_led.daemon",
-            "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(self.port),
+            "--pin-factory", "mock", "--host", "127.0.0.1", "--port", str(self.port), "--stop-with-stdin",
             *extra_args,
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,8 +111,9 @@ class LocalDaemon:
         env["GRAVITY_LED_CONFIG"] = str(empty)
         with self.log_path.open("wb") as log:
             try:
+                # stdin: the pipe whose end (our death) stops the daemon (--stop-with-stdin)
                 self.proc = subprocess.Popen(
-                    self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                    self.cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env,
                     start_new_session=True,  # Ctrl-C goes to us; we stop the daemon ourselves, in order
                 )  # fmt: skip
             except OSError as e:
@@ -116,6 +161,8 @@ class LocalDaemon:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
         return proc.returncode
 
     def close(self) -> None:
@@ -147,12 +194,13 @@ def _signals_stop_us() -> Iterator[None]:
 
 def run_demo(sim: SimConfig, *, binary: bool, max_retries: int | None, stream: StreamOptions, view: View) -> int:
     """Start the daemon, stream ``sim`` to it until the end of ``stream`` or a signal, stop the daemon."""
+    until = (
+        f"for {stream.duration_s:g} s" if stream.duration_s is not None
+        else f"for {count(stream.count, 'frame')}" if stream.count is not None
+        else "until Ctrl-C"
+    )  # fmt: skip
+    # --duration counts from the daemon's answer: its start (at most READY_TIMEOUT_S) is not the user's to pay for.
     with _signals_stop_us(), LocalDaemon() as daemon:
-        until = (
-            f"for {stream.duration_s:g} s" if stream.duration_s is not None
-            else f"for {count(stream.count, 'frame')}" if stream.count is not None
-            else "until Ctrl-C"
-        )  # fmt: skip
         view.event(f"demo: daemon on mock pins at {daemon.url}")
         view.event(f"  status: {daemon.http_url}/status")
         view.event(f"  simulated phone: {sim.pattern} at {sim.rate_hz:g} Hz, {until}")

@@ -152,6 +152,11 @@ class Link:
         self._problem_text = ""
         self._closing = False
 
+    @property
+    def problem(self) -> str:
+        """The last connection problem in words ("the daemon at ... is not answering (connection refused)"), or ""."""
+        return self._problem_text
+
     # ---- sending -----------------------------------------------------------
 
     async def send(self, v: Vector) -> bool:

@@ -209,7 +209,15 @@ class View:
         if self.mode == "tty" and self._last is not None:
             self._draw(self._last)
 
-    error = warn
+    def error(self, message: str) -> None:
+        """The error that ends the run: under the last status line, which stays, and nothing drawn after it."""
+        if self.mode == "tty" and self._line_shown:
+            self.out.write("\n")
+            self.out.flush()
+            self._line_shown = False
+        self._last = None
+        self.err.write(f"gravity-led-client: {message}\n")
+        self.err.flush()
 
     def input_done(self) -> None:
         """``lines`` mode: a line was entered; show the status once the daemon's answer is in."""

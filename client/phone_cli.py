@@ -8,16 +8,20 @@ is specific to phone apps lives here.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import math
 from typing import AsyncIterator, Callable
 
 from gravity_led.daemon.protocol import Vector
 from gravity_led.daemon.urls import local_addresses, url_for
+from gravity_led.daemon.wording import count
 
 from . import EXIT_USAGE, ClientError
 from .formats import ANDROID_GRAVITY, DEFAULT_OSC_ADDRESSES, FORMATS, Reading
+from .link import backoff_delay
 from .live import View
-from .phones import PHYPHOX_BUFFERS, phyphox_bases, phyphox_source, sensorserver_source, sensorserver_url
+from .phones import PHYPHOX_BUFFERS, NotAnswering, phyphox_bases, phyphox_source, sensorserver_source, sensorserver_url
 from .receivers import parse_listen, sensorlogger_source, udp_source
 from .sources import HOLD_S, keepalive
 
@@ -170,17 +174,51 @@ def _reachable(host: str) -> list[str]:
     return [host]
 
 
+async def until_it_answers(
+    make: Callable[[], AsyncIterator[Vector | None]], *, max_retries: int | None, notify: Callable[[str], None]
+) -> AsyncIterator[Vector | None]:
+    """The phone app's stream, started again while the app does not answer (its server not started yet,
+    the phone waking up): up to ``max_retries`` times in a row, or until Ctrl-C / --duration (None),
+    with the daemon's backoff. Said once, not on every attempt."""
+    failures = 0
+    while True:
+        try:
+            async with contextlib.aclosing(make()) as stream:  # type: ignore[type-var]
+                async for v in stream:
+                    failures = 0
+                    yield v
+            return
+        except NotAnswering as e:
+            if max_retries is not None and failures >= max_retries:
+                if failures == 0:
+                    raise
+                raise ClientError(f"{e}; gave up after {count(failures + 1, 'attempt')}") from None
+            failures += 1
+            if failures == 1:
+                notify(f"{e}; retrying" + (" (Ctrl-C to stop)" if max_retries is None else ""))
+            await asyncio.sleep(backoff_delay(failures))
+
+
 def phone_source(args: argparse.Namespace, view: View) -> Callable[[], AsyncIterator[Vector]]:
     """The source factory of a phone subcommand, built after checking its arguments."""
     cmd, hold_s = args.command, args.hold
     if cmd == "sensorserver":
         sensorserver_url(args.phone, args.sensor)  # a bad address or URL is a usage error before anything connects
-        return lambda: keepalive(sensorserver_source(args.phone, sensor=args.sensor, warn=view.warn), hold_s=hold_s)
+        return lambda: keepalive(
+            until_it_answers(
+                lambda: sensorserver_source(args.phone, sensor=args.sensor, warn=view.warn), max_retries=args.max_retries, notify=view.event
+            ),
+            hold_s=hold_s,
+        )
     if cmd == "phyphox":
         phyphox_bases(args.phone)  # likewise
         time_buffer = args.time_buffer or None
         return lambda: keepalive(
-            phyphox_source(args.phone, rate_hz=args.rate, buffers=args.buffers, time_buffer=time_buffer, notify=view.event),
+            until_it_answers(
+                lambda: phyphox_source(args.phone, rate_hz=args.rate, buffers=args.buffers, time_buffer=time_buffer, notify=view.event),
+                max_retries=args.max_retries,
+                notify=view.event,
+            ),
             hold_s=hold_s,
         )
     if cmd == "udp":

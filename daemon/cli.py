@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
+import threading
 from typing import Callable
 
 from . import __version__
-from .config import Config, add_arguments, load_config
+from .config import Config, add_arguments, environment_warnings, load_config
 from .errors import GravityLedError
 from .files import open_secret_warning
 from .leds import LedPair
 from .security import read_token
 from .server import Daemon, run_daemon
 from .systemd import Systemd
+from .usage import UsageParser, did_you_mean, usage_error
 
 __all__ = ["build_parser", "main"]
 
 PROG = "gravity-led-daemon"
+SUBCOMMANDS = ("make-cert",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog=PROG,
+        usage=f"{PROG} [OPTIONS]\n       {PROG} make-cert [--host NAME] [--out-dir DIR] [--force] ...",
         description=(
             "Serve one phone at a time over WebSocket and light the right or left LED as it tilts. "
             "Options come from flags, then GRAVITY_LED_* environment variables, then the TOML file, then defaults. "
@@ -33,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--qr", action="store_true", help="print a QR code of the page's URL in the terminal at start")
+    parser.add_argument(
+        "--stop-with-stdin",
+        action="store_true",
+        help="stop when standard input reaches its end: a parent that holds the other end of a pipe "
+        "(gravity-led-client demo) takes the daemon with it when it dies, however it dies",
+    )
     add_arguments(parser)
     return parser
 
@@ -63,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         from .cli_cert import main as make_cert_main
 
         return make_cert_main(argv[1:])
+    if argv and not argv[0].startswith("-"):  # the daemon's only positional is a subcommand
+        usage_error(PROG, f"unknown subcommand {argv[0]!r} (the only one is make-cert){did_you_mean(argv[0], SUBCOMMANDS)}")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.stop_with_stdin:
+        _stop_at_end_of(sys.stdin.fileno())
     try:
         return _run(args)
     except GravityLedError as e:  # one sentence for the user, no traceback
@@ -81,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     _setup_logging(cfg.log_level, sd)
     log = logging.getLogger("gravity_led")
     log.info("gravity-led %s starting (config file: %s)", __version__, path or "none")
+    for warning in environment_warnings(os.environ):
+        log.warning("%s", warning.removeprefix("warning: "))
     _warn_open_secrets(cfg)
     leds = LedPair(
         right_pin=cfg.right_pin,
@@ -107,6 +124,34 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_at_end_of(fd: int) -> None:
+    """SIGTERM ourselves (the normal, clean stop) once ``fd`` reaches its end: its writer is gone.
+
+    A pipe works wherever Python does and cannot miss a parent that died before
+    we started watching (PR_SET_PDEATHSIG is Linux-only and can): the end of
+    file is there to read whenever we look.  os.read, not sys.stdin: a thread
+    blocked in a buffered read would hold its lock as the interpreter exits.
+    """
+    import signal
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-stdin", daemon=True).start()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _warn_open_secrets(cfg: Config) -> None:
     """One line per secret file that others may read, as ssh does for its keys."""
     for what, path in (("token file", cfg.token_file), ("TLS key", cfg.keyfile)):
@@ -127,9 +172,14 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
         lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command(), local_url=local_name_url(cfg.host, daemon.port, tls=cfg.tls))
         for line in lines + (ca_announcement(urls[0], daemon.routes.downloads) if cfg.tls and urls else []):
             logging.getLogger("gravity_led").info("%s", line)
-        if qr and urls and cfg.tls:
+        log = logging.getLogger("gravity_led")
+        if not qr:
+            return
+        if not cfg.tls:
+            log.warning("--qr: no QR code, as a phone cannot use the http:// page")
+        elif _is_loopback(cfg.host):
+            log.warning("--qr: no QR code, as a phone cannot reach %s; listen on the network (--host 0.0.0.0) for one", cfg.host)
+        elif urls:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)
-        elif qr:
-            logging.getLogger("gravity_led").warning("--qr: no QR code, as a phone cannot use the http:// page")
 
     return announce

@@ -20,6 +20,7 @@ from .errors import CertError
 from .mobileconfig import CA_PATH, PROFILE_PATH
 from .protocol import DEFAULT_PORT
 from .tls import MAX_DAYS, default_hosts, is_bare_name, unique
+from .usage import UsageParser
 from .wording import count
 
 __all__ = ["DEFAULT_DIR", "SERVICE_USER", "main", "make_cert_command", "service_installed"]
@@ -50,7 +51,7 @@ def make_cert_command() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = UsageParser(
         prog=PROG,
         description="Create this Pi's own certificate authority (once) and a TLS server certificate from it, "
         "so that phones can open the page and its WebSocket over https:// after trusting the CA once.",

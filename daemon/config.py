@@ -24,8 +24,9 @@ from .files import UnreadableFile, read_small_file
 from .leds import FACTORY_NAMES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
+from .usage import OTHER_ENV, did_you_mean, unknown_environment
 
-__all__ = ["Config", "ConfigError", "DEFAULT_CONFIG_PATH", "ENV_PREFIX", "RELOADABLE", "load_config", "add_arguments"]
+__all__ = ["Config", "ConfigError", "DEFAULT_CONFIG_PATH", "ENV_PREFIX", "RELOADABLE", "load_config", "add_arguments", "environment_warnings"]
 
 DEFAULT_CONFIG_PATH = Path("/etc/gravity-led/daemon.toml")
 ENV_PREFIX = "GRAVITY_LED_"
@@ -219,7 +220,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     for key in data:
         if key not in _FIELDS:
-            raise ConfigError(f"unknown option {key!r} in config file {path}")
+            raise ConfigError(f"unknown option {key!r} in config file {path}{did_you_mean(key, _FIELDS)}")
     return data
 
 
@@ -250,6 +251,11 @@ def load_config(args: argparse.Namespace | None = None, env: MappingT[str, str] 
         if raw is not None:
             values[name] = _coerce(name, raw, f"(--{name.replace('_', '-')})")
     return _validate(Config(**values)), path
+
+
+def environment_warnings(env: MappingT[str, str]) -> list[str]:
+    """A warning for each ``GRAVITY_LED_*`` variable neither program reads (a typo is otherwise silently ignored)."""
+    return unknown_environment(env, [name.upper() for name in _FIELDS] + list(OTHER_ENV))
 
 
 def changed_options(old: Config, new: Config) -> set[str]:

@@ -25,11 +25,16 @@
 #      mDNS/DNS-SD advertises the daemon's port (_gravity-led._tcp, and the page as
 #      _http._tcp), so gravity-led-client finds it without --url
 #
+#   sudo deploy/install.sh --dry-run     print each step it would take on this machine, change nothing
+#
 # Test and packaging flags (see tests/system/test_install.py):
-#   --root DIR       install under DIR instead of / (like DESTDIR): skips the
-#                    Raspberry Pi / systemd checks and the user creation, and
-#                    never chowns; unit files still name paths as seen from
-#                    DIR (ExecStart=/opt/gravity-led/...), as on the target
+#   --root DIR       install under DIR instead of / (like DESTDIR), and never
+#                    touch this machine: implies --no-apt --no-systemctl
+#                    --no-user, skips the Raspberry Pi / systemd checks, never
+#                    chowns; unit files still name paths as seen from DIR
+#                    (ExecStart=/opt/gravity-led/...), as on the target
+#   --dry-run        print each step (commands, files) instead of taking it;
+#                    needs no root; a refusal is still a refusal
 #   --prefix DIR     where the venv goes (default /opt/gravity-led)
 #   --no-apt         do not run apt-get
 #   --no-systemctl   do not run systemctl (units are still written)
@@ -65,8 +70,13 @@ PIP_MODE=online
 SOCKET=0
 PURGE=0
 PYTHON=/usr/bin/python3
+DRY=0
 
 say() { printf '%s\n' "$*"; }
+# act COMMAND...: run it, or with --dry-run only say it.
+act() {
+    if [ "$DRY" -eq 1 ]; then say "would run: $*"; else "$@"; fi
+}
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
 
@@ -86,6 +96,7 @@ while [ $# -gt 0 ]; do
         --no-user) MAKE_USER=0 ;;
         --offline) PIP_MODE=offline ;;
         --no-pip) PIP_MODE=none ;;
+        --dry-run) DRY=1 ;;
         -h|--help) usage; exit 0 ;;
         *) printf 'install.sh: unknown option %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
     esac
@@ -96,7 +107,8 @@ case $PREFIX in /*) ;; *) die "--prefix must be an absolute path, not '$PREFIX'"
 if [ -n "$ROOT" ]; then
     case $ROOT in /*) ;; *) ROOT=$(pwd)/$ROOT ;; esac
     [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
-    MAKE_USER=0
+    # an image or a test folder: nothing of this machine's is touched
+    MAKE_USER=0 USE_APT=0 USE_SYSTEMCTL=0
 fi
 
 VENV=$PREFIX/venv
@@ -122,12 +134,16 @@ if [ -z "$ROOT" ]; then
     MODEL=$(model || true)
     case $MODEL in
         *"Raspberry Pi"*) ;;
-        *) die "this is not a Raspberry Pi (${MODEL:-no /proc/device-tree/model}); gravity-led drives GPIO pins, so it installs only on a Pi. To try it elsewhere run: python -m gravity_led.daemon --pin-factory mock" ;;
+        *) die "this is not a Raspberry Pi (${MODEL:-no /proc/device-tree/model}); gravity-led drives GPIO pins, so it installs only on a Pi. To try it on this machine, install it in a venv as the README's quick start says, then run: gravity-led-client demo (or gravity-led-daemon --pin-factory mock)" ;;
     esac
     # /run/systemd/system exists only when systemd is the running init (sd_booted(3)).
     [ -d /run/systemd/system ] || die "systemd is not running as init here (no /run/systemd/system), so there is nothing to install the service into"
-    [ "$(id -u)" -eq 0 ] || die "run me as root: sudo $0 $ARGS"
+    if [ "$(id -u)" -ne 0 ]; then
+        [ "$DRY" -eq 1 ] || die "run me as root: sudo $0 $ARGS"
+        say "note: a real run needs root (sudo $0 ${ARGS% --dry-run}); this dry run needs none"
+    fi
 fi
+[ "$DRY" -eq 0 ] || say "dry run: each step this run would take, in order; nothing is changed"
 if [ "$ACTION" = install ]; then
     [ -x "$PYTHON" ] || command -v "$PYTHON" >/dev/null 2>&1 || [ "$USE_APT" -eq 1 ] \
         || die "no Python interpreter at $PYTHON (use --python PATH)"
@@ -141,7 +157,7 @@ if [ "$ACTION" = install ]; then
 fi
 
 run_systemctl() {
-    if [ "$USE_SYSTEMCTL" -eq 1 ]; then systemctl "$@"; fi
+    if [ "$USE_SYSTEMCTL" -eq 1 ]; then act systemctl "$@"; fi
 }
 
 # mDNS / DNS-SD: avahi-daemon (which owns port 5353 on a Pi) advertises what a
@@ -155,6 +171,7 @@ advertise() {
         say "mDNS: no avahi-daemon here, so nothing advertises this Pi and gravity-led-client needs --url (sudo apt-get install avahi-daemon, then run this again)"
         return 0
     fi
+    if [ "$DRY" -eq 1 ]; then say "would write: $ROOT$AVAHI_SERVICE"; return 0; fi
     port_flag=
     if [ "$SOCKET" -eq 1 ]; then
         port_flag="--port $(sed -n 's/^ListenStream=\(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$DEPLOY/$NAME.socket")"
@@ -174,7 +191,7 @@ advertise() {
 }
 unadvertise() {
     # only our own file
-    if grep -qF "$AVAHI_MARK" "$ROOT$AVAHI_SERVICE" 2>/dev/null; then rm -f "$ROOT$AVAHI_SERVICE"; fi
+    if grep -qF "$AVAHI_MARK" "$ROOT$AVAHI_SERVICE" 2>/dev/null; then act rm -f "$ROOT$AVAHI_SERVICE"; fi
 }
 
 # ------------------------------------------------------------- uninstall ----
@@ -183,27 +200,27 @@ if [ "$ACTION" = uninstall ]; then
     # one reload, after the units are gone (each costs seconds on a small Pi)
     # shellcheck disable=SC2086 # two unit names
     run_systemctl disable --no-reload --now $UNITS 2>/dev/null || true
-    for unit in $UNITS; do rm -f "$ROOT$UNIT_DIR/$unit"; done
+    for unit in $UNITS; do act rm -f "$ROOT$UNIT_DIR/$unit"; done
     run_systemctl daemon-reload
     for p in $PROGRAMS; do
         # only our own links: a program of that name the user put there stays
-        if [ "$(readlink "$ROOT$BIN_DIR/$p" 2>/dev/null)" = "$VENV/bin/$p" ]; then rm -f "$ROOT$BIN_DIR/$p"; fi
+        if [ "$(readlink "$ROOT$BIN_DIR/$p" 2>/dev/null)" = "$VENV/bin/$p" ]; then act rm -f "$ROOT$BIN_DIR/$p"; fi
     done
     unadvertise
-    rm -rf "$ROOT$VENV"
-    rmdir "$ROOT$PREFIX" 2>/dev/null || true
+    act rm -rf "$ROOT$VENV"
+    [ "$DRY" -eq 1 ] || rmdir "$ROOT$PREFIX" 2>/dev/null || true
     if [ -f "$ROOT$CONF" ]; then
         if [ "$PURGE" -eq 1 ] || cmp -s "$ROOT$CONF" "$DEPLOY/daemon.toml"; then
-            rm -f "$ROOT$CONF"
+            act rm -f "$ROOT$CONF"
         else
-            say "kept $CONF: you edited it (remove it with --uninstall --purge)"
+            say "kept $ROOT$CONF: you edited it (remove it with --uninstall --purge)"
         fi
     fi
-    if [ "$PURGE" -eq 1 ]; then rm -rf "$ROOT$CONF_DIR"; else rmdir "$ROOT$CONF_DIR" 2>/dev/null || true; fi
+    if [ "$PURGE" -eq 1 ]; then act rm -rf "$ROOT$CONF_DIR"; elif [ "$DRY" -eq 0 ]; then rmdir "$ROOT$CONF_DIR" 2>/dev/null || true; fi
     if [ "$MAKE_USER" -eq 1 ] && id "$NAME" >/dev/null 2>&1; then
-        userdel "$NAME" 2>/dev/null || say "could not remove user $NAME (still in use?)"
+        act userdel "$NAME" 2>/dev/null || say "could not remove user $NAME (still in use?)"
     fi
-    say "gravity-led uninstalled."
+    if [ "$DRY" -eq 1 ]; then say "dry run: nothing was changed."; else say "gravity-led uninstalled${ROOT:+ from $ROOT}."; fi
     exit 0
 fi
 
@@ -227,7 +244,7 @@ if [ "$USE_APT" -eq 1 ]; then
             if dpkg-query -W -f '${Status}' python3-rpi-lgpio 2>/dev/null | grep -q 'ok installed'; then :
             else PKGS="$PKGS python3-rpi.gpio"; fi ;;
     esac
-    apt-get update -qq || say "warning: apt-get update failed; using the package lists already here"
+    act apt-get update -qq || say "warning: apt-get update failed; using the package lists already here"
     # One apt-cache call (each loads the whole cache: seconds on a Pi Zero):
     # a package this OS has shows a candidate version.
     # shellcheck disable=SC2086 # a list of package names
@@ -250,20 +267,20 @@ if [ "$USE_APT" -eq 1 ]; then
     [ -z "$MISSING" ] || say "note: this system's package lists have no${MISSING}, so pip installs${PIP_EXTRA:- what is needed} from PyPI into the venv instead."
     say "==> apt-get install${HAVE}"
     # shellcheck disable=SC2086 # a list of package names
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $HAVE
+    DEBIAN_FRONTEND=noninteractive act apt-get install -y --no-install-recommends $HAVE
 fi
 
 # 2. User and group.
 if [ "$MAKE_USER" -eq 1 ]; then
     if ! getent group gpio >/dev/null; then
         say "warning: no group gpio here; creating it, but /dev/gpiochip* must belong to it (Raspberry Pi OS's udev rules do that)"
-        groupadd --system gpio
+        act groupadd --system gpio
     fi
     if id "$NAME" >/dev/null 2>&1; then
-        usermod -a -G gpio "$NAME"
+        act usermod -a -G gpio "$NAME"
     else
         say "==> creating system user $NAME (group gpio)"
-        useradd --system --user-group --groups gpio --no-create-home \
+        act useradd --system --user-group --groups gpio --no-create-home \
             --home-dir /nonexistent --shell /usr/sbin/nologin \
             --comment "gravity-led daemon" "$NAME"
     fi
@@ -271,15 +288,15 @@ fi
 
 # 3. Virtual environment + the package.
 if [ ! -x "$ROOT$VENV/bin/python" ]; then
-    say "==> creating venv $VENV"
-    mkdir -p "$ROOT$PREFIX"
+    say "==> creating venv $ROOT$VENV"
+    act mkdir -p "$ROOT$PREFIX"
     if [ "$PIP_MODE" != offline ] && "$PYTHON" -c 'import pip' 2>/dev/null; then
         # The system's pip (python3-pip) serves the venv through
         # --system-site-packages: no copy of pip to install into it, which
         # takes about a minute on a Pi Zero.
-        "$PYTHON" -m venv --system-site-packages --without-pip "$ROOT$VENV"
+        act "$PYTHON" -m venv --system-site-packages --without-pip "$ROOT$VENV"
     else
-        "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
+        act "$PYTHON" -m venv --system-site-packages "$ROOT$VENV"
     fi
 fi
 # What is being installed: a hash of this checkout's files, kept in the venv,
@@ -290,7 +307,9 @@ SOURCE_ID=$(cd "$SRC" && find . \( -name .git -o -name .ci -o -name tests -o -na
         | { sha256sum 2>/dev/null || shasum -a 256; } | cut -c1-64)
 SOURCE_ID="$SOURCE_ID$PIP_EXTRA"
 if [ "$PIP_MODE" != none ] && [ "$(cat "$ROOT$STAMP" 2>/dev/null)" = "$SOURCE_ID" ]; then
-    say "==> $VENV already runs this source (pip skipped)"
+    say "==> $ROOT$VENV already runs this source (pip skipped)"
+elif [ "$PIP_MODE" != none ] && [ "$DRY" -eq 1 ]; then
+    say "would run: build this checkout's wheel ($SRC) and $ROOT$VENV/bin/python -m pip install it${PIP_EXTRA}"
 elif [ "$PIP_MODE" != none ]; then
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
     BUILD=$(mktemp -d)
@@ -298,7 +317,7 @@ elif [ "$PIP_MODE" != none ]; then
     mkdir "$BUILD/src" "$BUILD/dist"
     tar -C "$SRC" --exclude=./.git --exclude=./.ci --exclude=./tests --exclude=./build --exclude=./.venv \
         --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache -cf - . | tar -C "$BUILD/src" -xf -
-    say "==> pip install gravity-led${PIP_EXTRA} into $VENV"
+    say "==> pip install gravity-led${PIP_EXTRA} into $ROOT$VENV"
     # The wheel is built here, by setuptools in one Python: pip's build of a
     # source folder starts a Python for each of the backend's hooks, which
     # made a 30 s pip run out of a 12 s one on an emulated Pi (more on a Pi
@@ -369,51 +388,55 @@ PY
 fi
 # On the PATH that sudo uses (secure_path has /usr/local/bin): sudo gravity-led-daemon make-cert.
 if [ "$PIP_MODE" != none ]; then
-    mkdir -p "$ROOT$BIN_DIR"
+    act mkdir -p "$ROOT$BIN_DIR"
     for p in $PROGRAMS; do
         if [ -e "$ROOT$BIN_DIR/$p" ] && [ "$(readlink "$ROOT$BIN_DIR/$p")" != "$VENV/bin/$p" ]; then
-            say "warning: $BIN_DIR/$p exists and is not ours: left as it is"
+            say "warning: $ROOT$BIN_DIR/$p exists and is not ours: left as it is"
         else
-            ln -sfn "$VENV/bin/$p" "$ROOT$BIN_DIR/$p"
+            act ln -sfn "$VENV/bin/$p" "$ROOT$BIN_DIR/$p"
         fi
     done
 fi
 
 # 4. Configuration: never overwrite the user's.
 if [ -e "$ROOT$CONF" ]; then
-    say "==> keeping existing $CONF"
+    say "==> keeping existing $ROOT$CONF"
     if [ "$MAKE_USER" -eq 1 ]; then
         # An uninstall removed the group; the file kept its old number. The
         # service must read it: give it (and its folder) to today's group.
-        chgrp "$NAME" "$ROOT$CONF" "$ROOT$CONF_DIR"
-        chmod g+r "$ROOT$CONF"
-        chmod g+rx "$ROOT$CONF_DIR"
+        act chgrp "$NAME" "$ROOT$CONF" "$ROOT$CONF_DIR"
+        act chmod g+r "$ROOT$CONF"
+        act chmod g+rx "$ROOT$CONF_DIR"
     fi
 else
-    say "==> writing $CONF"
-    mkdir -p "$ROOT$CONF_DIR"
+    say "==> writing $ROOT$CONF"
+    act mkdir -p "$ROOT$CONF_DIR"
     if [ "$MAKE_USER" -eq 1 ]; then
         # readable by the service's group only: it may name a token file.
-        install -m 0640 -o root -g "$NAME" "$DEPLOY/daemon.toml" "$ROOT$CONF"
-        chown root:"$NAME" "$ROOT$CONF_DIR"
-        chmod 0750 "$ROOT$CONF_DIR"
+        act install -m 0640 -o root -g "$NAME" "$DEPLOY/daemon.toml" "$ROOT$CONF"
+        act chown root:"$NAME" "$ROOT$CONF_DIR"
+        act chmod 0750 "$ROOT$CONF_DIR"
     else
-        install -m 0644 "$DEPLOY/daemon.toml" "$ROOT$CONF"
+        act install -m 0644 "$DEPLOY/daemon.toml" "$ROOT$CONF"
     fi
 fi
 
 # 5. Units (rewritten for a non-default --prefix).
-mkdir -p "$ROOT$UNIT_DIR"
+act mkdir -p "$ROOT$UNIT_DIR"
 UNITS_CHANGED=0
 for unit in $UNITS; do
-    tmp=$(mktemp)
-    sed "s#/opt/gravity-led#$PREFIX#g" "$DEPLOY/$unit" > "$tmp"
-    if ! cmp -s "$tmp" "$ROOT$UNIT_DIR/$unit"; then
-        install -m 0644 "$tmp" "$ROOT$UNIT_DIR/$unit"
-        say "==> installed $UNIT_DIR/$unit"
+    if ! sed "s#/opt/gravity-led#$PREFIX#g" "$DEPLOY/$unit" | cmp -s - "$ROOT$UNIT_DIR/$unit"; then
+        if [ "$DRY" -eq 1 ]; then
+            say "would write: $ROOT$UNIT_DIR/$unit"
+        else
+            tmp=$(mktemp)
+            sed "s#/opt/gravity-led#$PREFIX#g" "$DEPLOY/$unit" > "$tmp"
+            install -m 0644 "$tmp" "$ROOT$UNIT_DIR/$unit"
+            rm -f "$tmp"
+            say "==> installed $ROOT$UNIT_DIR/$unit"
+        fi
         UNITS_CHANGED=1
     fi
-    rm -f "$tmp"
 done
 if [ "$USE_SYSTEMCTL" -eq 1 ]; then
     # Enabling and disabling only change symlinks here (--no-reload); systemd
@@ -422,28 +445,28 @@ if [ "$USE_SYSTEMCTL" -eq 1 ]; then
     # or a symlink).
     RELOAD=$UNITS_CHANGED
     if [ "$SOCKET" -eq 1 ]; then OFF=gravity-led.service ON=gravity-led.socket; else OFF=gravity-led.socket ON=gravity-led.service; fi
-    if systemctl -q is-enabled "$OFF" 2>/dev/null; then systemctl disable -q --no-reload "$OFF"; RELOAD=1; fi
-    if ! systemctl -q is-enabled "$ON" 2>/dev/null; then systemctl enable -q --no-reload "$ON"; RELOAD=1; fi
+    if systemctl -q is-enabled "$OFF" 2>/dev/null; then act systemctl disable -q --no-reload "$OFF"; RELOAD=1; fi
+    if ! systemctl -q is-enabled "$ON" 2>/dev/null; then act systemctl enable -q --no-reload "$ON"; RELOAD=1; fi
     if [ "$RELOAD" -eq 1 ] || [ "$(systemctl show -p NeedDaemonReload --value gravity-led.service gravity-led.socket | sort -u | tail -n 1)" != no ]; then
-        systemctl daemon-reload
+        act systemctl daemon-reload
     fi
     if [ "$SOCKET" -eq 1 ]; then
         # systemd refuses to start a socket whose service already runs on a
         # port of its own (a plain install): stop the service first. With the
         # socket listening, the first connection starts the service on it.
         if ! systemctl -q is-active gravity-led.socket; then
-            systemctl stop gravity-led.service
+            act systemctl stop gravity-led.service
         fi
-        systemctl start gravity-led.socket
+        act systemctl start gravity-led.socket
         # a running daemon must run the new code (the socket stays open meanwhile)
-        systemctl try-restart gravity-led.service
+        act systemctl try-restart gravity-led.service
     else
         # back from --socket: the service listens by itself again
         if systemctl -q is-active gravity-led.socket; then
-            systemctl stop gravity-led.service gravity-led.socket
+            act systemctl stop gravity-led.service gravity-led.socket
         fi
         # restart, not start: a reinstall must run the new code
-        systemctl restart gravity-led.service
+        act systemctl restart gravity-led.service
     fi
 fi
 
@@ -469,10 +492,19 @@ PY
 }
 # 7. mDNS: after the config's last change (the port, the certificate) but the one below.
 [ "$PIP_MODE" = none ] || advertise
+if [ "$DRY" -eq 1 ]; then
+    say "dry run: nothing was changed."
+    exit 0
+fi
 PHONE=
 [ "$PIP_MODE" = none ] || PHONE=$(phone 2>/dev/null) || PHONE=
 say ""
-say "gravity-led is installed."
+if [ -n "$ROOT" ]; then
+    say "gravity-led is installed into $ROOT: the venv in $ROOT$VENV, the settings in $ROOT$CONF, the units in $ROOT$UNIT_DIR."
+    say "On the system that boots from it:"
+else
+    say "gravity-led is installed."
+fi
 HOW=${PHONE%%
 *}
 if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
@@ -508,11 +540,11 @@ else
     say "      sudo systemctl restart gravity-led"
     say "  Then run this script again to see the https:// address and its QR code."
     case $HOW in plain\ *) PORT=${HOW#plain } ;; *) PORT=5678 ;; esac
-    ADDR=$(hostname -I 2>/dev/null | awk '{print $1}')
-    if [ -n "$ADDR" ]; then
+    if [ -n "$ROOT" ]; then ADDR=THE-PI; else ADDR=$(hostname -I 2>/dev/null | awk '{print $1}'); fi
+    if [ -n "$ADDR" ] && [ -z "$ROOT" ]; then
         say "  A computer's browser works without it:  http://$ADDR:$PORT/ (or http://$(hostname).local:$PORT/ where .local names resolve)"
     else
-        say "  A computer's browser works without it:  http://$(hostname).local:$PORT/"
+        say "  A computer's browser works without it:  http://${ADDR:-$(hostname).local}:$PORT/"
     fi
 fi
 say "  Service state:      systemctl status gravity-led"

@@ -195,7 +195,8 @@ def test_phone_not_answering_with_daemon_up(start_daemon) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     for cmd, app in (("sensorserver", "SensorServer"), ("phyphox", "phyphox")):
-        r = run_client_to_end(cmd, f"127.0.0.1:{port}", "--url", d.url)
+        # --max-retries 0: one attempt (by default it waits for the app, as for the daemon: test_phone_e2e.py)
+        r = run_client_to_end(cmd, f"127.0.0.1:{port}", "--url", d.url, "--max-retries", "0")
         assert r.returncode == 1, r.stderr
         assert f"{app} at" in r.stderr and "not answering" in r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -168,7 +168,8 @@ def test_an_app_that_sends_no_gravity_is_told_to_turn_it_on(udp_client) -> None:
     assert "turn on Gravity in the app" in c.stderr and c.stderr.count("none with gravity") == 1
     assert "none with gravity (saw gyroscope, /accelerometer)" in c.stderr  # each sensor that did come
     assert dark(d.status()) and d.status()["frames"]["accepted"] == 0
-    assert c.interrupt() == 0
+    assert c.interrupt() == 1  # a run that sent nothing fails, saying why
+    assert c.stderr.strip().endswith("sent nothing before it was stopped: the phone app gave no vector"), c.stderr
 
 
 def test_zigsim_json_from_an_iphone_with_flip(udp_client) -> None:
@@ -328,7 +329,8 @@ def test_sensorlogger_accelerometer_alone_is_not_gravity(sensorlogger_client) ->
     assert post(port, apps.sensorlogger_body([("accelerometer", 1, G30)])) == 200
     c.wait_output("turn on Gravity", stream="err")
     assert dark(d.status())
-    assert c.interrupt() == 0
+    assert c.interrupt() == 1  # nothing was sent: a failure, with its reason
+    assert "sent nothing before it was stopped" in c.stderr
 
 
 # ---- SensorServer ----------------------------------------------------------------------------
@@ -470,3 +472,25 @@ def test_phyphox_no_answer_on_either_port_is_one_sentence(monkeypatch) -> None:
 
     with pytest.raises(ClientError, match=rf"phyphox at http://127.0.0.1:{a} or http://127.0.0.1:{b} is not answering"):
         asyncio.run(first())
+
+
+def test_a_phone_app_that_does_not_answer_yet_is_retried_like_the_daemon(start_daemon, fake_sensorserver) -> None:
+    """The app's server started after the client (or the phone woke up late): the client waits for it,
+    says so once, and streams when it answers; --max-retries N gives up after N+1 attempts."""
+    from tests.support.client_fixtures import ClientProcess, run_client_to_end
+    from tests.support.harness import free_port
+
+    d = start_daemon()
+    port = free_port()
+    c = ClientProcess(("sensorserver", f"127.0.0.1:{port}", "--url", d.url))
+    try:
+        c.wait_output(r"is not answering .*; retrying \(Ctrl-C to stop\)")
+        fake_sensorserver(port=port)
+        d.wait_for(lambda s: s["frames"]["accepted"] >= 5)
+        assert c.interrupt() == 0, c.stderr
+    finally:
+        c.kill()
+    assert c.stdout.count("retrying") == 1, c.stdout  # said once, not on every attempt
+    r = run_client_to_end("phyphox", f"127.0.0.1:{free_port()}", "--url", d.url, "--max-retries", "1")
+    assert r.returncode == 1 and r.stderr.strip().endswith("; gave up after 2 attempts"), r.stderr
+    assert "phyphox at http://127.0.0.1:" in r.stderr and r.stderr.count("\n") == 1

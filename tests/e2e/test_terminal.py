@@ -197,3 +197,21 @@ def test_a_background_job_does_not_draw_over_the_shell(start_daemon) -> None:
         t.wait_screen(lambda r: "exit=0" in r, "the job's end", timeout=15)
     finally:
         t.close()
+
+
+def test_duration_ends_a_run_on_a_terminal_whose_daemon_is_down() -> None:
+    """On a terminal (the redrawn status line), with the daemon down: the run ends on time, and the
+    reason is one line of its own, not mixed into the status line."""
+    from tests.support.harness import free_port
+
+    t = Tmux(["bash", "--norc", "--noprofile", "-i"], width=100, env={"PS1": "prompt$ "})
+    try:
+        t.wait_screen(lambda r: bool(r) and r[-1].startswith("prompt$"), "the prompt")
+        client = shlex.join([sys.executable, "-m", "gravity_led.client", "sim", "--url", f"127.0.0.1:{free_port()}", "--duration", "2"])
+        t.keys(f"{client}; echo exit=$?", "Enter")
+        rows = t.wait_screen(lambda r: any(row.startswith("exit=") for row in r), "the run's end", timeout=10)
+        assert "exit=1" in rows, "\n".join(rows)
+        errors = [row for row in rows if "sent nothing" in row]
+        assert len(errors) == 1 and errors[0].startswith("gravity-led-client: sent nothing within --duration 2 s: the daemon at ws://127.0.0.1:"), "\n".join(rows)
+    finally:
+        t.close()

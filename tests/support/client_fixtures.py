@@ -210,7 +210,7 @@ def fake_sensorserver() -> Iterator[Callable[..., FakeSensorServer]]:
         fake = FakeSensorServer(**kwargs)
 
         async def go() -> Any:
-            return await serve(fake.handler, "127.0.0.1", 0)
+            return await serve(fake.handler, "127.0.0.1", fake.port)  # port=0 (the default): any free one
 
         server = lt.run(go())
         servers.append(server)

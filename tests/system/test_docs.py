@@ -285,7 +285,8 @@ def check_try_it_by_hand(request, tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     expected = dict(_block_of(".venv/bin/gravity-led-daemon --pin-factory mock &"))
     assert expected[".venv/bin/gravity-led-client send 0 4.9 8.5"] + "\n" in out
-    status = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    # (curl prints no newline: a line of the background send may follow the JSON on its line)
+    status = json.JSONDecoder().raw_decode(next(line for line in out.splitlines() if line.startswith("{")))[0]
     assert status["leds"]["right"] == 0.0 and abs(status["leds"]["left"] - 0.499) < 0.01, status
     assert "stopped" in err  # kill %1 stopped the daemon, which logged it
     with pytest.raises(OSError):
@@ -311,7 +312,7 @@ def _stream_check(command: str, until: Callable[[dict], bool] | None = None) -> 
 def check_stdin(request, tmp_path: Path) -> None:
     d, work, env = request.getfixturevalue("user")
     r = subprocess.run(["bash", "-c", 'echo "0 4.9 8.5" | gravity-led-client stdin'], cwd=work, env=env, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0 and "sent 1 frame in" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("sent 0.0 4.9 8.5: right LED 50%, left LED 0%"), r.stdout + r.stderr
     assert d.status()["frames"]["accepted"] == 1
 
 
@@ -443,6 +444,42 @@ def check_benchmarks_pi_zero(request, tmp_path: Path) -> None:
     assert r.returncode == 0 and "--pi-zero" in r.stdout and "10%" in r.stdout
 
 
+def _shown_after(command: str) -> str:
+    """The lines the docs show under ``$ command``, up to the next prompt or the end of its block."""
+    block = _page_of(command).read_text().split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    return block.split("\n$ ", 1)[0].rstrip("\n") + "\n"
+
+
+def check_shown_errors(request, tmp_path: Path) -> None:
+    """Each command of the block, as a user types it: exit 2 and exactly the two lines shown (on stderr)."""
+    d, work, env = request.getfixturevalue("user")
+    for command, _ in _block_of("gravity-led-client sned 0 4.9 8.5"):
+        r = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and r.stdout == "", (command, r.stdout, r.stderr)
+        assert r.stderr == _shown_after(command), command
+    assert d.status()["frames"]["accepted"] == 0  # nothing reached the daemon
+
+
+def check_install_root(request, tmp_path: Path) -> None:
+    """The block as one script, in a copy of the installer's folder, with a scratch folder for /tmp/gl-root;
+    every command that changes this machine is a stub on the PATH that logs its call."""
+    stubs, log = tmp_path / "stubs", tmp_path / "calls.log"
+    stubs.mkdir()
+    for name in ("apt-get", "systemctl", "useradd", "groupadd", "usermod", "chown", "chgrp"):
+        (stubs / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        (stubs / name).chmod(0o755)
+    target = tmp_path / "gl-root"
+    script = "\n".join(c for c, _ in _block_of("mkdir -p /tmp/gl-root && deploy/install.sh --root /tmp/gl-root --no-pip"))
+    env = _user_env()
+    env["PATH"] = f"{stubs}{os.pathsep}{env['PATH']}"
+    r = subprocess.run(["bash", "-ec", script.replace("/tmp/gl-root", str(target))], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not log.exists(), log.read_text()
+    assert f"gravity-led is installed into {target}" in r.stdout
+    assert (target / "etc/gravity-led/daemon.toml").exists() and (target / "etc/systemd/system/gravity-led.service").exists()
+    assert r.stdout.rstrip().endswith("dry run: nothing was changed.")
+
+
 def _tier_check(folder: str) -> Callable[..., None]:
     def check(request, tmp_path: Path) -> None:
         r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", folder], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -501,6 +538,11 @@ CHECKS: dict[str, Callable[..., None]] = {
     "bash tests/run tests/pi_vm": _tier_check("tests/pi_vm"),
     ".venv/bin/python -m tests.benchmarks": check_benchmarks,
     ".venv/bin/python -m tests.benchmarks --pi-zero": check_benchmarks_pi_zero,
+    "gravity-led-client sned 0 4.9 8.5": check_shown_errors,
+    "gravity-led-client sim --pattern swep": check_shown_errors,
+    "gravity-led-client --pattern sweep send 0 1 2": check_shown_errors,
+    "mkdir -p /tmp/gl-root && deploy/install.sh --root /tmp/gl-root --no-pip": check_install_root,
+    "deploy/install.sh --root /tmp/gl-root --dry-run": check_install_root,
 }
 
 

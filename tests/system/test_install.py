@@ -166,6 +166,68 @@ def test_without_avahi_the_installer_says_the_client_needs_url(installed: tuple[
     assert not (root / "etc/avahi").exists()
 
 
+HOST_COMMANDS = ("apt-get", "apt-cache", "dpkg-query", "systemctl", "useradd", "groupadd", "usermod", "userdel", "chown", "chgrp")
+
+
+@pytest.fixture
+def host_stubs(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """Stand-ins for every command that changes this machine, first on the PATH: each logs its call."""
+    bin_dir, log = tmp_path / "stubs", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for name in HOST_COMMANDS:
+        stub = bin_dir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
+        stub.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, log
+
+
+def test_root_never_touches_the_host(tmp_path: Path, host_stubs: tuple[dict[str, str], Path]) -> None:
+    """--root alone (no --no-apt, --no-systemctl): no apt, no systemctl, no user; it says where it installed."""
+    env, log = host_stubs
+    root = tmp_path / "root"
+    root.mkdir()
+    r = run("--root", str(root), "--no-pip", "--python", sys.executable, **env)
+    assert not log.exists(), log.read_text()
+    assert f"gravity-led is installed into {root}" in r.stdout
+    assert f"{root}/etc/gravity-led/daemon.toml" in r.stdout and f"{root}/opt/gravity-led/venv" in r.stdout
+    assert (root / CONF).exists()
+    r = run("--root", str(root), "--no-pip", "--uninstall", "--python", sys.executable, **env)
+    assert not log.exists(), log.read_text()
+    assert snapshot(root) == {} and f"uninstalled from {root}" in r.stdout
+
+
+def test_dry_run_prints_each_step_and_changes_nothing(tmp_path: Path, host_stubs: tuple[dict[str, str], Path]) -> None:
+    env, log = host_stubs
+    root = tmp_path / "root"
+    root.mkdir()
+    r = run("--root", str(root), "--dry-run", "--python", sys.executable, **env)
+    assert list(root.iterdir()) == [] and not log.exists()
+    steps = [line for line in r.stdout.splitlines() if line.startswith(("would run: ", "would write: "))]
+    assert f"would run: {sys.executable} -m venv --system-site-packages --without-pip {root}/{VENV}" in steps
+    assert any(s.startswith("would run: build this checkout's wheel") for s in steps)
+    assert f"would run: install -m 0644 {DEPLOY}/daemon.toml {root}/{CONF}" in steps
+    assert f"would write: {root}/{UNITS}/gravity-led.service" in steps
+    assert r.stdout.splitlines()[-1] == "dry run: nothing was changed."
+    assert "installed" not in r.stdout.splitlines()[-1]
+
+
+@pytest.mark.skipif(_is_a_pi(), reason="this is a Raspberry Pi: the dry run would list the real steps")
+def test_dry_run_on_a_machine_that_is_not_a_pi_says_it_would_refuse(host_stubs: tuple[dict[str, str], Path]) -> None:
+    env, log = host_stubs
+    r = run("--dry-run", "--python", sys.executable, check=False, **env)
+    assert r.returncode == 1 and "not a Raspberry Pi" in r.stderr and "gravity-led-client demo" in r.stderr
+    assert not log.exists() and r.stdout == ""
+
+
+def test_dry_run_uninstall_keeps_everything(installed: tuple[Path, subprocess.CompletedProcess[str]], host_stubs: tuple[dict[str, str], Path]) -> None:
+    root, _ = installed
+    env, log = host_stubs
+    before = snapshot(root)
+    r = run(*flags(root, "--uninstall", "--dry-run"), **env)
+    assert snapshot(root) == before and not log.exists()
+    assert f"would run: rm -rf {root}/{VENV}" in r.stdout and "nothing was changed" in r.stdout
+
+
 def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     """On the module's install (so last in this file: it ends by removing it)."""
     root, _ = installed
@@ -173,7 +235,7 @@ def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[
     r = run(*flags(root, "--offline"))
     assert snapshot(root) == first
     assert "already runs this source (pip skipped)" in r.stdout
-    assert "keeping existing /etc/gravity-led/daemon.toml" in r.stdout
+    assert f"keeping existing {root}/etc/gravity-led/daemon.toml" in r.stdout
     assert "installed /etc/systemd/system" not in r.stdout  # units unchanged: not rewritten
 
     # never overwrites the user's config
@@ -192,7 +254,7 @@ def test_reinstall_is_idempotent_then_uninstall_leaves_nothing(installed: tuple[
     # uninstall keeps an edited config (and says so), removes all the rest ...
     r = run(*flags(root, "--uninstall"))
     assert (root / CONF).read_text() == mine
-    assert "kept /etc/gravity-led/daemon.toml" in r.stdout
+    assert f"kept {root}/etc/gravity-led/daemon.toml" in r.stdout
     assert set(snapshot(root)) == {str(CONF), str(LINKS[1])}
     assert mine_bin.read_text() == "#!/bin/sh\n"
     mine_bin.unlink()
