@@ -327,6 +327,8 @@ def test_where_avahi_runs_the_daemon_is_advertised_on_its_port_and_uninstall_wit
     services = root / "etc/avahi/services"
     services.mkdir(parents=True)
     service = services / "gravity-led.service"
+    r = run(*flags(root, "--offline", "--dry-run"))
+    assert f"would write: {service}" in r.stdout and not service.exists()
     r = run(*flags(root, "--offline"))
     assert service.read_text() == avahi_service_file(port=5678, tls=False)
     assert "==> advertised over mDNS: /etc/avahi/services/gravity-led.service" in r.stdout
@@ -339,6 +341,8 @@ def test_where_avahi_runs_the_daemon_is_advertised_on_its_port_and_uninstall_wit
     assert service.read_text() == avahi_service_file(port=5678, tls=False)
     r = run(*flags(root, "--offline", "--socket"))
     assert "advertised over mDNS" not in r.stdout  # unchanged: not rewritten
+    r = run(*flags(root, "--uninstall", "--dry-run"))
+    assert f"would run: rm -f {service}" in r.stdout and service.exists()
     run(*flags(root, "--uninstall", "--purge"))
     assert not service.exists() and services.is_dir()  # Avahi's folder stays
 
