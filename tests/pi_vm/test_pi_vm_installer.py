@@ -50,8 +50,11 @@ def check_advertised_over_mdns(pi: Pi) -> None:
     pi.vm.progress("mDNS: avahi-browse")
     want = {f"{k}={v}" for k, v in txt_record(tls=False).items()}
     found = pi.wait_until("avahi-daemon to advertise _gravity-led._tcp", lambda: pi.mdns(SERVICE_TYPE), timeout=60, every=1)
-    assert found == {"gravity-led on raspberrypi": (5678, want)}, found
-    assert pi.mdns("_http._tcp") == {"gravity-led on raspberrypi": (5678, {"path=/"})}
+    # one service, named after the host as avahi-daemon holds it ("raspberrypi-2" after a name clash,
+    # which the stand-in's avahi sometimes sees with its own packets while QEMU's IPv6 address settles)
+    [(name, (port, txt))] = found.items()
+    assert re.fullmatch(r"gravity-led on raspberrypi(-\d+)?", name) and port == 5678 and txt == want, found
+    assert pi.mdns("_http._tcp") == {name: (5678, {"path=/"})}
 
 
 def socket_over_a_running_plain_install(pi: Pi) -> None:
