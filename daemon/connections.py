@@ -2,21 +2,18 @@
 (before any TLS or WebSocket handshake) until it closes, per source address
 and in total, with the bound on what a peer may leave unread.
 
-Pure bookkeeping: the connection (daemon/wsadapter.py) reports what happened
-from its protocol callbacks and carries out the decision (drop, evict).
+Pure bookkeeping: daemon/accept.py reports what happened to each connection
+and carries out the decision (drop, evict).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import ssl
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Hashable
 
-from .ratelog import RateLimitedLog
-
-__all__ = ["MAX_UNREAD_BYTES", "REFUSAL_LOG", "Admission", "ConnectionLimiter", "Intake", "peer_name", "source_key", "too_much_unread"]
+__all__ = ["MAX_UNREAD_BYTES", "Admission", "ConnectionLimiter", "peer_name", "source_key", "too_much_unread"]
 
 MAX_UNREAD_BYTES = 256 * 1024
 """Abort a connection whose peer leaves this much of our output unread.
@@ -86,6 +83,7 @@ class ConnectionLimiter:
     PER_ADDRESS = "per_address"
     TOTAL = "total"
     EVICTED = "evicted"
+    TIMED_OUT = "timed_out"
 
     def __init__(self, *, max_total: int, max_per_source: int) -> None:
         self.max_total = max_total
@@ -132,6 +130,14 @@ class ConnectionLimiter:
         self._source[conn] = source
         return Admission(True, evict=evict)
 
+    def timed_out(self, conn: Hashable) -> bool:
+        """``conn``'s handshake deadline passed: True (and counted as a
+        refusal) if it is still pending, so the caller must drop it."""
+        if not self.is_pending(conn):
+            return False
+        self.refused[self.TIMED_OUT] += 1
+        return True
+
     def handshake_done(self, conn: Hashable) -> None:
         """``conn`` finished its handshake: still counted, never evicted."""
         source = self._source.get(conn)
@@ -167,24 +173,3 @@ class ConnectionLimiter:
             del pend[conn]
             if not pend:
                 del self._pending[source]
-
-
-REFUSAL_LOG = {
-    ConnectionLimiter.PER_ADDRESS: ("refused connections: too many from one address", "refused a connection from %s: that address already has %d open (max_connections_per_address)"),
-    ConnectionLimiter.TOTAL: ("refused connections: every slot taken", "refused a connection from %s: all %d connection slots are taken (max_connections)"),
-}
-"""The log line of each refusal at accept: (kind, for the rate limit; text)."""
-
-
-@dataclass(eq=False)
-class Intake:
-    """What every new connection is checked against, from its TCP accept on
-    (daemon/wsadapter.py carries it out): the limits, one deadline for the
-    TLS and HTTP handshakes together, and the TLS context, used per
-    connection rather than by asyncio's server so that a stalled TLS
-    handshake is counted like any other; and where its lines go."""
-
-    limiter: ConnectionLimiter
-    handshake_timeout_s: float
-    tls: ssl.SSLContext | None
-    events: RateLimitedLog

@@ -1,42 +1,71 @@
-"""The holder slot (one client at a time drives the LEDs) and what the daemon
-keeps per client: frame counts and rate, the rejected-frame log, the
-error-reply budget and telemetry.
-
-:class:`Holder` is also the one public sink for the holder's messages: its
-connection (daemon/wsadapter.py) calls ``message(data)`` for each and
-``read_ended()`` after each read; valid vectors go on to the LED writer.
-The per-client budgets are small pure classes with an injected clock.
+"""The holder slot (one client at a time drives the LEDs), and the one way
+its messages come in: :meth:`Holder.read`, one call per read of its socket
+(daemon/wsadapter.py), with that read's messages.  Valid vectors go on to
+the LED driver (daemon/driver.py), bad frames are counted, answered and
+logged within their budgets (daemon/budgets.py), subscriptions go to the
+client's telemetry (daemon/telemetry.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Protocol
 
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
-from .driver import LedDriver
+from .budgets import ErrorBudget, RejectLog
+from .config import Config
+from .mapping import Duties
 from .protocol import BUSY_CLOSE_CODE, BUSY_REASON, FrameCounts, FrameError, LedLevels, StateMessage, Vector, encode_error, parse_frame
 from .ratelog import RateLimitedLog
+from .telemetry import Telemetry
 from .wording import frame_counts
-from .wsadapter import LedConnection
 
-__all__ = ["ClientState", "ErrorBudget", "FrameRate", "Holder", "RejectLog"]
+__all__ = ["ClientConnection", "ClientState", "Driver", "FrameRate", "Holder", "Valve"]
 
 log = logging.getLogger("gravity_led")
 
-ERRORS_PER_S = 5.0
-"""Error replies per second to one client (a burst of the same size allowed)."""
-LOG_REJECTS_EVERY_S = 5.0
-"""At most one log line per client this often about rejected frames."""
+
+class Valve(Protocol):
+    """The valve on a connection's reads (daemon/driver.py's ``ReadValve``)."""
+
+    def set(self, hold: bool) -> None: ...
+
+
+class Driver(Protocol):
+    """The LED driver (daemon/driver.py), as the holder uses it."""
+
+    @property
+    def duties(self) -> Duties: ...
+    def attach(self, reads: Valve, *, peer: str) -> None: ...
+    def release(self) -> None: ...
+    def after_read(self, newest: Vector | None, vectors: int, now: float) -> None: ...
+
+
+class ClientConnection(Protocol):
+    """The holder's side of a client's connection (daemon/wsadapter.py)."""
+
+    @property
+    def peer(self) -> str: ...
+    @property
+    def superseded(self) -> int: ...
+    @property
+    def reads(self) -> Valve: ...
+    def attach(self, sink: Holder) -> None: ...
+    def detach(self) -> None: ...
+    async def pump(self) -> None: ...
+    def disconnect_reason(self, exc: ConnectionClosed | None) -> str: ...
+    def has_room(self) -> bool: ...
+    async def send(self, message: str) -> None: ...
+    async def send_quietly(self, message: str) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
 
 
 class FrameRate:
-    """Frames per second over the last whole second; O(1) per frame."""
+    """Frames per second over the last whole second; O(1) per read."""
 
     __slots__ = ("_sec", "_count", "_last")
 
@@ -45,13 +74,13 @@ class FrameRate:
         self._count = 0
         self._last = 0
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, n: int = 1) -> None:
         s = int(now)
         if s != self._sec:
             self._last = self._count if s == self._sec + 1 else 0
             self._sec = s
             self._count = 0
-        self._count += 1
+        self._count += n
 
     def rate(self, now: float) -> int:
         s = int(now)
@@ -60,66 +89,17 @@ class FrameRate:
         return self._count if s == self._sec + 1 else 0
 
 
-class ErrorBudget:
-    """Token bucket for error replies: a client that floods bad frames gets a
-    few answers a second; each answer says how many went unanswered."""
-
-    __slots__ = ("per_s", "tokens", "refilled_t", "suppressed")
-
-    def __init__(self, *, per_s: float = ERRORS_PER_S, now: float = 0.0) -> None:
-        self.per_s = per_s
-        self.tokens = per_s
-        self.refilled_t = now
-        self.suppressed = 0
-
-    def take(self, now: float, *, can_send: bool = True) -> int | None:
-        """The count to report as suppressed if an answer may go now, else None."""
-        self.tokens = min(self.per_s, self.tokens + (now - self.refilled_t) * self.per_s)
-        self.refilled_t = now
-        if self.tokens >= 1.0 and can_send:
-            self.tokens -= 1.0
-            suppressed, self.suppressed = self.suppressed, 0
-            return suppressed
-        self.suppressed += 1
-        return None
-
-
-class RejectLog:
-    """Rate-limits log lines about rejected frames: one per ``every_s``."""
-
-    __slots__ = ("every_s", "unlogged", "logged_t")
-
-    def __init__(self, *, every_s: float = LOG_REJECTS_EVERY_S) -> None:
-        self.every_s = every_s
-        self.unlogged = 0
-        self.logged_t = -math.inf
-
-    def add(self, now: float) -> int | None:
-        """Count one rejection; the number to log (with this one) if a line is due."""
-        self.unlogged += 1
-        if now - self.logged_t < self.every_s:
-            return None
-        n, self.unlogged, self.logged_t = self.unlogged, 0, now
-        return n
-
-
 @dataclass(slots=True, eq=False)
 class ClientState:
     """What the daemon knows about the client holding the LEDs."""
 
-    conn: LedConnection
+    conn: ClientConnection
     peer: str
+    telemetry: Telemetry
     accepted: int = 0
     rejected: int = 0
     rate: FrameRate = field(default_factory=FrameRate)
     errors: ErrorBudget = field(default_factory=ErrorBudget)
-    rejects: RejectLog = field(default_factory=RejectLog)
-    telemetry: asyncio.Task | None = None
-    telemetry_interval_s: float = 1.0
-    telemetry_changed: asyncio.Event = field(default_factory=asyncio.Event)
-    last_state_t: float = -math.inf
-    """When the last state message went (or was skipped): the telemetry cap
-    counts from it, whatever the client re-subscribes."""
     last_valid_t: float = 0.0
     """When the last valid vector came (or the client connected)."""
     released: str | None = None
@@ -131,42 +111,51 @@ class Holder:
 
     def __init__(
         self,
-        driver: LedDriver,
+        driver: Driver,
         *,
         clock: Callable[[], float],
         events: RateLimitedLog,
-        idle_release_s: Callable[[], float] = lambda: 0.0,
+        idle_release_s: float = 0.0,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.driver = driver
         self.clock = clock
         self.events = events
-        self.idle_release_s = idle_release_s  # a callable: reload may change it
+        self.idle_release_s = idle_release_s
         self.on_change = on_change
         self.client: ClientState | None = None
         self.busy_refused = 0
+        self.rejects = RejectLog()  # the slot's, not a client's: reconnecting does not reset it
         self.stopping = False  # set by the daemon at shutdown, for the log line
         self._past = FrameCounts(0, 0)  # frames of clients gone
+
+    def reconfigure(self, cfg: Config) -> None:
+        self.idle_release_s = cfg.idle_release_s
 
     @property
     def frames(self) -> FrameCounts:
         c, p = self.client, self._past
         return p if c is None else FrameCounts(p.accepted + c.accepted, p.rejected + c.rejected, p.superseded + c.conn.superseded)
 
+    @property
+    def peer(self) -> str | None:
+        """Who holds the LEDs (None: nobody)."""
+        return self.client.peer if self.client is not None else None
+
+    @property
+    def rate_hz(self) -> int:
+        """The holder's frames per second over the last whole second."""
+        c = self.client
+        return c.rate.rate(self.clock()) if c is not None else 0
+
     def state(self) -> StateMessage:
         """What telemetry and /status report."""
-        d = self.driver.leds.duties
-        c = self.client
-        return StateMessage(
-            leds=LedLevels(d.right, d.left),
-            client=c.peer if c else None,
-            frames=self.frames,
-            rate_hz=c.rate.rate(self.clock()) if c else 0,
-        )
+        d = self.driver.duties
+        return StateMessage(leds=LedLevels(d.right, d.left), client=self.peer, frames=self.frames, rate_hz=self.rate_hz)
 
     # ---- the slot --------------------------------------------------------
 
-    async def serve(self, conn: LedConnection) -> None:
+    async def serve(self, conn: ClientConnection) -> None:
         """websockets' connection handler: hold the LEDs until the client goes."""
         if self.client is not None:
             self.busy_refused += 1
@@ -174,9 +163,9 @@ class Holder:
             await conn.close(BUSY_CLOSE_CODE, BUSY_REASON)
             return
         now = self.clock()
-        c = self.client = ClientState(conn, conn.peer, errors=ErrorBudget(now=now), last_valid_t=now)
+        c = self.client = ClientState(conn, conn.peer, Telemetry(conn, state=self.state, clock=self.clock), last_valid_t=now)
         self.events.log(logging.INFO, "clients connected", "client %s connected", c.peer, extra={"CLIENT_ADDRESS": c.peer})
-        self.driver.attach(conn)
+        self.driver.attach(conn.reads, peer=c.peer)
         conn.attach(self)
         self.on_change()
         idle_watch = asyncio.ensure_future(self._release_when_idle(c))
@@ -188,24 +177,27 @@ class Holder:
         finally:
             conn.detach()
             idle_watch.cancel()
-            if c.telemetry is not None:
-                c.telemetry.cancel()
-            self.driver.release()
-            self.client = None
-            self._past = FrameCounts(self._past.accepted + c.accepted, self._past.rejected + c.rejected, self._past.superseded + conn.superseded)
-            reason = c.released or conn.disconnect_reason(closed)
-            if self.stopping and c.released is None:
-                reason = "was disconnected (the daemon is stopping)"
-            self.events.log(
-                logging.INFO,
-                "clients left",
-                "client %s %s after %s: LEDs off",
-                c.peer,
-                reason,
-                frame_counts(c.accepted, c.rejected),
-                extra={"CLIENT_ADDRESS": c.peer, "FRAMES_ACCEPTED": c.accepted, "FRAMES_REJECTED": c.rejected},
-            )
-            self.on_change()
+            self._leave(c, conn.disconnect_reason(closed))
+
+    def _leave(self, c: ClientState, reason: str) -> None:
+        """``c`` went (``reason`` in words for the log): LEDs off, slot free."""
+        c.telemetry.close()
+        self.driver.release()
+        self.client = None
+        self._past = FrameCounts(self._past.accepted + c.accepted, self._past.rejected + c.rejected, self._past.superseded + c.conn.superseded)
+        reason = c.released or reason
+        if self.stopping and c.released is None:
+            reason = "was disconnected (the daemon is stopping)"
+        self.events.log(
+            logging.INFO,
+            "clients left",
+            "client %s %s after %s: LEDs off",
+            c.peer,
+            reason,
+            frame_counts(c.accepted, c.rejected),
+            extra={"CLIENT_ADDRESS": c.peer, "FRAMES_ACCEPTED": c.accepted, "FRAMES_REJECTED": c.rejected},
+        )
+        self.on_change()
 
     async def _release_when_idle(self, c: ClientState) -> None:
         """Close the holder's connection once it sent no valid frame for
@@ -213,7 +205,7 @@ class Holder:
         off) while its WebSocket library still answers pings must not keep
         the LEDs from everyone else.  (They went dark at ``stale_after_s``.)"""
         while True:
-            idle_s = self.idle_release_s()
+            idle_s = self.idle_release_s
             if idle_s <= 0:
                 await asyncio.sleep(1.0)  # re-read: a reload may set it
                 continue
@@ -227,77 +219,38 @@ class Holder:
 
     # ---- the sink --------------------------------------------------------
 
-    def message(self, data: str | bytes) -> None:
+    def read(self, messages: Iterable[str | bytes]) -> None:
+        """One read of the holder's socket ended with these messages."""
         c = self.client
-        try:
-            msg = parse_frame(data)
-        except FrameError as err:
-            self._reject(c, err)
-            return
-        if type(msg) is Vector:
-            now = self.clock()
-            c.accepted += 1
-            c.last_valid_t = now
-            c.rate.tick(now)
-            self.driver.vector(msg, now)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("frame %r from %s", msg, c.peer)
-        else:
-            self._set_telemetry(c, msg.rate_hz)
-
-    def read_ended(self) -> None:
-        self.driver.read_ended()
-
-    # ---- per client ------------------------------------------------------
-
-    def _reject(self, c: ClientState, err: FrameError) -> None:
         now = self.clock()
+        newest: Vector | None = None
+        vectors = 0
+        debug = log.isEnabledFor(logging.DEBUG)
+        for data in messages:
+            try:
+                msg = parse_frame(data)
+            except FrameError as err:
+                self._reject(c, err, now)
+                continue
+            if type(msg) is Vector:
+                newest = msg
+                vectors += 1
+                if debug:
+                    log.debug("frame %r from %s", msg, c.peer)
+            else:
+                c.telemetry.subscribe(msg.rate_hz)
+        if vectors:
+            c.accepted += vectors
+            c.last_valid_t = now
+            c.rate.tick(now, vectors)
+        self.driver.after_read(newest, vectors, now)
+
+    def _reject(self, c: ClientState, err: FrameError, now: float) -> None:
         c.rejected += 1
-        n = c.rejects.add(now)
+        n = self.rejects.add(now)  # the one rate limit on this line
         if n is not None:
             more = f" (and {n - 1} more since the last report)" if n > 1 else ""
-            self.events.log(
-                logging.INFO,
-                "rejected frames",
-                "rejected a frame from %s: %s%s",
-                c.peer,
-                err.message,
-                more,
-                extra={"CLIENT_ADDRESS": c.peer, "FRAMES_REJECTED": c.rejected},
-            )
+            log.info("rejected a frame from %s: %s%s", c.peer, err.message, more, extra={"CLIENT_ADDRESS": c.peer, "FRAMES_REJECTED": c.rejected})
         suppressed = c.errors.take(now, can_send=c.conn.has_room())
         if suppressed is not None:
             asyncio.ensure_future(c.conn.send_quietly(encode_error(err, suppressed=suppressed)))
-
-    def _set_telemetry(self, c: ClientState, rate_hz: float) -> None:
-        if rate_hz <= 0:
-            if c.telemetry is not None:
-                c.telemetry.cancel()
-                c.telemetry = None
-            return
-        c.telemetry_interval_s = 1.0 / rate_hz
-        if c.telemetry is None:
-            c.telemetry = asyncio.ensure_future(self._telemetry(c))
-        else:
-            c.telemetry_changed.set()  # the running task takes the new rate
-
-    async def _telemetry(self, c: ClientState) -> None:
-        # Paced from the last message sent, not from the subscribe: a client
-        # that re-subscribes a thousand times a second gets the rate it asked
-        # for, never more than 20 messages a second.
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                wait = c.last_state_t + c.telemetry_interval_s - loop.time()
-                if wait > 0:
-                    c.telemetry_changed.clear()
-                    try:
-                        await asyncio.wait_for(c.telemetry_changed.wait(), wait)
-                    except TimeoutError:
-                        pass
-                    continue
-                c.last_state_t = loop.time()  # a skipped message uses its slot too
-                if c.conn.has_room():
-                    await c.conn.send(self.state().encode())
-        except ConnectionClosed:
-            pass

@@ -11,9 +11,8 @@ import mimetypes
 from dataclasses import asdict
 from http import HTTPStatus
 from importlib import resources
-from typing import Callable
+from typing import Callable, Protocol
 
-from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
@@ -27,7 +26,7 @@ from .protocol import ConnectionCounts, MappingDoc, PinsDoc, StateMessage, Statu
 from .ratelog import RateLimitedLog
 from .security import FailureThrottle, origin_allowed, request_token, token_matches
 
-__all__ = ["CONNECTION_REFUSALS", "Routes", "build_status"]
+__all__ = ["CONNECTION_REFUSALS", "Requester", "Routes", "build_status"]
 
 log = logging.getLogger("gravity_led")
 
@@ -35,6 +34,15 @@ CONNECTION_REFUSALS = ("per_address", "total", "evicted", "timed_out", "token_ba
 """The kinds of refusal /status counts: over the per-address cap, over the
 total cap, evicted to make room, handshake not finished in time, and token
 attempts refused during the wrong-token back-off."""
+
+
+class Requester(Protocol):
+    """The connection a request came on (daemon/wsadapter.py)."""
+
+    @property
+    def peer(self) -> str: ...
+    @property
+    def source(self) -> str: ...
 
 
 def build_status(
@@ -102,8 +110,8 @@ class Routes:
 
     def __init__(
         self,
+        cfg: Config,
         *,
-        config: Callable[[], Config],
         token: str | None,
         status: Callable[[], Status],
         throttle: FailureThrottle,
@@ -111,7 +119,7 @@ class Routes:
         events: RateLimitedLog,
         downloads: CaDownloads | None = None,
     ) -> None:
-        self.config = config
+        self.cfg = cfg
         self.token = token
         self.status = status
         self.throttle = throttle
@@ -120,11 +128,14 @@ class Routes:
         self.downloads = downloads
         """This Pi's CA for phones to trust (daemon/mobileconfig.py), if its certificate has one."""
 
-    def _token_refusal(self, ws: ServerConnection, req: Checked) -> Response | None:
+    def reconfigure(self, cfg: Config) -> None:
+        self.cfg = cfg  # the origin allow-list can change live
+
+    def _token_refusal(self, ws: Requester, req: Checked) -> Response | None:
         """None if the request may go on; else 401, or 429 during a back-off."""
         if self.token is None:
             return None
-        source = getattr(ws, "source", "unknown")
+        source = ws.source
         now = self.clock()
         wait = self.throttle.check(source, now)
         if wait > 0:
@@ -149,7 +160,7 @@ class Routes:
             body, ctype, name = d.profile, PROFILE_TYPE, "gravity-led-ca.mobileconfig"
         return _response(HTTPStatus.OK, body, ctype, (("Content-Disposition", f'attachment; filename="{name}"'),))
 
-    def __call__(self, ws: ServerConnection, request: Request) -> Response | None:
+    def __call__(self, ws: Requester, request: Request) -> Response | None:
         try:
             response = self._route(ws, request)
         except Exception as e:  # a bug of ours: one line, and no traceback from a peer's request
@@ -159,13 +170,13 @@ class Routes:
             response.body = b""  # the headers of a GET, Content-Length included
         return response
 
-    def _route(self, ws: ServerConnection, request: Request) -> Response | None:
+    def _route(self, ws: Requester, request: Request) -> Response | None:
         req = check_request(request.method, request.path, request.headers.raw_items())
         if isinstance(req, Refusal):
             self.events.log(logging.INFO, f"refused bad requests ({req.status.value})", "refused a request from %s: %s (%d)", ws.peer, req.reason, req.status.value)
             return _text(req.status, req.reason, req.headers)
         if req.upgrade:
-            cfg = self.config()
+            cfg = self.cfg
             # Security first, so a refused page learns nothing else.
             if not origin_allowed(req.origin, req.host, tls=cfg.tls, allowed=cfg.allowed_origins):
                 self.events.log(logging.WARNING, "refused: origin not allowed", "refused a WebSocket from %s: origin %r is not allowed", ws.peer, req.origin)

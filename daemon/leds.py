@@ -7,10 +7,10 @@ the rest of the daemon run unchanged on lgpio, RPi.GPIO, pigpio or mock pins.
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from typing import Any
 
+from .benchpins import bench_pin_class
 from .errors import HardwareError
 from .mapping import OFF, Duties
 
@@ -20,24 +20,8 @@ FACTORY_NAMES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 """Accepted ``pin_factory`` names; ``None`` means gpiozero's own choice."""
 
 
-WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
-"""Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
 MOCK_HISTORY = 256
 """Pin states a mock pin remembers (gpiozero's own keeps them all)."""
-
-
-def _traced(base: type, path: str) -> type:
-    """``base`` whose writes are timestamped (CLOCK_MONOTONIC is system-wide,
-    so another process can compare them with its own send times).  Only built
-    when asked for: the normal path has no trace code at all."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-    class TracedMockPWMPin(base):
-        def _set_state(self, value: float) -> None:
-            super()._set_state(value)
-            os.write(fd, f"{time.monotonic_ns()} {self.info.name} {float(value)!r}\n".encode())
-
-    return TracedMockPWMPin
 
 
 def _make_factory(name: str | None, write_delay_s: float) -> Any:
@@ -61,22 +45,8 @@ def _make_factory(name: str | None, write_delay_s: float) -> Any:
                     del self.states[:-MOCK_HISTORY]
                 return changed
 
-        pin_class = BoundedMockPWMPin
-        if write_delay_s > 0:
-
-            class SlowMockPWMPin(BoundedMockPWMPin):
-                """A mock pin whose writes cost CPU, like pigpio's socket or a Pi Zero."""
-
-                def _set_state(self, value: float) -> None:
-                    end = time.perf_counter() + write_delay_s
-                    while time.perf_counter() < end:
-                        pass
-                    super()._set_state(value)
-
-            pin_class = SlowMockPWMPin
-        trace = os.environ.get(WRITE_TRACE_ENV)
-        if trace:
-            pin_class = _traced(pin_class, trace)
+        # The benchmarks' options (slow writes, a write trace): daemon/benchpins.py.
+        pin_class = bench_pin_class(BoundedMockPWMPin, write_delay_s=write_delay_s)
         return MockFactory(pin_class=pin_class)
 
     if name is None:

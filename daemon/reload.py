@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Iterable, Protocol
 
 from .config import RELOADABLE, Config, ConfigError, changed_options, replace
 
-__all__ = ["ReloadPlan", "Reloader", "plan_reload"]
+__all__ = ["Reconfigurable", "ReloadPlan", "Reloader", "plan_reload"]
 
 log = logging.getLogger("gravity_led")
 
@@ -42,27 +42,35 @@ def plan_reload(running: Config, new: Config) -> ReloadPlan:
     return ReloadPlan(config, live, refused)
 
 
+class Reconfigurable(Protocol):
+    """A part whose live options a reload can change."""
+
+    def reconfigure(self, cfg: Config) -> None: ...
+
+
 class Reloader:
     """Runs one reload at a time: ``request()`` from the SIGHUP handler;
     a SIGHUP during a reload makes one more afterwards (the file may have
     changed again), never a pile of them.
 
-    ``load`` reads and validates the configuration (it runs in a thread);
-    ``apply`` gets the plan on the loop; ``cycle`` wraps each reload (systemd's
+    ``config`` is the running configuration (the reloader keeps it from then
+    on); ``load`` reads and validates the configuration (it runs in a
+    thread); each of ``parts`` gets ``reconfigure(cfg)`` on the loop when
+    live options changed; ``cycle`` wraps each reload (systemd's
     RELOADING=1 ... READY=1)."""
 
     def __init__(
         self,
+        config: Config,
         *,
         load: Callable[[], Config],
-        running: Callable[[], Config],
-        apply: Callable[[ReloadPlan], None],
+        parts: Iterable[Reconfigurable],
         cycle: Callable[[], ContextManager[None]] = contextlib.nullcontext,
         restart_hint: str = "restart the daemon",
     ) -> None:
+        self.config = config
         self._load = load
-        self._running = running
-        self._apply = apply
+        self._parts = tuple(parts)
         self._cycle = cycle
         self._restart_hint = restart_hint
         self._task: asyncio.Task[None] | None = None
@@ -95,7 +103,7 @@ class Reloader:
             log.error("reload failed, keeping the running configuration: %s", e.strerror or e.__class__.__name__)
             return
         try:
-            plan = plan_reload(self._running(), new)
+            plan = plan_reload(self.config, new)
         except ConfigError as e:
             log.error("reload failed, keeping the running configuration: %s", e)
             return
@@ -106,7 +114,9 @@ class Reloader:
                 self._restart_hint,
             )
         if plan.live:
-            self._apply(plan)
+            self.config = plan.config
+            for part in self._parts:
+                part.reconfigure(plan.config)
             log.info("reloaded configuration: %s", ", ".join(f"{k}={getattr(plan.config, k)!r}" for k in plan.live))
         elif not plan.refused:
             log.info("reloaded configuration: nothing changed")

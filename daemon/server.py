@@ -1,11 +1,12 @@
 """The daemon, composed: a websockets server whose HTTP side is
 daemon/http.py, whose connections (daemon/wsadapter.py) are counted from
-their accept by daemon/connections.py and hand the LED holder's messages to
+their accept by daemon/accept.py and hand the LED holder's messages to
 daemon/holder.py, which feeds the LED writer (daemon/writer.py, run by
 daemon/driver.py).  Lines a peer can cause go through daemon/ratelog.py.
-This module only wires them up and runs the life cycle: listen (or take
-systemd's socket), TLS, reload on SIGHUP (daemon/reload.py), the watchdog,
-and shutdown.
+This module only wires them up, once the event loop runs (each part gets
+the loop's clock and timers at construction), and runs the life cycle:
+listen (or take systemd's socket), reload on SIGHUP (daemon/reload.py:
+each part's ``reconfigure(cfg)``), the watchdog, and shutdown.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import functools
 import logging
 import signal
 import socket
-import ssl
 from typing import Any, Callable
 
 from websockets.asyncio.server import Server, serve
 
+from .accept import Intake, server_tls_context
 from .config import Config
 from .connections import ConnectionLimiter
 from .driver import LedDriver
@@ -31,11 +32,11 @@ from .leds import LedPair
 from .mobileconfig import ca_downloads
 from .protocol import Status
 from .ratelog import LogBudget, RateLimitedLog
-from .reload import ReloadPlan, Reloader
+from .reload import Reloader
 from .security import FailureThrottle
 from .systemd import Systemd
 from .writer import Writer
-from .wsadapter import Intake, LedConnection
+from .wsadapter import LedConnection
 
 __all__ = ["Daemon", "StartupError", "run_daemon"]
 
@@ -76,6 +77,51 @@ def run_daemon(daemon: Daemon, *, on_listening: Callable[[], None] | None = None
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
+def serve_options(cfg: Config, *, process_request: Callable[..., Any], intake: Intake) -> dict[str, Any]:
+    """websockets' ``serve()`` options (but the handler and where to listen)."""
+    return dict(
+        process_request=process_request,
+        compression=None,  # tiny frames gain nothing; and no decompression bombs
+        max_size=cfg.max_frame_bytes,
+        max_queue=16,
+        open_timeout=cfg.handshake_timeout_s,
+        ping_interval=cfg.ping_interval_s,
+        ping_timeout=cfg.ping_timeout_s,
+        close_timeout=1.0,
+        server_header="gravity-led",
+        # No ssl= here: each connection does its own TLS handshake
+        # (daemon/accept.py), so that it is counted from the accept.
+        create_connection=functools.partial(LedConnection, intake=intake, max_frame_bytes=cfg.max_frame_bytes),
+        logger=logging.getLogger("gravity_led.websockets"),
+    )
+
+
+def listen_error(e: OSError, host: str, port: int) -> StartupError:
+    """Why the daemon cannot listen, in one sentence."""
+    where = f"{host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return StartupError(f"port {port} is already in use on {host} (is another gravity-led running? pick another with --port)")
+    if e.errno == errno.EACCES:
+        return StartupError(f"permission denied to listen on {where} (ports below 1024 need privileges)")
+    if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return StartupError(f"cannot listen on {where}: that address is not on this machine")
+    return StartupError(f"cannot listen on {where}: {e.strerror or e}")
+
+
+def _quiet_wakeup_fd() -> None:
+    """asyncio wakes its loop for a signal through a socket; a flood of
+    signals while the loop is busy fills it, and Python then prints a
+    traceback per signal ("Exception ignored when trying to write to the
+    signal wakeup fd"), though the loop is woken all the same.  Keep the fd,
+    drop the warning.  (``add_signal_handler`` sets it afresh: call after.)"""
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+
+
+def _no_reload_source() -> Config:
+    raise OSError(0, "no configuration source to re-read")
+
+
 class Daemon:
     """One phone at a time drives two LEDs."""
 
@@ -91,31 +137,9 @@ class Daemon:
         self.cfg = cfg
         self.leds = leds
         self.sd = systemd or Systemd()
+        self._token = token
         self._reload_config = reload_config
-        self.loop: asyncio.AbstractEventLoop | None = None  # the one clock: loop.time()
-        writer = Writer(
-            mapping=cfg.mapping(),
-            update_hz=cfg.update_hz,  # needs a restart to change
-            frequency_hz=cfg.frequency_hz,
-            smoothing_s=cfg.smoothing_s,
-            stale_after_s=cfg.stale_after_s,
-        )
-        self.events = RateLimitedLog(log, clock=self._now, call_at=self._call_at, budget=LogBudget(burst=LOG_BURST, window_s=LOG_WINDOW_S))
-        self.driver = LedDriver(writer, leds, on_failure=self._failed, events=self.events)
-        self.connections = ConnectionLimiter(max_total=cfg.max_connections, max_per_source=cfg.max_connections_per_address)
-        self.throttle = FailureThrottle()
-        self.holder = Holder(  # clock: loop.time once running
-            self.driver, clock=self._now, events=self.events, idle_release_s=lambda: self.cfg.idle_release_s, on_change=self._client_changed
-        )
-        self.routes = Routes(config=lambda: self.cfg, token=token, status=self.status, throttle=self.throttle, clock=self._now, events=self.events)
-        self.routes.downloads = ca_downloads(cfg.certfile) if cfg.certfile else None  # this Pi's CA, for phones
-        self.reloader = Reloader(
-            load=reload_config or self._no_reload_source,
-            running=lambda: self.cfg,
-            apply=self._apply_reload,
-            cycle=lambda: self.sd.reload_cycle(self._status_line()),
-            restart_hint="systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
-        )
+        self._downloads = ca_downloads(cfg.certfile) if cfg.certfile else None  # this Pi's CA, for phones
         self.server: Server | None = None
         self.failed: BaseException | None = None
         self.stopping = False
@@ -123,11 +147,34 @@ class Daemon:
         self._stop = asyncio.Event()
         self._status_task: asyncio.Task | None = None
 
-    def _now(self) -> float:
-        return self.loop.time()
+    def _build(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The parts, each given the loop's clock and timers once."""
+        cfg = self.cfg
+        writer = Writer(
+            mapping=cfg.mapping(),
+            update_hz=cfg.update_hz,  # needs a restart to change
+            frequency_hz=cfg.frequency_hz,
+            smoothing_s=cfg.smoothing_s,
+            stale_after_s=cfg.stale_after_s,
+        )
+        self.events = RateLimitedLog(log, clock=loop.time, call_at=loop.call_at, budget=LogBudget(burst=LOG_BURST, window_s=LOG_WINDOW_S))
+        self.driver = LedDriver(writer, self.leds, clock=loop.time, call_at=loop.call_at, events=self.events, on_failure=self._failed)
+        self.connections = ConnectionLimiter(max_total=cfg.max_connections, max_per_source=cfg.max_connections_per_address)
+        self.throttle = FailureThrottle()
+        self.holder = Holder(self.driver, clock=loop.time, events=self.events, idle_release_s=cfg.idle_release_s, on_change=self._client_changed)
+        self.routes = Routes(cfg, token=self._token, status=self.status, throttle=self.throttle, clock=loop.time, events=self.events, downloads=self._downloads)
+        self.reloader = Reloader(
+            cfg,
+            load=self._reload_config or _no_reload_source,
+            parts=(self, self.driver, self.holder, self.routes),
+            cycle=lambda: self.sd.reload_cycle(self._status_line()),
+            restart_hint="systemctl restart gravity-led" if self.sd.notify_enabled else "stop the daemon and start it again",
+        )
 
-    def _call_at(self, t: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
-        return self.loop.call_at(t, fn)
+    def reconfigure(self, cfg: Config) -> None:
+        """Reloaded (SIGHUP): what /status reports, and the log level."""
+        self.cfg = cfg
+        logging.getLogger().setLevel(cfg.log_level.upper())
 
     @property
     def port(self) -> int:
@@ -143,24 +190,24 @@ class Daemon:
             connections=self.connections,
             throttle=self.throttle,
             busy_refused=self.holder.busy_refused,
-            uptime_s=self.loop.time() - self.started_t,
+            uptime_s=self._loop.time() - self.started_t,
         )
 
     def _status_line(self) -> str:
         if self.stopping:
             return "stopping"
-        c = self.holder.client
-        if c is None:
+        peer = self.holder.peer
+        if peer is None:
             return f"idle, listening on port {self.port}"
-        return f"client {c.peer} at {c.rate.rate(self.loop.time())} Hz"
+        return f"client {peer} at {self.holder.rate_hz} Hz"
 
     def _client_changed(self) -> None:
         """A client took or left the LEDs: systemd's STATUS= line follows."""
         if not self.sd.notify_enabled:
             return
-        if self.holder.client is not None and self._status_task is None:
+        if self.holder.peer is not None and self._status_task is None:
             self._status_task = asyncio.ensure_future(self._status_loop())
-        elif self.holder.client is None and self._status_task is not None:
+        elif self.holder.peer is None and self._status_task is not None:
             self._status_task.cancel()
             self._status_task = None
             self.sd.status(self._status_line())
@@ -174,41 +221,13 @@ class Daemon:
         self.failed = err
         self.request_stop()
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        cfg = self.cfg
-        if cfg.certfile is None:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            ctx.load_cert_chain(cfg.certfile, cfg.keyfile)
-        except FileNotFoundError as e:
-            raise StartupError(f"TLS file {e.filename or cfg.certfile} does not exist") from None
-        except PermissionError as e:
-            raise StartupError(f"TLS file {e.filename} is not readable by this user") from None
-        except ssl.SSLError:
-            raise StartupError(f"{cfg.certfile} and {cfg.keyfile} are not a matching PEM certificate and key") from None
-        return ctx
-
     async def start(self) -> None:
         """Listen (or take systemd's socket), then tell systemd we are ready."""
         cfg = self.cfg
         self.leds.off()
-        intake = Intake(self.connections, handshake_timeout_s=cfg.handshake_timeout_s, tls=self._ssl_context(), events=self.events)
-        kwargs: dict[str, Any] = dict(
-            process_request=self.routes,
-            compression=None,  # tiny frames gain nothing; and no decompression bombs
-            max_size=cfg.max_frame_bytes,
-            max_queue=16,
-            open_timeout=cfg.handshake_timeout_s,
-            ping_interval=cfg.ping_interval_s,
-            ping_timeout=cfg.ping_timeout_s,
-            close_timeout=1.0,
-            server_header="gravity-led",
-            # No ssl= here: each connection does its own TLS handshake
-            # (daemon/wsadapter.py), so that it is counted from the accept.
-            create_connection=functools.partial(LedConnection, intake=intake, max_frame_bytes=cfg.max_frame_bytes),
-            logger=logging.getLogger("gravity_led.websockets"),
-        )
+        tls = server_tls_context(cfg.certfile, cfg.keyfile) if cfg.certfile is not None else None
+        intake = Intake(self.connections, handshake_timeout_s=cfg.handshake_timeout_s, tls=tls, events=self.events, loop=self._loop)
+        kwargs = serve_options(cfg, process_request=self.routes, intake=intake)
         sockets = self.sd.listen_sockets()
         try:
             if sockets:
@@ -217,14 +236,7 @@ class Daemon:
             else:
                 self.server = await serve(self.holder.serve, cfg.host, cfg.port, **kwargs)
         except OSError as e:
-            where = f"{cfg.host}:{cfg.port}"
-            if e.errno == errno.EADDRINUSE:
-                raise StartupError(f"port {cfg.port} is already in use on {cfg.host} (is another gravity-led running? pick another with --port)") from None
-            if e.errno == errno.EACCES:
-                raise StartupError(f"permission denied to listen on {where} (ports below 1024 need privileges)") from None
-            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                raise StartupError(f"cannot listen on {where}: that address is not on this machine") from None
-            raise StartupError(f"cannot listen on {where}: {e.strerror or e}") from None
+            raise listen_error(e, cfg.host, cfg.port) from None
         for sock in self.server.sockets:
             # Bound what the kernel queues for us (accepted sockets inherit it).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
@@ -240,15 +252,6 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: re-read the configuration off the loop; apply what can change live."""
         self.reloader.request()
-
-    @staticmethod
-    def _no_reload_source() -> Config:
-        raise OSError(0, "no configuration source to re-read")
-
-    def _apply_reload(self, plan: ReloadPlan) -> None:
-        self.cfg = plan.config
-        logging.getLogger().setLevel(self.cfg.log_level.upper())
-        self.driver.reconfigure(mapping=self.cfg.mapping(), smoothing_s=self.cfg.smoothing_s, stale_after_s=self.cfg.stale_after_s)
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         # asyncio's default handler logs a traceback for each, and some a peer
@@ -274,14 +277,14 @@ class Daemon:
 
         ``on_listening`` runs once the socket listens, before any client is served.
         """
-        loop = self.loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        self._build(loop)
         loop.set_exception_handler(self._loop_error)
         self.started_t = loop.time()
-        self.holder.clock = loop.time  # per frame: the loop's clock, without a call through the Daemon
-        self.driver.start(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        _quiet_wakeup_fd()
         await self.start()
         if on_listening is not None:
             on_listening()
@@ -294,6 +297,7 @@ class Daemon:
             # From here on a signal changes nothing (a SIGHUP used to kill us).
             for sig in SIGNALS:
                 loop.add_signal_handler(sig, self._signal_while_stopping, sig)
+            _quiet_wakeup_fd()
             self.stopping = self.holder.stopping = True
             log.info("stopping: LEDs off, closing connections")
             self.sd.stopping()

@@ -11,7 +11,7 @@ The rules:
 
 * **Coalescing.**  At most ``update_hz`` writes a second on average, each of
   the newest vector: frames that come faster replace each other.  The limit
-  is a token bucket (GCRA) with room for a few writes back to back, so a
+  is a token bucket (daemon/budgets.py) with room for a few writes back to back, so a
   jittered sender slower than the limit on average (a 200 Hz phone, frames
   2.5 to 7.5 ms apart, against a 4 ms tick) is written as each frame comes,
   and a frame that must wait is written the moment it may be (the timer is
@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+from .budgets import TokenBucket
 from .mapping import OFF, Duties, Mapping, Smoother, duties_for
 from .protocol import Vector
 
@@ -102,7 +103,7 @@ class Writer:
         self._since_write = 0  # vectors since the last write
         self._pass_start = 0  # vectors seen when the read pass began
         self._vectors = 0
-        self._tat = -math.inf  # the token bucket's theoretical arrival time
+        self.bucket = TokenBucket(interval_s=self.tick_s, burst=BURST_WRITES)  # the write rate
         self._phase = _Phase.IDLE
         self._write_at: float | None = None
         self._stale_at: float | None = None
@@ -120,7 +121,7 @@ class Writer:
     @property
     def may_write_at(self) -> float:
         """The earliest time the token bucket allows the next write."""
-        return self._tat - (BURST_WRITES - 1) * self.tick_s
+        return self.bucket.ready_at
 
     @property
     def holding(self) -> bool:
@@ -128,13 +129,14 @@ class Writer:
 
     # ---- events ----------------------------------------------------------
 
-    def vector(self, v: Vector, now: float) -> None:
-        """A valid vector arrived (per frame: cheap; decide at ``read_ended``)."""
+    def vector(self, v: Vector, now: float, *, count: int = 1) -> None:
+        """``count`` valid vectors arrived, ``v`` the newest (cheap; decide at
+        ``read_ended``)."""
         self.latest = v
         self._dirty = True
         self.last_vector_t = now
-        self._since_write += 1
-        self._vectors += 1
+        self._since_write += count
+        self._vectors += count
         if self._stale_at is None:
             self._stale_at = now + self.stale_after_s
 
@@ -240,7 +242,7 @@ class Writer:
         self._write_at = None
         self._dirty = False
         self._since_write = 0
-        self._tat = (self._tat if self._tat > now else now) + self.tick_s
+        self.bucket.take(now)
         self.writes += 1
         v = self.latest
         target = OFF if v is None else duties_for(v, self.mapping)

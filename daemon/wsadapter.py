@@ -9,30 +9,32 @@ changes.  If one of them stops matching, the fast path switches itself off
 and every byte takes websockets' own path (``parser_idle`` answers False):
 slower, never wrong.  ``tests/unit/test_framing.py`` fails first when that happens.
 
-:class:`LedConnection` counts itself in daemon/connections.py from its TCP
-accept (it does its own TLS handshake for that, and drops itself when its
-handshake deadline passes), hands the holder's messages to one public sink
-(any object with ``message(data)`` and ``read_ended()``, daemon/holder.py),
-and offers the rest of the daemon a few plain methods (hold reads, send if
-there is room, why it closed).
+:class:`LedConnection` reports its accept, handshake and close to
+daemon/accept.py (which counts it, does its TLS handshake and times it),
+hands the holder's messages to :meth:`Holder.read <gravity_led.daemon.holder.Holder.read>`
+one read at a time, whichever path they took, and offers the rest of the
+daemon a few plain methods (send if there is room, why it closed) and the
+valve on its reads (daemon/driver.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
-from typing import Any, Protocol
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 
-from .connections import REFUSAL_LOG, ConnectionLimiter, Intake, peer_name, source_key, too_much_unread
+from .accept import Intake
+from .connections import peer_name, source_key, too_much_unread
+from .driver import ReadValve
 from .framing import FastFramer
+from .holder import Holder
 
-__all__ = ["BACKLOG_FRAMES", "KEEP_NEWEST", "LedConnection", "MessageSink", "close_words", "newest", "parser_idle"]
+__all__ = ["BACKLOG_FRAMES", "KEEP_NEWEST", "LedConnection", "close_words", "newest", "parser_idle"]
 
 log = logging.getLogger("gravity_led")
 
@@ -97,11 +99,6 @@ def newest(messages: list[str | bytes]) -> tuple[list[str | bytes], int]:
     return kept, skipped
 
 
-class MessageSink(Protocol):
-    def message(self, data: str | bytes) -> None: ...
-    def read_ended(self) -> None: ...
-
-
 def parser_idle(protocol: Any) -> bool:
     """Whether websockets' Sans-I/O protocol is open and has consumed whole
     frames only, outside any fragmented message, so the next byte it would
@@ -125,8 +122,8 @@ def parser_idle(protocol: Any) -> bool:
 
 
 class LedConnection(ServerConnection):
-    """websockets' server connection, plus: counted and capped, and the LED
-    holder's messages delivered straight to its sink.
+    """websockets' server connection, plus: counted and capped from its
+    accept, and the LED holder's messages delivered straight to the holder.
 
     Built by ``serve(create_connection=functools.partial(LedConnection,
     intake=..., max_frame_bytes=...))``: websockets calls
@@ -139,17 +136,16 @@ class LedConnection(ServerConnection):
         self.intake = intake
         self.max_frame_bytes = max_frame_bytes
         self.framer = FastFramer(limit=max_frame_bytes)
-        self.sink: MessageSink | None = None
-        self.reads_held = False
+        self.sink: Holder | None = None
         self.superseded = 0  # vectors skipped unparsed in a backlog (see newest())
+        self.reads: ReadValve | None = None  # once websockets has the transport
         self._framed = False  # websockets' parser known to be at a frame boundary
+        self._batch: list[str | bytes] | None = None  # whole frames websockets parsed during a read
         self.source = "unknown"  # the address limits count against
         self.raw_transport: asyncio.Transport | None = None  # TCP, under TLS if any
         self._peername: Any = None
         self._started = False  # websockets' own connection_made ran
         self._early: list[bytes] = []  # decrypted bytes that came before it did
-        self._deadline: asyncio.TimerHandle | None = None
-        self._tls_task: asyncio.Task[None] | None = None
 
     @property
     def peer(self) -> str:
@@ -157,7 +153,7 @@ class LedConnection(ServerConnection):
 
     # ---- for the holder -------------------------------------------------
 
-    def attach(self, sink: MessageSink) -> None:
+    def attach(self, sink: Holder) -> None:
         """From now on, every message goes to ``sink``, none to websockets' queue."""
         self.sink = sink
 
@@ -165,30 +161,11 @@ class LedConnection(ServerConnection):
         self.sink = None
 
     async def pump(self) -> None:
-        """Hand the sink what took websockets' own path (fragmented messages,
+        """Hand the sink what took websockets' own queue (fragmented messages,
         and any queued before ``attach``) until the connection closes;
         raises ConnectionClosed."""
-        sink = self.sink
         async for message in self:
-            sink.message(message)
-            sink.read_ended()
-
-    def hold_reads(self) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing() and not self.reads_held:
-            transport.pause_reading()
-            self.reads_held = True
-
-    def resume_reads(self) -> None:
-        if not self.reads_held:
-            return
-        self.reads_held = False
-        transport = self.transport
-        # ``recv_messages.paused``: websockets' own flow control (its message
-        # queue is full and it paused reading).  Resuming then would overrule
-        # it.  If the attribute goes, AttributeError in tests, not silence.
-        if transport is not None and not transport.is_closing() and not self.recv_messages.paused:
-            transport.resume_reading()
+            self.sink.read((message,))
 
     def has_room(self) -> bool:
         """Whether an optional message may be sent (the peer reads what we send)."""
@@ -208,52 +185,31 @@ class LedConnection(ServerConnection):
         # ``close_rcvd`` are public in websockets' Sans-I/O layer.
         return close_words(self.protocol.close_sent, self.protocol.close_rcvd, max_frame_bytes=self.max_frame_bytes)
 
-    # ---- from accept to handshake: counted, limited, timed ---------------
+    def abort(self) -> None:
+        """Drop the connection at once (refused, evicted, timed out, shutdown)."""
+        if self.raw_transport is not None:
+            self.raw_transport.abort()
+
+    # ---- from accept to handshake: daemon/accept.py ----------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio calls this at the TCP accept (we never pass ssl= to the
-        # server: see _start_tls).  The count starts here, for every connection.
-        intake = self.intake
+        # server: the intake does the TLS handshake, so the count starts here
+        # for every connection).
         self.raw_transport = transport
         self._peername = transport.get_extra_info("peername")
         self.source = source_key(self._peername[0] if self._peername else None)
-        decision = intake.limiter.admit(self.source, self)
-        if decision.evict is not None:
-            decision.evict.raw_transport.abort()
-            intake.events.log(
-                logging.INFO, "dropped pending connections to make room",
-                "dropped a pending connection from %s to make room for %s (its address holds more)", decision.evict.peer, self.peer,
-            )  # fmt: skip
-        if not decision.admitted:
-            key, words = REFUSAL_LOG[decision.reason]
-            n = intake.limiter.open_from(self.source) if decision.reason == ConnectionLimiter.PER_ADDRESS else intake.limiter.max_total
-            intake.events.log(logging.WARNING, key, words, self.peer, n, extra={"CLIENT_ADDRESS": self.peer})
-            transport.abort()  # websockets never hears of it
+        if not self.intake.accepted(self):
             return
-        self._deadline = self.loop.call_later(intake.handshake_timeout_s, self._handshake_timed_out)
-        if intake.tls is None:
+        if self.intake.tls is None:
             self._start(transport)
         else:
-            self._tls_task = self.loop.create_task(self._start_tls(transport, intake.tls))
+            self.loop.create_task(self._start_tls(transport))
 
-    async def _start_tls(self, transport: asyncio.BaseTransport, tls: ssl.SSLContext) -> None:
-        # ``loop.start_tls`` is asyncio's public API; asyncio's server would do
-        # the same, but before telling anyone the connection exists.  Its
-        # memory (about 300 KiB per handshake) is bounded by the limits above.
-        try:
-            tls_transport = await self.loop.start_tls(transport, self, tls, server_side=True, ssl_handshake_timeout=self.intake.handshake_timeout_s)
-        except Exception:  # a failed or abandoned TLS handshake: common, not news
-            transport.abort()
-            self._release()
-            return
-        if tls_transport is None or transport.is_closing():
-            # Timed out or evicted meanwhile (asyncio then returns None
-            # rather than raising, when the abort came without an error).
-            if tls_transport is not None:
-                tls_transport.abort()
-            self._release()
-            return
-        self._start(tls_transport)
+    async def _start_tls(self, transport: asyncio.BaseTransport) -> None:
+        tls_transport = await self.intake.start_tls(self, transport, self)
+        if tls_transport is not None:
+            self._start(tls_transport)
 
     def _start(self, transport: asyncio.BaseTransport) -> None:
         # websockets' connection_made starts its handshake handler; calling it
@@ -261,6 +217,10 @@ class LedConnection(ServerConnection):
         # ssl= support amounts to (websockets 16-17, asyncio/server.py).
         self._started = True
         super().connection_made(transport)
+        # ``recv_messages.paused``: websockets' own flow control (its message
+        # queue is full and it paused reading).  Resuming then would overrule
+        # it.  If the attribute goes, AttributeError in tests, not silence.
+        self.reads = ReadValve(self.transport, overruled=lambda: self.recv_messages.paused)
         early, self._early = self._early, []
         for data in early:
             self.data_received(data)
@@ -270,32 +230,8 @@ class LedConnection(ServerConnection):
         # before the handler (asyncio/server.py, ``protocol_handler``): the
         # connection is no longer pending.  If that changes, connections stay
         # "pending" until the deadline drops them: a test fails at once.
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        self.intake.limiter.handshake_done(self)
+        self.intake.handshake_done(self)
         super().start_keepalive()
-
-    def _handshake_timed_out(self) -> None:
-        self._deadline = None
-        if self.intake.limiter.is_pending(self):
-            self.intake.limiter.refused["timed_out"] += 1
-            self.intake.events.log(
-                logging.INFO, "dropped connections that did not finish their handshake",
-                "dropped %s: no handshake within %.1f s (handshake_timeout_s)", self.peer, self.intake.handshake_timeout_s,
-            )  # fmt: skip
-            self.raw_transport.abort()
-
-    def _release(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        self.intake.limiter.release(self)
-
-    def abort(self) -> None:
-        """Drop the connection at once (shutdown)."""
-        if self.raw_transport is not None:
-            self.raw_transport.abort()
 
     # ---- asyncio.Protocol callbacks: overriding websockets' --------------
 
@@ -307,7 +243,7 @@ class LedConnection(ServerConnection):
                 self.superseded,
                 extra={"CLIENT_ADDRESS": self.peer},
             )
-        self._release()
+        self.intake.closed(self)
         if self._started:  # else websockets never knew of it
             super().connection_lost(exc)
 
@@ -319,43 +255,47 @@ class LedConnection(ServerConnection):
         if sink is not None:
             # The fast path (daemon/framing.py): simple frames straight to the
             # sink; the rest, whole frames from a boundary, to websockets.
-            # ``super().data_received`` is websockets' asyncio protocol
-            # callback (feeds its parser, processes its events).
+            # ``_websockets_read`` is websockets' asyncio protocol callback
+            # (feeds its parser, processes its events).
             idle = self._framed or parser_idle(self.protocol)
             messages, rest = self.framer.receive_data(data, parser_idle=idle)
             if len(messages) > BACKLOG_FRAMES:
                 messages, skipped = newest(messages)
                 self.superseded += skipped
-            for message in messages:
-                sink.message(message)
             self._framed = not rest
             if rest:
-                super().data_received(rest)
-            sink.read_ended()
+                self._batch = messages  # process_event adds what websockets parses
+                self._websockets_read(rest)
+                self._batch = None
+            sink.read(messages)
         else:
-            super().data_received(data)
+            self._websockets_read(data)
         transport = self.transport
         if too_much_unread(transport.get_write_buffer_size()) and not transport.is_closing():
-            self.intake.events.log(logging.WARNING, "dropped connections that do not read", "dropped %s: it sends but does not read what we answer", self.peer)
+            self.intake.not_reading(self)
             transport.abort()
+
+    def _websockets_read(self, data: bytes) -> None:
+        """Bytes for websockets' own parser: its ``data_received``."""
+        ServerConnection.data_received(self, data)
 
     def eof_received(self) -> bool | None:
         if not self._started:
             return None  # close
         pending = self.framer.take_pending()
         if pending:  # a frame cut short: websockets reports it
-            super().data_received(pending)
+            self._websockets_read(pending)
         return super().eof_received()
 
     def process_event(self, event: Any) -> None:
         # ``process_event`` is websockets' private hook between its parser and
         # its message queue.  A whole text or binary frame for the holder that
-        # took websockets' path (over 125 bytes, or after a ping) goes to the
-        # sink too, so the holder's messages never wait in the queue.
+        # took websockets' path (over 125 bytes, or after a ping) joins this
+        # read's messages, so the holder's messages never wait in the queue.
         # Fragments and everyone else's frames go on to websockets.  If the
         # hook is renamed, those frames take the queue and ``pump``: slower.
-        sink = self.sink
-        if sink is not None and type(event) is Frame and event.fin:
+        batch = self._batch
+        if batch is not None and type(event) is Frame and event.fin:
             op = event.opcode
             if op is _TEXT or op is _BINARY:
                 try:
@@ -363,6 +303,6 @@ class LedConnection(ServerConnection):
                 except UnicodeDecodeError:
                     pass  # websockets closes with 1007
                 else:
-                    sink.message(data)
+                    batch.append(data)
                     return
         super().process_event(event)

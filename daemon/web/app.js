@@ -4,10 +4,22 @@
 // in motion.js, when to send and how to (re)connect in link.js; both are pure.
 // See docs/phones.md, "Any phone is a client".
 
-import { isWebKitMotion, normalAngle, tiltDeg, toDaemon } from './motion.js';
+import { isWebKitMotion, noAccelerometer, normalAngle, tiltDeg, toDaemon } from './motion.js';
 import { BUSY_REASON, BUSY_RETRY_MS, Link, Pacer, frame, phoneKind, readMessage, trustSteps, wsUrl } from './link.js';
 
-const NO_DATA_MS = 3000; // no sensor reading this long after Start = no sensor
+// Start connects only once the first reading came, so a page that may have no
+// sensor never holds the LEDs.  Chromium says "no sensor" with an event
+// (noAccelerometer), and the page says so at once; Safari and Firefox on a
+// computer say nothing, so there no reading this long after Start means no
+// sensor.  Not shorter: a phone may start its sensor slowly, and this wait
+// holds nothing.  On iOS it starts once the permission prompt was answered.
+const NO_DATA_MS = 3000;
+// The daemon turns the LEDs off when no frame came for its stale_after_s, and
+// the page sends a frame per reading: after as long without one it shows no
+// tilt.  The daemon's value comes from /status on every connection; until
+// then, the daemon's default.
+const STALE_DEFAULT_MS = 1000;
+const WAITING = 'Waiting for the sensor\u2026';
 const MAX_BUFFERED = 240; // bytes queued in the socket: skip frames rather than lag
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +40,7 @@ const s = {
   paused: false, // running, but the page is hidden: sensor and socket released
   ws: null, wsId: 0, retryTimer: 0, sendTimer: 0, noDataTimer: 0, noticeTimer: 0,
   gotData: false, latest: null, drawPending: false, shown: null,
+  lastReadingAt: 0, staleMs: STALE_DEFAULT_MS, staleTimer: 0, stale: false,
   sent: 0, sentAtTick: 0, rate: 0, tick: 0, wakeLock: null,
   webkit: isWebKitMotion(navigator.userAgent, navigator.maxTouchPoints), swap: false, notice: null,
 };
@@ -138,10 +151,10 @@ function showLeds(leds) {
 
 function draw() {
   s.drawPending = false;
-  const d = s.latest;
+  const d = s.stale ? null : s.latest;
   if (!d) {
     ui.phone.style.transform = 'rotate(0deg)';
-    ui.tiltText.textContent = '\u2013';
+    ui.tiltText.textContent = s.stale ? 'no reading' : '\u2013';
     ui.tiltFill.style.left = '50%';
     ui.tiltFill.style.width = '0%';
     return;
@@ -197,14 +210,22 @@ function armSend() {
 }
 
 function onMotion(ev) {
-  const d = toDaemon(ev.accelerationIncludingGravity, screenAngle(), s.webkit, s.swap);
-  if (!d) return; // Chromium without a sensor fires one event of nulls
-  if (!s.gotData) {
+  const g = ev.accelerationIncludingGravity;
+  const d = toDaemon(g, screenAngle(), s.webkit, s.swap);
+  if (!d) {
+    if (!s.gotData && noAccelerometer(g)) noData(); // Chromium: no sensor, say so now
+    return;
+  }
+  if (!s.gotData) { // a sensor: now take the LEDs
     s.gotData = true;
     clearTimeout(s.noDataTimer);
     clearNotice('nosensor');
+    apply(link.start());
   }
   s.latest = d;
+  s.lastReadingAt = performance.now();
+  s.stale = false;
+  armStale();
   scheduleDraw();
   if (pacer.offer(d, performance.now())) send(d);
   else armSend();
@@ -218,6 +239,32 @@ function listen(on) {
     s.sendTimer = 0;
     pacer.reset();
   }
+}
+
+// One timer per stale period, moved on when it fires early (not per reading).
+function armStale() {
+  if (!s.staleTimer) s.staleTimer = setTimeout(checkStale, s.lastReadingAt + s.staleMs - performance.now());
+}
+
+function checkStale() {
+  clearTimeout(s.staleTimer);
+  s.staleTimer = 0;
+  if (!s.latest || s.stale) return;
+  if (performance.now() - s.lastReadingAt < s.staleMs) {
+    armStale();
+  } else {
+    s.stale = true;
+    scheduleDraw();
+  }
+}
+
+async function learnStaleAfter() {
+  try {
+    const r = await fetch('/status' + location.search, { cache: 'no-store' });
+    const v = r.ok ? (await r.json()).stale_after_s : NaN;
+    if (typeof v === 'number' && v > 0 && v < 1e6) s.staleMs = v * 1000; // 1e6 s: setTimeout's range
+  } catch (e) { /* keep what the page had */ }
+  checkStale();
 }
 
 function armNoDataTimer() {
@@ -278,7 +325,10 @@ function open(id) {
   }
   ws.binaryType = 'arraybuffer';
   s.ws = ws;
-  ws.onopen = () => apply(link.opened(id, performance.now()));
+  ws.onopen = () => {
+    apply(link.opened(id, performance.now()));
+    learnStaleAfter();
+  };
   ws.onmessage = (ev) => {
     if (s.ws !== ws) return;
     const msg = readMessage(ev.data);
@@ -409,9 +459,9 @@ async function start() {
   s.gotData = false;
   ui.start.textContent = 'Stop';
   ui.start.classList.add('stop');
+  setConn('connecting', WAITING);
   listen(true);
   armNoDataTimer();
-  apply(link.start());
   keepAwake(true);
 }
 
@@ -423,6 +473,8 @@ function stop() {
   apply(link.stop());
   keepAwake(false);
   s.latest = null;
+  s.stale = false;
+  checkStale();
   scheduleDraw();
   ui.start.textContent = 'Start';
   ui.start.classList.remove('stop');
@@ -436,6 +488,7 @@ function pause() {
   listen(false);
   clearTimeout(s.noDataTimer);
   apply(link.pause());
+  if (!s.gotData) setConn('idle', 'Paused');
   keepAwake(false);
 }
 
@@ -444,6 +497,7 @@ function resume() {
   s.paused = false;
   listen(true);
   armNoDataTimer();
+  if (!s.gotData) setConn('connecting', WAITING);
   apply(link.resume());
   keepAwake(true);
 }

@@ -75,6 +75,15 @@ export function toDaemon(g, angle, webkit, swap) {
   return d;
 }
 
+/** Whether a devicemotion event's accelerationIncludingGravity carries no
+ * numbers at all: Chromium's way of saying that this page gets no
+ * accelerometer (none, or blocked).  It fires one such event once its
+ * sensors have started or failed and never a null one when the accelerometer
+ * works (it waits for the first reading), so this is an answer, not a guess. */
+export function noAccelerometer(g) {
+  return !g || [g.x, g.y, g.z].every((c) => c === null || c === undefined);
+}
+
 /** Roll in degrees, right positive: the angle whose sine the daemon uses. */
 export function tiltDeg(d) {
   const n = Math.hypot(d[0], d[1], d[2]);

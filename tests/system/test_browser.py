@@ -103,6 +103,17 @@ def new_page(browser):
 
 # -- helpers -------------------------------------------------------------------
 
+# This machine has no accelerometer, and Chromium says so with one event of
+# nulls (isTrusted) soon after a page listens.  A fake sensor stands in for a
+# real one, so that event must not reach the page: a phone with a sensor never
+# sends it.  (Listeners on the target run capturing ones first.)
+HIDE_CHROMIUMS_EVENT = """() => {
+    if (!window.__hidden) {
+        window.__hidden = true;
+        window.addEventListener('devicemotion', (e) => { if (e.isTrusted) e.stopImmediatePropagation(); }, true);
+    }
+}"""
+
 FAKE_SENSOR = """(g) => {
     window.__g = g;
     if (!window.__fake) {
@@ -114,7 +125,13 @@ FAKE_SENSOR = """(g) => {
 
 def feed(page, x, y, z):
     """Make the page's (fake) sensor report this vector ~60 times a second from now on."""
+    page.evaluate(HIDE_CHROMIUMS_EVENT)
     page.evaluate(FAKE_SENSOR, {"x": x, "y": y, "z": z})
+
+
+def stop_sensor(page):
+    """The fake sensor stops reporting (as a phone's may while the page stays open)."""
+    page.evaluate("() => { clearInterval(window.__fake); window.__fake = 0; }")
 
 
 def reading(deg: float, *, ios: bool = False) -> tuple[float, float, float]:
@@ -256,6 +273,10 @@ def test_motion_sends_nothing_unusable_and_nothing_that_reads_as_text(blank):
     assert cases["nan"] is None and cases["inf"] is None and cases["str"] is None
     assert cases["tiny"] == [0, 0, 9.8]  # below 0.001 m/s^2: 0
     assert cases["huge"] == [1000, 0, -1000]  # clamped to +-1000 m/s^2
+    # Chromium's "no accelerometer" event carries no number at all; a reading that is unusable does.
+    none = blank.evaluate("""() => [null, {x: null, y: null, z: null}, {}, {x: 0, y: 0, z: 0}, {x: null, y: 1, z: 9.8}]
+        .map(window.motion.noAccelerometer)""")
+    assert none == [True, True, True, False, False]
 
 
 def test_motion_screen_angle_and_webkit_detection(blank):
@@ -580,14 +601,83 @@ def test_daemon_gone_then_back_reconnects(start_daemon, new_page):
     wait_text(page, "#conn-text", "Connected")
 
 
-def test_no_motion_sensor_says_so_and_releases(start_daemon, new_page):
+def websockets_of(page) -> list[str]:
+    """The URLs of the WebSockets the page opens from now on."""
+    urls: list[str] = []
+    page.on("websocket", lambda ws: urls.append(ws.url))
+    return urls
+
+
+def test_chromium_without_a_sensor_is_told_at_once_and_never_takes_the_leds(start_daemon, new_page):
+    """Chromium says it has no sensor with one event of nulls: the page says
+    "No motion sensor" on it, with its own clock stopped (so not after a
+    wait), and it never opened a WebSocket, so the LEDs stayed free."""
     d = start_daemon()
     page = new_page()
+    sockets = websockets_of(page)
+    page.clock.install()
     open_page(page, d)
-    start(page)  # no fake sensor: headless Chromium has no accelerometer
+    page.clock.pause_at(page.evaluate("() => Date.now()") + 1000)  # the page's timers stand still
+    page.get_by_role("button", name="Start").click()
     wait_text(page, "#notice-title", "No motion sensor")
     page.get_by_role("button", name="Start").wait_for()
-    wait_status(d.http_url, lambda s: s["client"] is None)
+    assert sockets == [], "the page connected before it knew there is a sensor"
+    assert get_status(d.http_url)["client"] is None
+
+
+def test_a_browser_that_says_nothing_waits_without_the_leds_and_a_late_sensor_still_drives(start_daemon, new_page):
+    """Safari or Firefox on a computer fires no event at all, and some phones
+    fire their first one late: the page waits 3 s for a reading holding
+    nothing, then says "No motion sensor"; a reading within those 3 s connects."""
+    d = start_daemon()
+    page = new_page()
+    sockets = websockets_of(page)
+    page.clock.install()
+    open_page(page, d)
+    page.evaluate(HIDE_CHROMIUMS_EVENT)  # no event at all, as those browsers
+    page.clock.pause_at(page.evaluate("() => Date.now()") + 1000)
+    start(page)
+    page.clock.run_for(3000)
+    wait_text(page, "#notice-title", "No motion sensor")
+    page.get_by_role("button", name="Start").wait_for()
+    assert sockets == [], "the page connected before it knew there is a sensor"
+
+    start(page)
+    page.clock.run_for(2900)  # no reading yet: still waiting, holding nothing
+    assert sockets == []
+    wait_text(page, "#conn-text", "Waiting for the sensor")
+    assert page.locator("#notice").is_hidden()
+    assert page.get_by_role("button", name="Stop").is_visible()
+    assert sockets == [] and get_status(d.http_url)["client"] is None
+    page.clock.resume()
+    feed(page, *reading(30))  # the first reading, late
+    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    wait_text(page, "#conn-text", "Connected")
+    assert len(sockets) == 1
+
+
+def test_when_readings_stop_the_page_shows_no_tilt_and_the_dark_leds(start_daemon, new_page):
+    """The daemon turns the LEDs off when no frame came for its stale_after_s;
+    the page sends a frame per reading, so after as long without one it
+    shows no tilt (not the last one) beside the LEDs at 0 %, and both come
+    back with the next reading."""
+    d = start_daemon("--stale-after-s", "2")
+    page = new_page()
+    open_page(page, d)
+    feed(page, *reading(30))
+    start(page)
+    wait_status(d.http_url, lambda s: near(s["leds"]["right"], 0.5))
+    wait_text(page, "#tilt-text", "30° right")
+    wait_text(page, "#pct-right", "50%")
+    page.wait_for_function("() => window.gravityLed.state.staleMs === 2000")  # the daemon's, from /status
+    stop_sensor(page)
+    wait_status(d.http_url, lambda s: leds(s) == (0.0, 0.0))  # the daemon's stale blackout
+    wait_text(page, "#pct-right", "0%")
+    wait_text(page, "#tilt-text", "no reading")
+    feed(page, *reading(-30))
+    wait_status(d.http_url, lambda s: near(s["leds"]["left"], 0.5))
+    wait_text(page, "#tilt-text", "30° left")
+    wait_text(page, "#pct-left", "50%")
 
 
 def test_plain_http_on_a_lan_name_explains_https(start_daemon, new_page):

@@ -195,13 +195,14 @@ def test_every_nonobvious_hardening_line_is_commented() -> None:
 def test_everything_is_a_noop_off_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
     """No NOTIFY_SOCKET: nothing imported, nothing sent, nothing raised, even
     without systemd-python (simulated by making its import fail)."""
+    import gravity_led.daemon.journal as journal
     import gravity_led.daemon.systemd as mod
 
     def boom() -> None:
         raise ImportError("no systemd here")
 
     monkeypatch.setattr(mod, "_import_daemon", boom)
-    monkeypatch.setattr(mod, "_import_journal", boom)
+    monkeypatch.setattr(journal, "_import_journal", boom)
     sd = Systemd({})
     sd.check()
     assert sd.journal_handler() is None
@@ -260,7 +261,7 @@ def test_journal_handler_sends_extra_fields() -> None:
     none of the LogRecord's lower-case attributes, no duplicated MESSAGE."""
     from systemd.journal import JournalHandler
 
-    from gravity_led.daemon.systemd import make_journal_handler
+    from gravity_led.daemon.journal import make_journal_handler
 
     sent: list[tuple[str, dict]] = []
     handler = make_journal_handler(sender=lambda msg, **fields: sent.append((msg, fields)))

@@ -1,5 +1,5 @@
 """The holder slot and per-client state (daemon/holder.py), in-process: the
-budgets with a fake clock, the message sink with a fake connection, and the
+frame rate with a fake clock, the message sink with a fake connection, and the
 whole daemon in this process on a loopback port, with websockets' own path
 forced (the fallback when its internals look different)."""
 
@@ -15,34 +15,14 @@ from websockets.asyncio.client import connect
 
 from gravity_led.daemon import wsadapter
 from gravity_led.daemon.config import Config
-from gravity_led.daemon.holder import ERRORS_PER_S, ClientState, ErrorBudget, FrameRate, Holder, RejectLog
+from gravity_led.daemon.budgets import ERRORS_PER_S
+from gravity_led.daemon.holder import ClientState, FrameRate, Holder
+from gravity_led.daemon.telemetry import Telemetry
 from gravity_led.daemon.leds import LedPair
 from gravity_led.daemon.mapping import Duties
 from gravity_led.daemon.protocol import Vector, decode_server_message, encode_subscribe
 from gravity_led.daemon.ratelog import RateLimitedLog
 from gravity_led.daemon.server import Daemon
-
-
-def test_error_budget_answers_a_burst_then_counts_what_it_suppressed():
-    b = ErrorBudget(now=0.0)
-    answers = [b.take(0.0) for _ in range(20)]
-    assert answers[: int(ERRORS_PER_S)] == [0] * int(ERRORS_PER_S)
-    assert answers[int(ERRORS_PER_S) :] == [None] * (20 - int(ERRORS_PER_S))
-    assert b.take(1.0 / ERRORS_PER_S) == 20 - int(ERRORS_PER_S), "the next answer reports the silent ones"
-    assert b.take(0.2) is None
-
-
-def test_error_budget_says_nothing_to_a_client_that_does_not_read():
-    b = ErrorBudget(now=0.0)
-    assert b.take(0.0, can_send=False) is None
-    assert b.take(0.0, can_send=True) == 1
-
-
-def test_reject_log_one_line_per_period_with_the_count():
-    log = RejectLog(every_s=5.0)
-    assert log.add(0.0) == 1
-    assert [log.add(t) for t in (1.0, 2.0, 4.9)] == [None, None, None]
-    assert log.add(5.0) == 4
 
 
 def test_frame_rate_counts_the_last_whole_second():
@@ -71,40 +51,36 @@ class FakeConn:
 
 class FakeDriver:
     def __init__(self) -> None:
-        self.vectors: list[tuple[Vector, float]] = []
-        self.reads = 0
-        self.leds = type("Leds", (), {"duties": Duties(0.0, 0.0)})()
+        self.reads: list[tuple[Vector | None, int, float]] = []
+        self.duties = Duties(0.0, 0.0)
 
-    def vector(self, v: Vector, now: float) -> None:
-        self.vectors.append((v, now))
-
-    def read_ended(self) -> None:
-        self.reads += 1
+    def after_read(self, newest: Vector | None, vectors: int, now: float) -> None:
+        self.reads.append((newest, vectors, now))
 
 
-def test_sink_passes_vectors_and_budgets_error_replies():
+def test_sink_passes_vectors_and_budgets_error_replies(caplog):
+    caplog.set_level(logging.INFO, "gravity_led")
+
     async def main() -> None:
         clock = [100.0]
         driver = FakeDriver()
         events = RateLimitedLog(logging.getLogger("test_holder"), clock=lambda: clock[0], call_at=asyncio.get_running_loop().call_at)
         holder = Holder(driver, clock=lambda: clock[0], events=events)
         conn = FakeConn()
-        holder.client = c = ClientState(conn, conn.peer, errors=ErrorBudget(now=clock[0]))
-        holder.message("0 1 0")
-        holder.message(b"bad")
-        for _ in range(50):
-            holder.message("1 2")
-        holder.read_ended()
+        holder.client = c = ClientState(conn, conn.peer, Telemetry(conn, state=holder.state, clock=lambda: clock[0]))
+        holder.read(["0 1 0", b"bad", *["1 2"] * 50])
         await asyncio.sleep(0)
-        assert driver.vectors == [(Vector(0.0, 1.0, 0.0), 100.0)] and driver.reads == 1
+        assert driver.reads == [(Vector(0.0, 1.0, 0.0), 1, 100.0)], "one decision per read, with the newest vector"
         assert (c.accepted, c.rejected) == (1, 51)
         assert len(conn.sent) == ERRORS_PER_S, "a flood of bad frames gets a few answers"
+        assert caplog.text.count("rejected a frame from") == 1, "and one log line"
         clock[0] += 1.0
-        holder.message("nan 1 2")
+        holder.read(["nan 1 2"])
         await asyncio.sleep(0)
         last = decode_server_message(conn.sent[-1])
         assert last.error == "not_finite" and last.suppressed == 51 - ERRORS_PER_S
         assert holder.frames.accepted == 1 and holder.state().client == conn.peer
+        assert driver.reads[-1] == (None, 0, 101.0), "a read without a vector still ends"
 
     asyncio.run(main())
 

@@ -28,11 +28,12 @@ def make(load, running=None):
     cfg = {"now": running or Config()}
     applied = []
 
-    def apply(plan):
-        cfg["now"] = plan.config
-        applied.append(plan)
+    class Part:
+        def reconfigure(self, new):
+            cfg["now"] = new
+            applied.append(new)
 
-    return Reloader(load=load, running=lambda: cfg["now"], apply=apply), applied, cfg
+    return Reloader(cfg["now"], load=load, parts=[Part()]), applied, cfg
 
 
 def test_the_loop_keeps_running_while_the_file_is_read(caplog):

@@ -1,0 +1,58 @@
+"""Mock pins for the benchmarks (tests/benchmarks): slow writes and a write
+trace, each only when asked for, so the normal path has no such code at all.
+
+* ``mock_write_delay_us`` (``--mock-write-delay-us``): each PWM write costs
+  this much CPU, like pigpio's socket or a Pi Zero.
+* ``GRAVITY_LED_MOCK_WRITE_TRACE=FILE``: append ``monotonic_ns pin value``
+  per PWM write to FILE (CLOCK_MONOTONIC is system-wide, so another process
+  can compare them with its own send times).
+
+Both apply to mock pins only (daemon/leds.py builds them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["WRITE_TRACE_ENV", "bench_pin_class"]
+
+WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
+"""Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
+
+
+def _slow(base: type, write_delay_s: float) -> type:
+    class SlowMockPWMPin(base):
+        """A mock pin whose writes cost CPU, like pigpio's socket or a Pi Zero."""
+
+        def _set_state(self, value: float) -> None:
+            end = time.perf_counter() + write_delay_s
+            while time.perf_counter() < end:
+                pass
+            super()._set_state(value)
+
+    return SlowMockPWMPin
+
+
+def _traced(base: type, path: str) -> type:
+    """``base`` whose writes are timestamped."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    class TracedMockPWMPin(base):
+        def _set_state(self, value: float) -> None:
+            super()._set_state(value)
+            os.write(fd, f"{time.monotonic_ns()} {self.info.name} {float(value)!r}\n".encode())
+
+    return TracedMockPWMPin
+
+
+def bench_pin_class(base: type, *, write_delay_s: float) -> type:
+    """``base`` (a mock PWM pin class), made slow and/or traced as the
+    benchmark options ask; ``base`` itself when they ask for nothing."""
+    pin_class = base
+    if write_delay_s > 0:
+        pin_class = _slow(pin_class, write_delay_s)
+    trace = os.environ.get(WRITE_TRACE_ENV)
+    if trace:
+        pin_class = _traced(pin_class, trace)
+    return pin_class
