@@ -3,8 +3,8 @@
 The wire format lives in :mod:`gravity_led.daemon.protocol`; this package only produces
 vectors (``sources``, ``sim``; phone apps: ``formats`` reads their formats,
 ``phones`` and ``receivers`` move their bytes, ``phone_cli`` is their command
-line), paces them (``pacing``), keeps a
-connection alive (``link``), shows what happens (``live``) and wires it all
+line), paces them (``pacing``), finds the daemon when no address is
+given (``discover``), keeps a connection alive (``link``), shows what happens (``live``) and wires it all
 together (``session``, ``cli``, ``demo``).
 """
 

@@ -25,6 +25,7 @@ from . import EXIT_ERROR, EXIT_OK, EXIT_USAGE, ClientError
 from .argcheck import DEMO_URL, foreign_option, ignored_option
 from .link import Link, LinkOptions, env_url, normalize_url
 from .demo import run_demo
+from .discover import BROWSE_S, browse, choose, find_daemon
 from .live import View, choose_mode
 from .phone_cli import PHONE_COMMANDS, add_phone_parsers, phone_source
 from .recording import read_recording
@@ -81,7 +82,8 @@ def _connection_options(p: argparse.ArgumentParser, *, url: bool = True) -> None
             "--url",
             default=None,
             help=f"daemon address: ws://HOST:PORT, wss://HOST:PORT, or just HOST[:PORT] (port {DEFAULT_PORT} if none; "
-            f"wss:// with --cafile or --insecure) (default: $GRAVITY_LED_URL, else localhost)",
+            f"wss:// with --cafile or --insecure) (default: $GRAVITY_LED_URL, else a daemon listening on this machine's "
+            f"port {DEFAULT_PORT}, else the one daemon found on the network over mDNS within 2 s)",
         )
         g.add_argument(
             "--token-file",
@@ -194,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("run")
     g.add_argument("--duration", type=positive, metavar="S", help="keep the vector on the LEDs for S seconds (repeated 4 times a second)")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    p = add(
+        "discover",
+        "list the daemons that answer on this network (mDNS)",
+        "List the gravity-led daemons that answer on this network over mDNS / DNS-SD (avahi-daemon advertises one "
+        "installed by deploy/install.sh), with the URL --url takes for each. The streaming subcommands do the same "
+        "search when they are given no address.",
+    )
+    p.add_argument("--wait", type=positive, default=BROWSE_S, metavar="S", help=f"how long to listen for answers (default: {BROWSE_S:g})")
 
     p = add(
         "demo",
@@ -309,6 +320,11 @@ def _token(args: argparse.Namespace) -> str | None:
         raise ClientError(str(e), EXIT_USAGE) from None
 
 
+def daemon_address(args: argparse.Namespace, view: View) -> str:
+    """--url, else $GRAVITY_LED_URL, else where discovery finds the daemon (client/discover.py)."""
+    return args.url or env_url("") or find_daemon(say=view.event)
+
+
 def link_options(args: argparse.Namespace, *, max_retries: int | None = None, url: str | None = None) -> LinkOptions:
     return LinkOptions(
         url=normalize_url(url or args.url or env_url(), tls=bool(getattr(args, "cafile", None) or getattr(args, "insecure", False))),
@@ -375,7 +391,7 @@ def cmd_stream(args: argparse.Namespace, view: View) -> int:
     make_source = _source_for(args, view)
     run_stream(
         (lambda: flipped(make_source())) if args.flip else make_source,
-        link_options(args),
+        link_options(args, url=daemon_address(args, view)),
         stream_options(args),
         view,
     )
@@ -387,7 +403,7 @@ def cmd_send(args: argparse.Namespace, view: View) -> int:
         v = make_vector(float(args.x), float(args.y), float(args.z))
     except FrameError as e:
         raise ClientError(f"cannot send {args.x} {args.y} {args.z}: {e.message}", EXIT_USAGE) from None
-    opts = link_options(args, max_retries=0)
+    opts = link_options(args, max_retries=0, url=daemon_address(args, view))
     if args.duration is None:
         return _send_once(v, opts, view)
     run_stream(lambda: keepalive(constant_source(v, hold=True)), opts, StreamOptions(duration_s=args.duration), view)
@@ -430,6 +446,16 @@ def _send_once(v: Vector, opts: LinkOptions, view: View) -> int:
     return EXIT_OK
 
 
+def cmd_discover(args: argparse.Namespace, view: View) -> int:
+    """Every daemon that answered, one line each; none is an error (exit 1)."""
+    found = browse(args.wait)
+    if not found:
+        choose(found, seconds=args.wait)  # raises: none answered, and how to give --url
+    for f in sorted(found, key=lambda f: f.name):
+        print(f.line(), flush=True)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, view: View) -> int:
     run_demo(
         sim_config(args),
@@ -444,12 +470,14 @@ def cmd_demo(args: argparse.Namespace, view: View) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
-    view = View(choose_mode(args.quiet, typing_in=sys.stdin if args.command == "stdin" else None))
+    view = View(choose_mode(getattr(args, "quiet", False), typing_in=sys.stdin if args.command == "stdin" else None))
     for warning in environment_warnings(os.environ):
         view.warn(warning)
     try:
         if args.command == "demo":
             return cmd_demo(args, view)
+        if args.command == "discover":
+            return cmd_discover(args, view)
         if args.command == "send":
             return cmd_send(args, view)
         return cmd_stream(args, view)

@@ -31,6 +31,7 @@ __all__ = [
     "SENSORSTREAM_IDS",
     "BadInputReport",
     "PhyphoxReader",
+    "SensorLoggerReader",
     "Reading",
     "detect_format",
     "flip",
@@ -427,12 +428,9 @@ SENSORLOGGER_SOURCES = ("gravity", "totalacceleration")
 Sensor Logger's "accelerometer" excludes gravity (awesome-sensor-logger UNITS.md), so it is never used."""
 
 
-def read_sensorlogger(body: bytes | str) -> list[Vector]:
-    """One HTTP push: ``{"messageId", "sessionId", "deviceId", "payload": [{"name", "time", "values"}, ...]}``.
-
-    Returns the newest gravity (else total acceleration) sample as one vector;
-    an empty list for a batch without motion samples (the app's test push).
-    """
+def _sensorlogger_newest(body: bytes | str) -> tuple[Vector, float | None, object] | None:
+    """The newest gravity (else total acceleration) sample of a push: its vector,
+    its ``time`` (None if not a number) and the batch's ``sessionId``; None for a batch without one."""
     doc = _json(body, "the POST body is not valid JSON")
     if not isinstance(doc, dict) or not isinstance(doc.get("payload"), list):
         raise FrameError("no_payload", 'the POST body has no "payload" list: is this Sensor Logger?')
@@ -441,14 +439,62 @@ def read_sensorlogger(body: bytes | str) -> list[Vector]:
     for name in SENSORLOGGER_SOURCES:
         chosen = [s for s in samples if str(s.get("name", "")).lower() == name]
         if chosen:
-            newest = max(chosen, key=lambda s: s.get("time") if isinstance(s.get("time"), (int, float)) else -math.inf)
+            newest = max(chosen, key=lambda s: _sample_time(s) if _sample_time(s) is not None else -math.inf)
             values = newest.get("values")
             if not isinstance(values, dict):
                 raise FrameError("not_a_number", f'the {name} sample has no "values" object')
-            return [_vector([values.get("x"), values.get("y"), values.get("z")])]
+            session = doc.get("sessionId")
+            return _vector([values.get("x"), values.get("y"), values.get("z")]), _sample_time(newest), session if isinstance(session, (str, int)) else None
     if "accelerometer" in names:
         raise FrameError("no_gravity", "the batch has no gravity: turn on Gravity in Sensor Logger (its accelerometer excludes gravity)")
-    return []
+    return None
+
+
+def _sample_time(sample: dict) -> float | None:
+    t = sample.get("time")
+    return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) else None
+
+
+def read_sensorlogger(body: bytes | str) -> list[Vector]:
+    """One HTTP push: ``{"messageId", "sessionId", "deviceId", "payload": [{"name", "time", "values"}, ...]}``.
+
+    Returns the newest gravity (else total acceleration) sample as one vector;
+    an empty list for a batch without motion samples (the app's test push).
+    """
+    found = _sensorlogger_newest(body)
+    return [found[0]] if found else []
+
+
+@dataclass
+class SensorLoggerReader:
+    """Sensor Logger's pushes, in the order of their readings.
+
+    The app posts each batch as its own HTTP request, and a late one (a retry,
+    a request that overtook another on a second connection) would move the
+    LEDs back to an old tilt: a batch whose newest reading is older, by the
+    payload's own ``time``, than the newest one already applied is ignored
+    (an empty list). A new recording (another ``sessionId``) starts afresh; a
+    sample without a numeric ``time`` cannot be ordered and is applied.
+    """
+
+    newest: float | None = None
+    session: object = None
+    late: int = 0
+    """Batches ignored for coming late."""
+
+    def read(self, body: bytes | str) -> list[Vector]:
+        found = _sensorlogger_newest(body)
+        if found is None:
+            return []
+        vector, at, session = found
+        if session != self.session:
+            self.session, self.newest = session, None
+        if at is not None:
+            if self.newest is not None and at < self.newest:
+                self.late += 1
+                return []
+            self.newest = at
+        return [vector]
 
 
 # --------------------------------------------------------------------------- phyphox

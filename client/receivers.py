@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from gravity_led.daemon.protocol import FrameError, Vector
 
 from . import EXIT_USAGE, ClientError
-from .formats import BadInputReport, Reading, read_datagram, read_sensorlogger, sensor_names
+from .formats import BadInputReport, Reading, SensorLoggerReader, read_datagram, sensor_names
 
 __all__ = ["MAX_POST_BYTES", "parse_listen", "read_each", "sensorlogger_source", "udp_source"]
 
@@ -221,7 +221,8 @@ async def sensorlogger_source(
     warn: Warn = _stderr,
     on_listening: Callable[[tuple[str, int]], None] | None = None,
 ) -> AsyncIterator[Vector]:
-    """The newest gravity sample of each batch Sensor Logger POSTs (any path), answered 200 at once."""
+    """The newest gravity sample of each batch Sensor Logger POSTs (any path), answered 200 at once;
+    a batch older than one already applied is ignored (:class:`SensorLoggerReader`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server_class = type("PushServer", (_PushServer,), {"address_family": family, "slots": threading.BoundedSemaphore(MAX_HTTP_CONNECTIONS)})
     try:
@@ -236,7 +237,7 @@ async def sensorlogger_source(
         on_listening(server.server_address[:2])
     try:
         report = BadInputReport(what="Sensor Logger POST", advice=SENSORLOGGER_ADVICE)
-        reader = read_each(server.bodies.get, read_sensorlogger, report, warn)
+        reader = read_each(server.bodies.get, SensorLoggerReader().read, report, warn)
         async with contextlib.aclosing(reader) as vectors:
             async for v in vectors:
                 yield v

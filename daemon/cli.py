@@ -168,11 +168,11 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
 
     def announce() -> None:
         from .cli_cert import ca_announcement, make_cert_command
-        from .urls import announcement, qr_text, urls_to_open
+        from .urls import announcement, local_name_url, qr_text, urls_to_open
 
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
-        lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command())
+        lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command(), local_url=local_name_url(cfg.host, daemon.port, tls=cfg.tls))
         for line in lines + (ca_announcement(urls[0], daemon.routes.downloads) if cfg.tls and urls else []):
             logging.getLogger("gravity_led").info("%s", line)
         log = logging.getLogger("gravity_led")

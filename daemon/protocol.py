@@ -51,6 +51,7 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_TELEMETRY_HZ",
     "NUMBER_RE",
+    "PROTOCOL_VERSION",
     "STANDARD_GRAVITY",
     "Subscribe",
     "Vector",
@@ -67,6 +68,10 @@ __all__ = [
 
 DEFAULT_PORT = 5678
 """The article's port."""
+
+PROTOCOL_VERSION = 1
+"""This wire protocol's version, advertised over DNS-SD (TXT ``protocol=``,
+:mod:`gravity_led.daemon.dnssd`): raise it on a change old clients cannot follow."""
 
 MAX_FRAME_BYTES = 1024
 """Largest frame the daemon accepts by default; bigger ones close with 1009."""

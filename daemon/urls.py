@@ -12,7 +12,7 @@ import socket
 import struct
 from pathlib import Path
 
-__all__ = ["PHONES_NEED_HTTPS", "announcement", "local_addresses", "qr_text", "url_for", "urls_to_open"]
+__all__ = ["PHONES_NEED_HTTPS", "announcement", "beside", "local_addresses", "local_name_url", "qr_text", "url_for", "urls_to_open"]
 
 _ANY = {"", "0.0.0.0", "::", "[::]", "*"}
 _VIRTUAL_PREFIXES = ("docker", "br-", "veth", "virbr", "lxc", "lxd", "podman", "cni", "flannel", "tun", "tap", "wg", "zt")
@@ -118,24 +118,48 @@ def urls_to_open(host: str, port: int, *, tls: bool, addresses: list[str] | None
     return urls + [url_for("127.0.0.1", port, tls=tls)]
 
 
+def local_name_url(host: str, port: int, *, tls: bool, hostname: str | None = None) -> str | None:
+    """The page's URL by this machine's mDNS name (``NAME.local``, as avahi-daemon
+    answers it) when the daemon listens on every address; else None.
+
+    Only ever second to an IP address: Android before 12, or with Private DNS
+    on, cannot resolve ``.local``, so the QR code and the first URL carry an address.
+    """
+    if host.strip() not in _ANY:
+        return None
+    name = (hostname or socket.gethostname()).split(".")[0]
+    return url_for(f"{name}.local", port, tls=tls) if name and name != "localhost" else None
+
+
+def beside(url: str, local_url: str | None) -> str:
+    """``url`` with the ``.local`` one beside it, if any."""
+    return f"{url} (or {local_url} where .local names resolve)" if local_url else url
+
+
 PHONES_NEED_HTTPS = (
     "phones give their motion sensors only to an https:// page: run '{command}', "
     "set certfile and keyfile as it says, and restart"
 )
 
 
-def announcement(urls: list[str], *, tls: bool, make_cert: str = "sudo gravity-led-daemon make-cert") -> list[str]:
+def announcement(urls: list[str], *, tls: bool, make_cert: str = "sudo gravity-led-daemon make-cert", local_url: str | None = None) -> list[str]:
     """The lines the daemon logs at start to say where to open the page.
 
     With TLS each URL is one for a phone.  Without, an ``http://`` page works
     in a computer's browser but a phone's browser will not hand it the motion
     sensor, so the lines say so, and how to get a certificate, instead of
     sending a phone to a page that cannot work (``make_cert``: the command
-    that makes one on this machine).
+    that makes one on this machine).  The first URL (an address, as in the
+    QR code) gets ``local_url`` (:func:`local_name_url`) beside it.
     """
+    also = f", or {local_url} where .local names resolve" if local_url else ""
     if tls:
-        return [f"open {url} on a phone" for url in urls]
-    return [f"page at {url} (a computer's browser; not a phone's)" for url in urls] + [PHONES_NEED_HTTPS.format(command=make_cert)]
+        lines = [f"open {url} on a phone" for url in urls]
+    else:
+        lines = [f"page at {url} (a computer's browser; not a phone's)" for url in urls]
+    if lines:
+        lines[0] += also
+    return lines if tls else lines + [PHONES_NEED_HTTPS.format(command=make_cert)]
 
 
 def qr_text(url: str, *, border: int = 2) -> str:

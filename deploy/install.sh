@@ -23,6 +23,9 @@
 #      /etc/systemd/system, enabled and (re)started
 #   6. what to open on the phone: the https:// URL and a QR code if a TLS
 #      certificate is configured, else how to make one (on a terminal, it offers to)
+#   7. where avahi-daemon is (Raspberry Pi OS runs it), /etc/avahi/services/gravity-led.service:
+#      mDNS/DNS-SD advertises the daemon's port (_gravity-led._tcp, and the page as
+#      _http._tcp), so gravity-led-client finds it without --url
 #
 #   sudo deploy/install.sh --dry-run     print each step it would take on this machine, change nothing
 #
@@ -180,6 +183,40 @@ uninstall_pwm_udev_rule() {
     if [ -z "$ROOT" ] && command -v udevadm >/dev/null 2>&1; then act udevadm control --reload || true; fi
 }
 
+# mDNS / DNS-SD: avahi-daemon (which owns port 5353 on a Pi) advertises what a
+# static service file names, and rereads its folder when a file changes.
+# The file's text comes from the package (gravity_led.daemon.dnssd), as the
+# client's discovery reads it; with --socket, the port is the socket unit's.
+AVAHI_SERVICE=/etc/avahi/services/$NAME.service
+AVAHI_MARK="gravity-led's deploy/install.sh"
+advertise() {
+    if [ ! -d "$ROOT/etc/avahi/services" ]; then
+        say "mDNS: no avahi-daemon here, so nothing advertises this Pi and gravity-led-client needs --url (sudo apt-get install avahi-daemon, then run this again)"
+        return 0
+    fi
+    if [ "$DRY" -eq 1 ]; then say "would write: $ROOT$AVAHI_SERVICE"; return 0; fi
+    port_flag=
+    if [ "$SOCKET" -eq 1 ]; then
+        port_flag="--port $(sed -n 's/^ListenStream=\(.*:\)\{0,1\}\([0-9][0-9]*\)$/\2/p' "$DEPLOY/$NAME.socket")"
+    fi
+    tmp=$(mktemp)
+    # shellcheck disable=SC2086 # an option and its value, or nothing
+    if ! "$ROOT$VENV/bin/python" -m gravity_led.daemon.dnssd --config "$ROOT$CONF" $port_flag > "$tmp"; then
+        rm -f "$tmp"
+        say "warning: not advertised over mDNS (the reason above)"
+        return 0
+    fi
+    if ! cmp -s "$tmp" "$ROOT$AVAHI_SERVICE"; then
+        install -m 0644 "$tmp" "$ROOT$AVAHI_SERVICE"
+        say "==> advertised over mDNS: $AVAHI_SERVICE"
+    fi
+    rm -f "$tmp"
+}
+unadvertise() {
+    # only our own file
+    if grep -qF "$AVAHI_MARK" "$ROOT$AVAHI_SERVICE" 2>/dev/null; then act rm -f "$ROOT$AVAHI_SERVICE"; fi
+}
+
 # ------------------------------------------------------------- uninstall ----
 
 if [ "$ACTION" = uninstall ]; then
@@ -193,6 +230,7 @@ if [ "$ACTION" = uninstall ]; then
         # only our own links: a program of that name the user put there stays
         if [ "$(readlink "$ROOT$BIN_DIR/$p" 2>/dev/null)" = "$VENV/bin/$p" ]; then act rm -f "$ROOT$BIN_DIR/$p"; fi
     done
+    unadvertise
     act rm -rf "$ROOT$VENV"
     [ "$DRY" -eq 1 ] || rmdir "$ROOT$PREFIX" 2>/dev/null || true
     if [ -f "$ROOT$CONF" ]; then
@@ -468,16 +506,18 @@ import sys
 from argparse import Namespace
 from gravity_led.daemon.config import load_config
 from gravity_led.daemon.mobileconfig import ca_downloads
-from gravity_led.daemon.urls import qr_text, urls_to_open
+from gravity_led.daemon.urls import beside, local_name_url, qr_text, urls_to_open
 cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
 urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
 print(("tls+ca" if ca_downloads(cfg.certfile) else "tls") if cfg.tls else "plain", cfg.port)
 if urls:
-    print(urls[0])
+    print(beside(urls[0], local_name_url(cfg.host, cfg.port, tls=cfg.tls)))
     if cfg.tls:
         print(qr_text(urls[0]))
 PY
 }
+# 7. mDNS: after the config's last change (the port, the certificate) but the one below.
+[ "$PIP_MODE" = none ] || advertise
 if [ "$DRY" -eq 1 ]; then
     say "dry run: nothing was changed."
     exit 0
@@ -502,13 +542,14 @@ if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
             printf '\n# added by deploy/install.sh (make-cert)\ncertfile = "%s/cert.pem"\nkeyfile = "%s/key.pem"\n' "$CONF_DIR" "$CONF_DIR" >> "$CONF"
             say "==> wrote $CONF_DIR/cert.pem and key.pem, and named them in $CONF"
             if [ "$SOCKET" -eq 1 ]; then systemctl try-restart gravity-led.service; else systemctl restart gravity-led.service; fi
+            advertise  # now with tls=1
             PHONE=$(phone 2>/dev/null) || PHONE=
             HOW=${PHONE%%
 *} ;;
     esac
 fi
 if [ "${HOW% *}" = tls+ca ]; then
-    URL=$(printf '%s\n' "$PHONE" | sed -n 2p)
+    URL=$(printf '%s\n' "$PHONE" | sed -n '2{s/ .*//;p;}')  # the address alone, not the .local name beside it
     say "  On each phone, trust this Pi's certificate authority once (the page shows the steps):"
     say "    iPhone, iPad: ${URL}ca.mobileconfig"
     say "    Android:      ${URL}ca.crt"
@@ -526,7 +567,11 @@ else
     say "  Then run this script again to see the https:// address and its QR code."
     case $HOW in plain\ *) PORT=${HOW#plain } ;; *) PORT=5678 ;; esac
     if [ -n "$ROOT" ]; then ADDR=THE-PI; else ADDR=$(hostname -I 2>/dev/null | awk '{print $1}'); fi
-    say "  A computer's browser works without it:  http://${ADDR:-$(hostname).local}:$PORT/"
+    if [ -n "$ADDR" ] && [ -z "$ROOT" ]; then
+        say "  A computer's browser works without it:  http://$ADDR:$PORT/ (or http://$(hostname).local:$PORT/ where .local names resolve)"
+    else
+        say "  A computer's browser works without it:  http://${ADDR:-$(hostname).local}:$PORT/"
+    fi
 fi
 say "  Service state:      systemctl status gravity-led"
 say "  Follow the log:     journalctl -u gravity-led -f"

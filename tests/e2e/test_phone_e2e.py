@@ -300,6 +300,22 @@ def test_sensorlogger_push_uses_the_newest_gravity_sample(sensorlogger_client) -
     assert c.interrupt() == 0
 
 
+def test_sensorlogger_batch_arriving_late_is_ignored(sensorlogger_client, tmp_path) -> None:
+    """A batch older (by its readings' time) than the one applied never reaches the daemon:
+    the recording of every vector sent has none of it."""
+    record = tmp_path / "sent.csv"
+    d, c, port = sensorlogger_client("--record", str(record))
+    assert post(port, apps.sensorlogger_body([("gravity", 2_000_000_000, G30)], message_id=2)) == 200
+    d.wait_for(right(SIN30))
+    assert post(port, apps.sensorlogger_body([("gravity", 1_000_000_000, G30_LEFT)], message_id=1)) == 200  # late
+    newer = (0.0, 8.496, 4.905)  # 60 degrees right
+    assert post(port, apps.sensorlogger_body([("gravity", 3_000_000_000, newer)], message_id=3)) == 200
+    d.wait_for(right(0.866))  # the batches are read in turn: the late one has been read by now
+    assert c.interrupt() == 0
+    rows = [line.split(",") for line in record.read_text().splitlines() if line[:1].isdigit()]
+    assert rows and all(float(y) > 0 for _, _, y, _ in rows), rows  # never the late batch's left tilt
+
+
 def test_sensorlogger_on_an_iphone_without_standardise_needs_flip(sensorlogger_client) -> None:
     d, c, port = sensorlogger_client("--flip")
     ios = tuple(9.81 * v for v in IOS30)

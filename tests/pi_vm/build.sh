@@ -35,9 +35,11 @@ mapfile -t MIRRORS < <(mirrors "$SUITE"; [ "$SUITE" = bookworm ] || mirrors book
 # the guest agent (the test's hands inside the guest) and gpiod (gpioinfo).
 # python3-gpiozero is Debian's 1.6: the installer must notice that it lacks
 # the Pi 5 fix and take gpiozero from PyPI (the wheelhouse) instead.
+# avahi-daemon (Raspberry Pi OS runs it) advertises the service file the
+# installer writes; avahi-utils' avahi-browse is how the tests look for it.
 PACKAGES="systemd systemd-sysv udev dbus kmod procps iproute2 sudo python3 python3-venv
 python3-pip python3-setuptools python3-wheel python3-systemd python3-cryptography python3-gpiozero gpiod curl
-initramfs-tools qemu-guest-agent"
+initramfs-tools qemu-guest-agent avahi-daemon avahi-utils"
 
 # stdout carries only the answer (fd 3); everything else goes to stderr.
 exec 3>&1 1>&2

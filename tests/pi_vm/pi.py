@@ -64,6 +64,15 @@ class Pi:
         self.vm.progress(f"install.sh --uninstall {' '.join(flags)}".rstrip())
         return self.vm.ok(f"cd {CHECKOUT} && deploy/install.sh --uninstall {' '.join(flags)} 2>&1", timeout=300)
 
+    def mdns(self, service_type: str) -> dict[str, tuple[int, set[str]]]:
+        """What the guest's avahi-daemon resolves for ``service_type``: instance name -> (port, TXT strings)."""
+        found = {}
+        for line in self.vm.ok(f"avahi-browse -rpt {service_type}", timeout=60).splitlines():
+            f = line.split(";")
+            if f[0] == "=" and len(f) >= 10:  # resolved: =;iface;proto;name;type;domain;host;address;port;"txt" "txt"
+                found[f[3].replace("\\032", " ")] = (int(f[8]), set(re.findall(r'"([^"]*)"', f[9])))
+        return found
+
     def systemctl(self, *args: str) -> str:
         return self.vm.sh("systemctl " + " ".join(args)).out.strip()
 

@@ -56,6 +56,13 @@ def test_service_is_ready_under_the_shipped_hardened_unit_without_warnings(pi: P
     check_ready_under_the_shipped_unit(pi)
 
 
+def test_the_client_finds_the_daemon_that_avahi_advertises(pi: Pi) -> None:
+    """python-zeroconf (gravity-led-client discover) reads what avahi-daemon
+    advertises from the installer's service file (here on the Pi itself)."""
+    listed = pi.vm.ok("/usr/local/bin/gravity-led-client discover", timeout=120)
+    assert re.match(r"gravity-led on (raspberrypi(-\d+)?): ws://10\.0\.2\.15:5678/ \(\1\.local, ", listed), listed  # the name avahi holds
+
+
 # ---------------------------------------------------------------- LEDs -----
 
 

@@ -15,6 +15,8 @@ import re
 
 import pytest
 
+from gravity_led.daemon.dnssd import SERVICE_TYPE, txt_record
+
 from .pi import CHECKOUT, Pi
 from .scenario import Scenario, outcome_as_test
 
@@ -38,6 +40,21 @@ def plain_install_on_a_fresh_pi(pi: Pi) -> None:
     assert pi.http("/healthz").strip() == b"ok"
     # the installer told how to get the phone's page working
     assert "sudo gravity-led-daemon make-cert" in out
+    assert "==> advertised over mDNS: /etc/avahi/services/gravity-led.service" in out
+    check_advertised_over_mdns(pi)
+
+
+def check_advertised_over_mdns(pi: Pi) -> None:
+    """The installer's Avahi service file: avahi-daemon advertises the daemon's
+    port and TXT record (the project's client finds it: test_pi_vm.py, on the copy)."""
+    pi.vm.progress("mDNS: avahi-browse")
+    want = {f"{k}={v}" for k, v in txt_record(tls=False).items()}
+    found = pi.wait_until("avahi-daemon to advertise _gravity-led._tcp", lambda: pi.mdns(SERVICE_TYPE), timeout=60, every=1)
+    # one service, named after the host as avahi-daemon holds it ("raspberrypi-2" after a name clash,
+    # which the stand-in's avahi sometimes sees with its own packets while QEMU's IPv6 address settles)
+    [(name, (port, txt))] = found.items()
+    assert re.fullmatch(r"gravity-led on raspberrypi(-\d+)?", name) and port == 5678 and txt == want, found
+    assert pi.mdns("_http._tcp") == {name: (5678, {"path=/"})}
 
 
 def socket_over_a_running_plain_install(pi: Pi) -> None:
@@ -79,6 +96,9 @@ def uninstall_keeps_only_the_edited_config(pi: Pi) -> None:
     assert pi.vm.sh("getent passwd gravity-led").rc != 0 and pi.vm.sh("getent group gravity-led").rc != 0
     assert pi.active("gravity-led.service") in ("inactive", "unknown")
     assert pi.active("gravity-led.socket") in ("inactive", "unknown")
+    # no longer advertised over mDNS (the service file went with the rest)
+    assert pi.vm.sh("test -e /etc/avahi/services/gravity-led.service").rc != 0
+    pi.wait_until("avahi-daemon to withdraw _gravity-led._tcp", lambda: pi.mdns(SERVICE_TYPE) == {}, timeout=60, every=1)
 
 
 def socket_on_a_pi_without_gravity_led(pi: Pi) -> None:

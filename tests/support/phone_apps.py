@@ -133,6 +133,6 @@ def gyrosc_bundle(grav: Triple, gyro: Triple = (0.01, 0.02, 0.03), accel: Triple
 # Sensor Logger: tszheichoi/awesome-sensor-logger PUSHING.md ("messageId", "sessionId", "deviceId",
 # "payload": [{"name", "time" (UTC epoch ns), <fields>}]); UNITS.md: gravity x, y, z in m/s^2;
 # "accelerometer" excludes gravity, "totalacceleration" (Android) includes it.
-def sensorlogger_body(samples: Sequence[tuple[str, int, Triple]], message_id: int = 0) -> bytes:
+def sensorlogger_body(samples: Sequence[tuple[str, int, Triple]], message_id: int = 0, session: str = "7f1e0c7a-s") -> bytes:
     payload = [{"name": name, "time": t_ns, "values": dict(zip("xyz", values)), "accuracy": 3} for name, t_ns, values in samples]
-    return json.dumps({"messageId": message_id, "sessionId": "7f1e0c7a-s", "deviceId": "0d1c2b3a-d", "payload": payload}).encode()
+    return json.dumps({"messageId": message_id, "sessionId": session, "deviceId": "0d1c2b3a-d", "payload": payload}).encode()

@@ -333,6 +333,23 @@ def check_send(request, tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout == block.split("\n", 1)[0] + "\n", r.stdout + r.stderr
 
 
+def check_discover(request, tmp_path: Path) -> None:
+    """In a private network namespace (root), where a DNS-SD responder advertises a daemon as avahi-daemon does on a Pi."""
+    from gravity_led.daemon.dnssd import txt_record
+    from tests.support.lan import advertised, private_lan, why_no_lan
+
+    if why_no_lan():
+        pytest.skip(why_no_lan())
+    command, comment = next((c, m) for page in doc_pages() for b in doc_blocks(page) for c, m in b if c.startswith("gravity-led-client discover"))
+    work = tmp_path / "work"
+    work.mkdir()
+    with private_lan(), advertised(("gravity-led on raspberrypi", 5678, txt_record(tls=False)), host="raspberrypi"):
+        r = subprocess.run(["bash", "-c", command], cwd=work, env=_user_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # the README's line, with the address this namespace has
+    assert r.stdout == comment.replace("192.168.1.20", "127.0.0.1") + "\n", (r.stdout, comment)
+
+
 def check_make_cert(request, tmp_path: Path) -> None:
     """DRY (sudo on the Pi writes /etc/gravity-led): the same command with --out-dir, as a user."""
     r = subprocess.run([str(VENV_BIN / "gravity-led-daemon"), "make-cert", "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, env=_user_env())
@@ -498,6 +515,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "gravity-led-client sensorserver 192.168.1.20 --record tilt.csv": check_record_then_replay,
     "gravity-led-client replay tilt.csv --loop": check_record_then_replay,
     "gravity-led-client send 0 4.9 8.5": check_send,
+    "gravity-led-client discover": check_discover,
     "sudo gravity-led-daemon make-cert": check_make_cert,
     "sudo gravity-led-daemon make-cert --force": check_make_cert_force,
     LAPTOP_CA: check_laptop_ca,

@@ -163,6 +163,12 @@ def test_bad_usage_exits_2() -> None:
     assert r.returncode == 2
 
 
+def test_without_avahi_the_installer_says_the_client_needs_url(installed: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, r = installed
+    assert "mDNS: no avahi-daemon here" in r.stdout and "--url" in r.stdout
+    assert not (root / "etc/avahi").exists()
+
+
 HOST_COMMANDS = ("apt-get", "apt-cache", "dpkg-query", "systemctl", "useradd", "groupadd", "usermod", "userdel", "chown", "chgrp")
 
 
@@ -312,3 +318,61 @@ def test_with_a_certificate_it_prints_the_https_address_and_its_qr_code(tmp_path
     assert "    https://pi.example:5678/" in r.stdout
     assert "Phones need HTTPS" not in r.stdout
     assert "\u2580" in r.stdout or "\u2584" in r.stdout or "\u2588" in r.stdout  # the QR code's half blocks
+
+
+def test_where_avahi_runs_the_daemon_is_advertised_on_its_port_and_uninstall_withdraws_it(tmp_path: Path) -> None:
+    """A root with avahi-daemon's folder gets the service file that
+    gravity_led.daemon.dnssd makes from the config (the stand-in checks that
+    avahi-browse finds it: tests/pi_vm); --socket advertises the socket's port."""
+    from gravity_led.daemon.dnssd import avahi_service_file
+
+    root = tmp_path / "root"
+    services = root / "etc/avahi/services"
+    services.mkdir(parents=True)
+    service = services / "gravity-led.service"
+    r = run(*flags(root, "--offline", "--dry-run"))
+    assert f"would write: {service}" in r.stdout and not service.exists()
+    r = run(*flags(root, "--offline"))
+    assert service.read_text() == avahi_service_file(port=5678, tls=False)
+    assert "==> advertised over mDNS: /etc/avahi/services/gravity-led.service" in r.stdout
+    assert oct(service.stat().st_mode & 0o777) == "0o644"
+    # the user's port, after running the installer again (as the file's comment says)
+    (root / CONF).write_text("port = 6001\n")
+    run(*flags(root, "--offline"))
+    assert service.read_text() == avahi_service_file(port=6001, tls=False)
+    r = run(*flags(root, "--offline", "--socket"))  # systemd listens on the socket unit's port
+    assert service.read_text() == avahi_service_file(port=5678, tls=False)
+    r = run(*flags(root, "--offline", "--socket"))
+    assert "advertised over mDNS" not in r.stdout  # unchanged: not rewritten
+    r = run(*flags(root, "--uninstall", "--dry-run"))
+    assert f"would run: rm -f {service}" in r.stdout and service.exists()
+    run(*flags(root, "--uninstall", "--purge"))
+    assert not service.exists() and services.is_dir()  # Avahi's folder stays
+
+
+
+def test_with_a_certificate_the_phone_gets_an_address_the_local_name_beside_it_and_tls_1(tmp_path: Path) -> None:
+    """The QR code carries an IP address (every phone can use it; Android before 12
+    cannot resolve .local), the .local name is printed beside it; mDNS says tls=1."""
+    import socket
+
+    from gravity_led.daemon.dnssd import avahi_service_file
+    from gravity_led.daemon.urls import qr_text, urls_to_open
+
+    root = tmp_path / "root"
+    (root / "etc/avahi/services").mkdir(parents=True)
+    certs = tmp_path / "certs"
+    made = subprocess.run([sys.executable, "-m", "gravity_led.daemon", "make-cert", "--out-dir", str(certs)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (root / CONF).parent.mkdir(parents=True)
+    (root / CONF).write_text(f'certfile = "{certs}/cert.pem"\nkeyfile = "{certs}/key.pem"\n')
+    r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    first = urls_to_open("0.0.0.0", 5678, tls=True)[0]
+    assert re.fullmatch(r"https://\d+\.\d+\.\d+\.\d+:5678/", first), first  # an address, not a name
+    name = socket.gethostname().split(".")[0]
+    assert f"\n    {first} (or https://{name}.local:5678/ where .local names resolve)\n" in r.stdout, r.stdout
+    assert f"    iPhone, iPad: {first}ca.mobileconfig\n" in r.stdout  # the CA's downloads at the address alone
+    qr = "\n".join("    " + line for line in qr_text(first).splitlines())
+    assert qr in r.stdout
+    assert (root / "etc/avahi/services/gravity-led.service").read_text() == avahi_service_file(port=5678, tls=True)

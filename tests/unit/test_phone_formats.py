@@ -19,6 +19,7 @@ from gravity_led.client.formats import (
     read_json,
     read_osc,
     read_sensorlogger,
+    SensorLoggerReader,
     read_sensorserver,
     read_sensorstream,
     sensor_names,
@@ -276,6 +277,24 @@ def test_sensorlogger_falls_back_to_total_acceleration_never_to_the_acceleromete
     for bad in (b"nope", b"[]", json.dumps({"payload": "x"}).encode()):
         with pytest.raises(FrameError):
             read_sensorlogger(bad)
+
+
+def test_sensorlogger_ignores_a_batch_older_than_the_newest_applied() -> None:
+    """Each batch is its own POST, and a late one (by the payload's time) must not move the LEDs back."""
+    left = (0.0, -4.905, 8.496)
+    r = SensorLoggerReader()
+    assert r.read(apps.sensorlogger_body([("gravity", 2_000, G)], message_id=2)) == [Vector(*G)]
+    assert r.read(apps.sensorlogger_body([("gravity", 1_000, left), ("gravity", 900, G)], message_id=1)) == []  # late
+    assert r.late == 1 and r.newest == 2_000
+    assert r.read(apps.sensorlogger_body([("gravity", 2_000, G)], message_id=2)) == [Vector(*G)]  # as new: not older
+    assert r.read(apps.sensorlogger_body([("gravity", 3_000, left)], message_id=3)) == [Vector(*left)]
+    assert r.read(apps.sensorlogger_body([("gyroscope", 1, GYRO)])) == []  # no motion sample: nothing to order
+    # a new recording starts afresh, with times of its own
+    assert r.read(apps.sensorlogger_body([("gravity", 10, G)], session="next")) == [Vector(*G)]
+    assert r.read(apps.sensorlogger_body([("gravity", 5, left)], session="next")) == [] and r.late == 2
+    # a sample without a numeric time cannot be ordered: applied, and the newest time kept
+    untimed = json.dumps({"sessionId": "next", "payload": [{"name": "gravity", "time": "soon", "values": dict(zip("xyz", left))}]})
+    assert r.read(untimed) == [Vector(*left)] and r.newest == 10
 
 
 # ---- phyphox -----------------------------------------------------------------------

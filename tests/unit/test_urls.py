@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import segno
 
-from gravity_led.daemon.urls import qr_text, url_for, urls_to_open
+from gravity_led.daemon.urls import announcement, local_name_url, qr_text, url_for, urls_to_open
 
 ADDRS = ["192.168.1.7", "10.0.0.2", "fd00::7"]
 
@@ -59,3 +59,24 @@ def test_qr_text_encodes_the_url():
     assert len(lines) == (width + 1) // 2
     assert set("".join(lines)) <= set(" ▀▄█")
     assert qr_text("https://other:5678/") != text
+
+
+def test_the_local_name_comes_beside_the_first_address_never_instead():
+    """The QR code and the first URL carry an address (Android before 12, or with Private DNS
+    on, cannot resolve .local); the .local name is printed beside it."""
+    local = local_name_url("0.0.0.0", 5678, tls=True, hostname="raspberrypi")
+    assert local == "https://raspberrypi.local:5678/"
+    urls = urls_to_open("0.0.0.0", 5678, tls=True, addresses=ADDRS)
+    assert announcement(urls, tls=True, local_url=local) == [
+        "open https://192.168.1.7:5678/ on a phone, or https://raspberrypi.local:5678/ where .local names resolve",
+        "open https://10.0.0.2:5678/ on a phone",
+        "open https://127.0.0.1:5678/ on a phone",
+    ]
+    plain = announcement(["http://192.168.1.7:5678/"], tls=False, local_url="http://raspberrypi.local:5678/")
+    assert plain[0] == "page at http://192.168.1.7:5678/ (a computer's browser; not a phone's), or http://raspberrypi.local:5678/ where .local names resolve"
+
+
+def test_no_local_name_for_a_daemon_on_one_address():
+    assert local_name_url("192.168.1.7", 5678, tls=True, hostname="raspberrypi") is None  # .local may name another address
+    assert local_name_url("::", 80, tls=False, hostname="pi.example.org") == "http://pi.local:80/"
+    assert local_name_url("0.0.0.0", 1, tls=False, hostname="localhost") is None
