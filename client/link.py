@@ -27,6 +27,7 @@ from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from gravity_led.daemon.protocol import (
+    TLS_ONLY_ANSWER,
     BUSY_CLOSE_CODE,
     DEFAULT_PORT,
     FrameError,
@@ -267,6 +268,10 @@ class Link:
                 wait = e.response.headers.get("Retry-After", "a few")
                 raise ClientError(
                     f"the daemon refused the connection (HTTP 429): too many wrong tokens came from this address; try again in {wait} s with the right --token-file"
+                ) from None
+            if code == 400 and url.startswith("ws://") and TLS_ONLY_ANSWER.encode() in (e.response.body or b""):
+                raise ClientError(
+                    f"the daemon at {url} uses TLS: use wss://{url.removeprefix('ws://')} (with --cafile or --insecure for its own certificate)"
                 ) from None
             if code < 500:
                 raise ClientError(f"{url} answered HTTP {code}, not a WebSocket: is it the gravity-led daemon?") from None

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Iterable
 
+from .protocol import TLS_ONLY_ANSWER
+
 __all__ = ["ALLOWED_METHODS", "Checked", "Refusal", "check_request", "looks_like_tls", "plain_http_refusal", "static_name"]
 
 ALLOWED_METHODS = ("GET", "HEAD")
@@ -144,7 +146,7 @@ def plain_http_refusal(first: bytes, *, port: int, local_host: str) -> bytes | N
             host = value[: hm.start("port") - 1] if hm["port"] else value
     if host is None:
         host = f"[{local_host}]" if ":" in local_host else local_host
-    body = f"This port speaks HTTPS only: open https://{host}:{port}/ instead.\n".encode()
+    body = f"{TLS_ONLY_ANSWER}: open https://{host}:{port}/ instead.\n".encode()
     head = (
         "HTTP/1.1 400 Bad Request\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"

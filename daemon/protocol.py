@@ -53,6 +53,7 @@ __all__ = [
     "NUMBER_RE",
     "PROTOCOL_VERSION",
     "STANDARD_GRAVITY",
+    "TLS_ONLY_ANSWER",
     "Subscribe",
     "Vector",
     "decode_server_message",
@@ -83,6 +84,10 @@ format does not import websockets: the failsafe and the installer read the
 configuration, which names DEFAULT_PORT, on every stop and every install."""
 
 BUSY_REASON = "LEDs in use by another client"
+
+TLS_ONLY_ANSWER = "This port speaks HTTPS only"
+"""How the body of the daemon's 400 to plain HTTP on its TLS port begins
+(daemon/http_rules.py); the client recognises it and suggests wss://."""
 
 MAX_TELEMETRY_HZ = 20.0
 """Telemetry rate cap: enough for a live view, cheap on a Pi Zero."""
