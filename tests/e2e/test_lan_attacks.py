@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from gravity_led.daemon import tls
-from tests.support.harness import scaled
+from tests.support.harness import scaled, wait_until
 from gravity_led.daemon.protocol import MAX_TELEMETRY_HZ, encode_subscribe
 
 from tests.support.net import (
@@ -591,8 +591,16 @@ def test_the_client_explains_the_back_off_without_the_secret(start_daemon, token
     from tests.support.client_fixtures import run_client_to_end
 
     d = start_daemon("--token-file", str(token_file))
-    for i in range(6):  # this address guessed wrong too often ...
-        assert int(handshake_from("127.0.0.1", d.port, f"guess-{i:04d}")[9:12]) == 401
+    guesses = iter(range(1000))
+
+    def guess() -> int:
+        return int(handshake_from("127.0.0.1", d.port, f"guess-{next(guesses):04d}")[9:12])
+
+    for _ in range(6):  # this address guessed wrong too often ...
+        assert guess() == 401
+    for _ in range(2):  # ... and again after each block: 4 s now, time for the client to start on a busy machine
+        wait_until(lambda: guess() == 401, timeout=10, interval=0.05, what="the back-off to end")
+    assert guess() == 429
     r = run_client_to_end("send", "0", "5", "8", "--url", d.url, "--token-file", str(token_file))  # ... so even the right one waits
     assert r.returncode == 1
     assert "HTTP 429" in r.stderr and "too many wrong tokens came from this address" in r.stderr

@@ -189,9 +189,10 @@ def test_replay_follows_recorded_timing_scaled_by_speed() -> None:
     assert [v for _, v in got] == [s.vector for s in samples]
     # 0.4 s of recording at 2x = 0.2 s, each frame on its own deadline: never
     # early (asyncio may wake up to a clock tick early), late only by the
-    # machine's scheduling, which the suite's one timing factor bounds.
+    # machine's scheduling (bounded loosely: a busy machine wakes timers late;
+    # at 1x the last frame would come 0.2 s later than at 2x, which still fails).
     for i, (t, _) in enumerate(got):
-        assert i * 0.05 - 0.002 <= t < i * 0.05 + scaled(0.03)
+        assert i * 0.05 - 0.002 <= t < i * 0.05 + scaled(0.15)
 
 
 # ---- stdin and keep-alive -----------------------------------------------------------
