@@ -207,7 +207,12 @@ advertise() {
         return 0
     fi
     if ! cmp -s "$tmp" "$ROOT$AVAHI_SERVICE"; then
-        install -m 0644 "$tmp" "$ROOT$AVAHI_SERVICE"
+        # Whole and readable before avahi-daemon's inotify sees the name: it
+        # reads a new file at once (install(1) creates it 0600 and chmods
+        # after, which avahi may catch and then ignore the file), and it only
+        # loads *.service, so the .new file beside it is never read.
+        install -m 0644 "$tmp" "$ROOT$AVAHI_SERVICE.new"
+        mv -f "$ROOT$AVAHI_SERVICE.new" "$ROOT$AVAHI_SERVICE"
         say "==> advertised over mDNS: $AVAHI_SERVICE"
     fi
     rm -f "$tmp"
