@@ -187,7 +187,9 @@ def test_a_refused_websocket_whose_peer_never_closes_is_dropped_within_the_short
             t0 = time.monotonic()
             assert head.startswith(b"HTTP/1.1 403" if headers else b"HTTP/1.1 101"), head
             s.settimeout(5)
-            rest = b"" if headers else s.recv(4096)  # the busy close frame
+            rest = head.partition(b"\r\n\r\n")[2]  # the busy close frame may come in the head's segment
+            if not headers and b"\x88" not in rest:
+                rest += s.recv(4096)
             took = dropped_after(s, t0)
         print(f"\nrefused ({'origin' if headers else 'busy'}) and never closing: dropped after {took * 1000:.0f} ms")
         assert headers or b"\x88" in rest, "the busy refusal's close frame came first"

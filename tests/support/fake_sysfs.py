@@ -107,9 +107,10 @@ class FakeSysfs:
     def channel(self, chip: Path, n: int) -> dict[str, int] | None:
         """What the hardware would do: period, duty_cycle, enable (None: not exported)."""
         d = chip / f"pwm{n}"
-        if not d.is_dir():
-            return None
-        return {a: int((d / a).read_text()) for a in ("period", "duty_cycle", "enable")}
+        with self._lock:  # not half made: the export's timer creates the files under this lock
+            if not d.is_dir():
+                return None
+            return {a: int((d / a).read_text()) for a in ("period", "duty_cycle", "enable")}
 
     def close(self) -> None:
         for t in self._timers:
