@@ -201,14 +201,6 @@ def test_a_refused_websocket_whose_peer_never_closes_is_dropped_within_the_short
 SECRET = "round2-Zq8vW3xKp7Lm2Ny5"
 
 
-@pytest.fixture
-def token_file(tmp_path):
-    path = tmp_path / "token"
-    path.write_text(SECRET + "\n")
-    path.chmod(0o600)
-    return path
-
-
 def status_from(source: str, port: int, token: str) -> int:
     """HTTP status of GET /status with ``token``, from ``source``."""
     with connect_from(source, port, timeout=scaled(10)) as s:

@@ -77,14 +77,6 @@ def cert_pair(tmp_path):
     return cert, key
 
 
-@pytest.fixture
-def token_file(tmp_path):
-    path = tmp_path / "token"
-    path.write_text(SECRET + "\n")
-    path.chmod(0o600)
-    return path
-
-
 # ---- requirement 1: every connection counts from accept, TLS or not -----------
 
 
