@@ -173,7 +173,7 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
         cfg = daemon.cfg
         urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
         lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command(), local_url=local_name_url(cfg.host, daemon.port, tls=cfg.tls))
-        for line in lines + (ca_announcement(urls[0], daemon.routes.downloads) if cfg.tls and urls else []):
+        for line in lines + (ca_announcement(urls[0], daemon.routes.downloads()) if cfg.tls and urls else []):
             logging.getLogger("gravity_led").info("%s", line)
         log = logging.getLogger("gravity_led")
         if not qr:

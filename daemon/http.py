@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import mimetypes
 from dataclasses import asdict
 from http import HTTPStatus
 from importlib import resources
@@ -92,6 +91,8 @@ def _text(status: HTTPStatus, text: str, extra: tuple[tuple[str, str], ...] = ()
 
 def static_file(name: str) -> Response:
     """A file of daemon/web/ (``name`` from :func:`static_name`), or 404."""
+    import mimetypes  # on the first page request, not at start-up (a Pi Zero)
+
     try:
         body = resources.files(__package__).joinpath("web", name).read_bytes()
     except OSError:  # missing, a directory, ...: nothing a peer should hear about
@@ -119,7 +120,7 @@ class Routes:
         throttle: FailureThrottle,
         clock: Callable[[], float],
         events: RateLimitedLog,
-        downloads: CaDownloads | None = None,
+        downloads: Callable[[], CaDownloads | None] = lambda: None,
     ) -> None:
         self.cfg = cfg
         self.token = token
@@ -128,7 +129,8 @@ class Routes:
         self.clock = clock
         self.events = events
         self.downloads = downloads
-        """This Pi's CA for phones to trust (daemon/mobileconfig.py), if its certificate has one."""
+        """This Pi's CA for phones to trust (daemon/mobileconfig.py), if its
+        certificate has one: built when first asked for."""
 
     def reconfigure(self, cfg: Config) -> None:
         self.cfg = cfg  # the origin allow-list can change live
@@ -153,7 +155,7 @@ class Routes:
 
     def _ca_file(self, path: str) -> Response:
         """The CA certificate (DER) or the iOS profile holding it: public, no token."""
-        d = self.downloads
+        d = self.downloads()
         if d is None:
             return _text(HTTPStatus.NOT_FOUND, "no CA here: this daemon's certificate is self-signed or it has none; run make-cert to make one")
         if path == CA_PATH:

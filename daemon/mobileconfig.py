@@ -5,26 +5,25 @@ Android installs a CA from its DER file (Settings > Security > Encryption &
 credentials > Install a certificate > CA certificate).  iOS installs one only
 from a configuration profile (a plist with a ``com.apple.security.root``
 payload), and then asks the user to turn on full trust for it.  Both are
-built once at start from the CA certificate in the daemon's certfile.
+built once, when first asked for, from the CA certificate in the daemon's
+certfile as it was at start.
 """
 
 from __future__ import annotations
 
-import hashlib
-import plistlib
-import uuid
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from .ca import ca_of_chain
-
-__all__ = ["CA_PATH", "CA_TYPE", "PROFILE_PATH", "PROFILE_TYPE", "CaDownloads", "ca_downloads", "profile"]
+__all__ = ["CA_PATH", "CA_TYPE", "PROFILE_PATH", "PROFILE_TYPE", "CaDownloads", "ca_downloads", "deferred_ca_downloads", "profile"]
 
 CA_PATH = "/ca.crt"
 CA_TYPE = "application/x-x509-ca-cert"
 PROFILE_PATH = "/ca.mobileconfig"
 PROFILE_TYPE = "application/x-apple-aspen-config"
-_NAMESPACE = uuid.UUID("6f0c2b52-3c1e-4c43-9a5e-7a1d6f3f1e20")
+_NAMESPACE = "6f0c2b52-3c1e-4c43-9a5e-7a1d6f3f1e20"
+"""The UUID namespace of the profile's identifiers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +42,20 @@ def profile(der: bytes, *, name: str) -> bytes:
     Its identifiers derive from the certificate, so the same CA always gives
     the same profile (a phone replaces it rather than adding a second one).
     """
+    # Here, not at the top: the daemon builds a profile only when a phone asks
+    # for one, and start-up on a Pi Zero need not pay for these imports.
+    import hashlib
+    import plistlib
+    import uuid
+
+    namespace = uuid.UUID(_NAMESPACE)
     digest = hashlib.sha256(der).hexdigest()
     ident = f"local.gravity-led.ca.{digest[:16]}"
     payload = {
         "PayloadType": "com.apple.security.root",
         "PayloadVersion": 1,
         "PayloadIdentifier": ident + ".root",
-        "PayloadUUID": str(uuid.uuid5(_NAMESPACE, digest + ".root")).upper(),
+        "PayloadUUID": str(uuid.uuid5(namespace, digest + ".root")).upper(),
         "PayloadDisplayName": name,
         "PayloadDescription": "Lets this phone open the gravity-led page and its WebSocket without warnings.",
         "PayloadCertificateFileName": "gravity-led-ca.cer",
@@ -59,7 +65,7 @@ def profile(der: bytes, *, name: str) -> bytes:
         "PayloadType": "Configuration",
         "PayloadVersion": 1,
         "PayloadIdentifier": ident,
-        "PayloadUUID": str(uuid.uuid5(_NAMESPACE, digest)).upper(),
+        "PayloadUUID": str(uuid.uuid5(namespace, digest)).upper(),
         "PayloadDisplayName": name,
         "PayloadDescription": (
             "Trust this Raspberry Pi's own certificate authority. It may only vouch for this Pi's names "
@@ -72,16 +78,26 @@ def profile(der: bytes, *, name: str) -> bytes:
     return plistlib.dumps(doc, fmt=plistlib.FMT_XML)
 
 
-def ca_downloads(certfile: str | Path) -> CaDownloads | None:
-    """The downloads for the CA that signed ``certfile``'s certificate, or
-    None when it has none (a self-signed certificate, or no TLS)."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from cryptography.x509.oid import NameOID
-
+def deferred_ca_downloads(certfile: str | Path) -> Callable[[], CaDownloads | None]:
+    """Read ``certfile`` now (as the TLS context does at start); build its
+    downloads on the first call (then kept).  Parsing the chain imports
+    cryptography, seconds on a Pi Zero, which a phone's first connection
+    does not need."""
     try:
         pem = Path(certfile).read_bytes()
     except OSError:
-        return None
+        pem = None
+    return functools.cache(lambda: None if pem is None else ca_downloads(pem))
+
+
+def ca_downloads(pem: bytes) -> CaDownloads | None:
+    """The downloads for the CA that signed the first certificate of the
+    PEM chain ``pem``, or None when it has none (a self-signed certificate)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    from .ca import ca_of_chain
+
     ca = ca_of_chain(pem)
     if ca is None:
         return None

@@ -29,7 +29,7 @@ from .errors import StartupError
 from .holder import Holder
 from .http import Routes, build_status
 from .leds import LedPair
-from .mobileconfig import ca_downloads
+from .mobileconfig import deferred_ca_downloads
 from .protocol import Status
 from .ratelog import LibraryLog, LogBudget, RateLimitedLog
 from .reload import Reloader
@@ -163,7 +163,7 @@ class Daemon:
         self._token = token
         self._reload_config = reload_config
         self._reload_token = reload_token
-        self._downloads = ca_downloads(cfg.certfile) if cfg.certfile else None  # this Pi's CA, for phones
+        self._downloads = deferred_ca_downloads(cfg.certfile) if cfg.certfile else (lambda: None)  # this Pi's CA, for phones
         self.server: Server | None = None
         self.failed: BaseException | None = None
         self.stopping = False

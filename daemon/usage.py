@@ -10,7 +10,6 @@ argparse's usage block.  The pure parts (:func:`suggest`, :func:`rephrase`,
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 from typing import Iterable, Mapping, NoReturn
@@ -23,12 +22,16 @@ OTHER_ENV = ("CONFIG", "URL", "TOKEN", "TOKEN_FILE", "MOCK_WRITE_TRACE", "TEST_T
 """``GRAVITY_LED_*`` variables besides the daemon's options (daemon/config.py): the config file's path,
 the client's address and secret, the mock pins' write trace, the test suite's time factor and Pi stand-in cache."""
 
-_INVALID_CHOICE = re.compile(r"argument (?P<arg>[^:]+): invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)$", re.S)
-_UNRECOGNIZED = re.compile(r"unrecognized arguments: (?P<args>.*)$", re.S)
+# Patterns, not compiled: only a mistake needs them (re caches them then), and
+# compiling costs start-up time on a Pi Zero.
+_INVALID_CHOICE = r"argument (?P<arg>[^:]+): invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)$"
+_UNRECOGNIZED = r"unrecognized arguments: (?P<args>.*)$"
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate closest to ``word`` (difflib's ratio, at least 0.6), or None."""
+    import difflib  # only for a mistake: not at start-up (a Pi Zero)
+
     found = difflib.get_close_matches(word, list(dict.fromkeys(candidates)), n=1, cutoff=0.6)
     return found[0] if found else None
 
@@ -44,7 +47,7 @@ def rephrase(message: str, options: Iterable[str] = ()) -> str:
 
     ``options`` are the parser's option strings, for guessing a mistyped flag.
     """
-    m = _INVALID_CHOICE.match(message)
+    m = re.match(_INVALID_CHOICE, message, re.S)
     if m:
         choices = [c.strip().strip("'") for c in m["choices"].split(",")]
         arg, value = m["arg"], m["value"]
@@ -52,7 +55,7 @@ def rephrase(message: str, options: Iterable[str] = ()) -> str:
             what = "subcommand" if arg == "SUBCOMMAND" else arg
             return f"unknown {what} {value!r} (choose from {', '.join(choices)}){did_you_mean(value, choices)}"
         return f"{arg} must be one of {', '.join(choices)}, not {value!r}{did_you_mean(value, choices)}"
-    m = _UNRECOGNIZED.match(message)
+    m = re.match(_UNRECOGNIZED, message, re.S)
     if m:
         return unrecognized(m["args"].split(), options)
     return re.sub(r"^argument ([^:]+): ", r"\1: ", message)  # "--rate: 'abc' is not a positive number"
