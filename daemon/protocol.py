@@ -327,7 +327,7 @@ class LedLevels:
 @dataclass(frozen=True, slots=True)
 class FrameCounts:
     """Frames the daemon accepted and rejected since it started, and those it
-    skipped unparsed, superseded in a backlog (daemon/wsadapter.py, newest())."""
+    skipped unparsed, superseded in a backlog (daemon/framing.py, ``FastFramer``)."""
 
     accepted: int
     rejected: int

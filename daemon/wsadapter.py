@@ -34,7 +34,7 @@ from .driver import ReadValve
 from .framing import FastFramer, HeadGate
 from .holder import Holder
 
-__all__ = ["BACKLOG_FRAMES", "KEEP_NEWEST", "LedConnection", "close_words", "newest", "parser_idle"]
+__all__ = ["BACKLOG_FRAMES", "KEEP_NEWEST", "LedConnection", "close_words", "parser_idle"]
 
 log = logging.getLogger("gravity_led")
 
@@ -59,8 +59,9 @@ than the sender takes to send it).  At normal speed a flood's read holds one
 tick's frames, about 200 (the writer holds reads until the next write)."""
 
 KEEP_NEWEST = 64
-"""Behind, only the newest this many vectors of a read are parsed: the LED
-writer keeps only the newest vector anyway, and parsing the superseded ones
+"""Behind, only the newest this many frames of a read (and every control
+message) are decoded and parsed (daemon/framing.py, ``FastFramer``): the LED
+writer keeps only the newest vector anyway, and decoding the superseded ones
 is what keeps the daemon behind (seconds of stale LEDs on a Pi Zero)."""
 
 REFUSAL_CLOSE_TIMEOUT_S = 0.25
@@ -100,18 +101,6 @@ def close_words(sent: Any, rcvd: Any, *, max_frame_bytes: int) -> str:
     return f"was disconnected ({CloseCode.ABNORMAL_CLOSURE}, no close frame)"
 
 
-def newest(messages: list[str | bytes]) -> tuple[list[str | bytes], int]:
-    """A backlog's messages worth parsing, in order: every control message
-    (``{...}``: subscribe, unsubscribe) and the newest ``KEEP_NEWEST``; and
-    how many were skipped.  The skipped ones have been through the framing
-    (header, unmasking, UTF-8) and are superseded by a newer frame."""
-    cut = len(messages) - KEEP_NEWEST
-    kept = [m for m in messages[:cut] if m[:1] == "{"]
-    skipped = cut - len(kept)
-    kept.extend(messages[cut:])
-    return kept, skipped
-
-
 def parser_idle(protocol: Any) -> bool:
     """Whether websockets' Sans-I/O protocol is open and has consumed whole
     frames only, outside any fragmented message, so the next byte it would
@@ -148,9 +137,8 @@ class LedConnection(ServerConnection):
         super().__init__(*args, **kwargs)
         self.intake = intake
         self.max_frame_bytes = max_frame_bytes
-        self.framer = FastFramer(limit=max_frame_bytes)
+        self.framer = FastFramer(limit=max_frame_bytes, backlog_frames=BACKLOG_FRAMES, keep_newest=KEEP_NEWEST)
         self.sink: Holder | None = None
-        self.superseded = 0  # vectors skipped unparsed in a backlog (see newest())
         self.reads: ReadValve | None = None  # once websockets has the transport
         self._framed = False  # websockets' parser known to be at a frame boundary
         self._batch: list[str | bytes] | None = None  # whole frames websockets parsed during a read
@@ -165,6 +153,11 @@ class LedConnection(ServerConnection):
     @property
     def peer(self) -> str:
         return peer_name(self._peername)
+
+    @property
+    def superseded(self) -> int:
+        """Vectors skipped undecoded in a backlog (daemon/framing.py)."""
+        return self.framer.superseded
 
     # ---- for the holder -------------------------------------------------
 
@@ -299,9 +292,6 @@ class LedConnection(ServerConnection):
             # (feeds its parser, processes its events).
             idle = self._framed or parser_idle(self.protocol)
             messages, rest = self.framer.receive_data(data, parser_idle=idle)
-            if len(messages) > BACKLOG_FRAMES:
-                messages, skipped = newest(messages)
-                self.superseded += skipped
             self._framed = not rest
             if rest:
                 self._batch = messages  # process_event adds what websockets parses

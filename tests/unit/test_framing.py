@@ -14,7 +14,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from gravity_led.daemon.framing import FastFramer, split_frames
-from gravity_led.daemon.wsadapter import BACKLOG_FRAMES, KEEP_NEWEST, newest, parser_idle
+from gravity_led.daemon.wsadapter import BACKLOG_FRAMES, KEEP_NEWEST, parser_idle
 
 LIMIT = 1024
 
@@ -178,24 +178,63 @@ def test_same_as_websockets_on_any_stream(frames, points, limit):
     assert fast_path(chunks, limit) == websockets_alone(chunks, limit)
 
 
-def test_a_backlog_parses_the_newest_vectors_and_every_control_message():
-    # A daemon that fell behind (a read of more than BACKLOG_FRAMES messages) parses the newest
+def frame_of(message: str | bytes) -> bytes:
+    """A phone's frame: whole, masked with a random mask (as a browser does)."""
+    if isinstance(message, str):
+        return Frame(Opcode.TEXT, message.encode()).serialize(mask=True, extensions=[])
+    return Frame(Opcode.BINARY, message).serialize(mask=True, extensions=[])
+
+
+def backlog_framer() -> FastFramer:
+    return FastFramer(limit=LIMIT, backlog_frames=BACKLOG_FRAMES, keep_newest=KEEP_NEWEST)
+
+
+def test_a_backlog_decodes_the_newest_vectors_and_every_control_message():
+    # A daemon that fell behind (a read of more than BACKLOG_FRAMES frames) decodes the newest
     # KEEP_NEWEST and every subscribe/unsubscribe, in order; the rest are superseded vectors.
     vectors = [f"0 {i} 1" for i in range(BACKLOG_FRAMES + 500)]
     controls = ['{"type": "subscribe", "rate": 10}', '{"type": "unsubscribe"}']
-    messages: list[str | bytes] = vectors[:10] + [controls[0]] + vectors[10:20] + [b"binary"] + [controls[1]] + vectors[20:]
-    kept, skipped = newest(messages)
-    assert kept == controls + messages[-KEEP_NEWEST:]
-    assert skipped == len(messages) - len(kept)
+    messages: list[str | bytes] = vectors[:10] + [controls[0]] + vectors[10:20] + [b"{binary"] + [controls[1]] + [""] + vectors[20:]
+    framer = backlog_framer()
+    kept, rest = framer.receive_data(b"".join(map(frame_of, messages)), parser_idle=True)
+    assert kept == controls + messages[-KEEP_NEWEST:] and rest == b""
+    assert framer.superseded == len(messages) - len(kept)
     assert kept[-1] == vectors[-1]  # the newest always
     assert KEEP_NEWEST < BACKLOG_FRAMES
 
 
 def test_a_backlog_keeps_a_control_message_among_the_newest_once():
     messages: list[str | bytes] = [f"0 {i} 1" for i in range(BACKLOG_FRAMES)] + ['{"type": "unsubscribe"}'] + ["0 1 1"] * 3
-    kept, skipped = newest(messages)
+    framer = backlog_framer()
+    kept, _ = framer.receive_data(b"".join(map(frame_of, messages)), parser_idle=True)
     assert kept == messages[-KEEP_NEWEST:] and kept.count('{"type": "unsubscribe"}') == 1
-    assert skipped == len(messages) - KEEP_NEWEST
+    assert framer.superseded == len(messages) - KEEP_NEWEST
+
+
+def test_a_backlog_hands_websockets_the_same_rest_as_without_skimming():
+    # What follows the simple frames (a ping, a frame cut short) goes on exactly as split_frames says.
+    vectors = [f"0 {i} 1" for i in range(BACKLOG_FRAMES + 10)]
+    data = b"".join(map(frame_of, vectors))
+    after = masked(Opcode.PING, b"p") + frame_of("0 9 1")
+    framer = backlog_framer()
+    assert framer.receive_data(data + after, parser_idle=True) == (vectors[-KEEP_NEWEST:], after)
+    cut = frame_of("0 1 2")[:5]
+    assert framer.receive_data(data + cut, parser_idle=True) == (vectors[-KEEP_NEWEST:], b"")
+    assert framer.pending == cut
+
+
+def test_no_backlog_below_the_threshold_and_a_bad_control_message_stops_the_skimming():
+    few = [f"0 {i} 1" for i in range(BACKLOG_FRAMES)]
+    framer = backlog_framer()
+    assert framer.receive_data(b"".join(map(frame_of, few)), parser_idle=True) == (few, b"")
+    assert framer.superseded == 0
+    # A "{" frame that is not UTF-8 among the old ones: websockets must see it (1007), so this
+    # read is decoded as split_frames does, up to that frame.
+    bad = Frame(Opcode.TEXT, b"{\xff").serialize(mask=True, extensions=[])
+    after = bad + b"".join(map(frame_of, few))
+    assert framer.receive_data(frame_of("0 0 1") + after, parser_idle=True) == (["0 0 1"], after)
+    assert framer.superseded == 0
+
 
 
 def test_head_gate_passes_the_request_head_and_holds_what_follows():
