@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -219,6 +218,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only with a config file: not at every start (a Pi Zero)
+
     try:
         # Never blocks (a FIFO), never reads without end (a device, a huge
         # file), and every OSError is one sentence: reload relies on it.

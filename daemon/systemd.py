@@ -39,7 +39,6 @@ import time
 from typing import Any, Iterator, Mapping
 
 from .errors import SystemdError
-from .journal import make_journal_handler
 
 __all__ = ["JOURNAL_SOCKET", "Systemd", "SystemdError"]
 
@@ -148,6 +147,8 @@ class Systemd:
         """
         if not self.logs_to_journal:
             return None
+        from .journal import make_journal_handler  # only under journald: not at every start (a Pi Zero)
+
         try:
             return make_journal_handler()
         except ImportError:
