@@ -52,11 +52,13 @@ TOO_MANY_FRAGMENTS_REASON = "too many fragments"
 """The reason websockets closes with (1009) when a message comes in more
 than its 4096 fragments (websockets/asyncio/connection.py, ``recv()``)."""
 
-BACKLOG_FRAMES = 2048
-"""A read holding more messages than this means the daemon has fallen behind
-its sender (a Pi Zero's core under a flood: parsing every frame costs more
-than the sender takes to send it).  At normal speed a flood's read holds one
-tick's frames, about 200 (the writer holds reads until the next write)."""
+BACKLOG_FRAMES = 256
+"""A read holding more frames than this means the daemon has fallen behind
+its sender: a phone at 200 Hz sends one or two frames per read (256 would be
+over a second of them), and a read held for one tick of a flood holds a
+tick's frames.  Decoding and parsing every one of those costs more than the
+sender takes to send it on a Pi Zero's core (2 us a frame at full speed, of
+which only the newest is written), so such a read is skimmed (KEEP_NEWEST)."""
 
 KEEP_NEWEST = 64
 """Behind, only the newest this many frames of a read (and every control

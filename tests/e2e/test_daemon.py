@@ -192,7 +192,7 @@ def test_latest_value_wins_under_a_flood_with_slow_pins(start_daemon):
         async with connect(d.url) as ws:
             for i in range(n):
                 await ws.send(encode_text(roll(-80 + 160 * i / (n - 1))))
-            # Every frame parsed, or (if the daemon fell behind: a read of over 2048) skipped as superseded.
+            # Every frame parsed, or (if the daemon fell behind: a read of over BACKLOG_FRAMES) skipped as superseded.
             s = await asyncio.to_thread(d.wait_for, lambda s: s["frames"]["accepted"] + s["frames"]["superseded"] == n, 10)
             last = math.sin(math.radians(80))
             s = await asyncio.to_thread(d.wait_for, lambda s: abs(s["leds"]["right"] - last) < 1e-9, 1)

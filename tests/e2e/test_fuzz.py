@@ -404,7 +404,7 @@ def test_random_mixed_stream_counts_match_the_parser_and_the_leds_show_the_last_
         for f in stream:
             ws.send(f)
         s = d.wait_for(lambda s: sum(s["frames"].values()) == len(stream), timeout=30)
-        if s["frames"]["superseded"] == 0:  # the daemon kept up (a read of over 2048 frames skips the older ones)
+        if s["frames"]["superseded"] == 0:  # the daemon kept up (a read of over BACKLOG_FRAMES frames skips the older ones)
             assert s["frames"]["accepted"] == n_ok and s["frames"]["rejected"] == n_bad
         else:
             assert s["frames"]["accepted"] <= n_ok and s["frames"]["rejected"] <= n_bad
