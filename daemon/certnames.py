@@ -111,7 +111,7 @@ def left_out_line(hosts: list[str], names: CertNames, *, make_cert: str) -> str:
     if refused:
         how.append(
             f"this Pi's CA may not sign for {', '.join(refused)} (only private addresses and its own names): "
-            f"only a new CA can (move ca.pem and ca-key.pem away, run '{make_cert} --host {' --host '.join(refused)}', "
+            f"only a new CA can (move ca.pem and ca-key.pem away, run '{make_cert} --force --host {' --host '.join(refused)}', "
             "and trust the new CA on each phone)"
         )
     return (

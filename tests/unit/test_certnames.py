@@ -55,7 +55,7 @@ def test_the_line_says_which_hosts_a_renewal_adds_and_which_need_a_new_ca(tmp_pa
     line = left_out_line(["192.168.1.7", "192.0.2.2"], names, make_cert="sudo gravity-led-daemon make-cert")
     assert line.startswith("not announced: 192.168.1.7, 192.0.2.2, as the TLS certificate does not name them")
     assert "'sudo gravity-led-daemon make-cert --force --host 192.168.1.7' adds it" in line
-    assert "this Pi's CA may not sign for 192.0.2.2" in line and "make-cert --host 192.0.2.2'" in line
+    assert "this Pi's CA may not sign for 192.0.2.2" in line and "make-cert --force --host 192.0.2.2'" in line
     assert "\n" not in line
 
 
