@@ -167,7 +167,7 @@ class FastFramer:
         if backlog is None or len(data) <= 6 * backlog:  # 6 bytes: the smallest frame
             return split_frames(data, 0, self.limit)
         starts, controls = skim_frames(data, 0, self.limit)
-        if len(starts) <= backlog:
+        if len(starts) <= max(backlog, self.keep_newest):
             return split_frames(data, 0, self.limit)
         old = len(starts) - self.keep_newest
         kept: list[str | bytes] = []

@@ -252,3 +252,29 @@ def test_head_gate_passes_the_request_head_and_holds_what_follows():
     assert g.feed(head + b"x" * 10) == head
     assert g.feed(b"y") is None, "over the limit: drop"
     assert HeadGate(limit=10).feed(head + b"x" * 11) is None
+
+
+simple_st = st.one_of(
+    st.builds(lambda i: f"0 {i} 1", st.integers(0, 10**6)),
+    st.sampled_from(['{"type": "unsubscribe"}', '{"type": "subscribe", "rate": 5}', "", "{", b"{x", b"\x00\x01"]),
+    st.binary(max_size=20),
+)
+
+
+@settings(max_examples=int(os.environ.get("GRAVITY_LED_FUZZ_EXAMPLES", "400")), deadline=None)
+@given(st.lists(simple_st, max_size=40), st.lists(st.integers(0, 1500), max_size=6), st.integers(1, 8), st.integers(1, 8))
+def test_a_skimmed_read_keeps_its_controls_and_its_newest_frames(messages, points, backlog, keep):
+    # Per read: what the plain fast path finds, with the older frames of a read of over
+    # ``backlog`` frames left out unless they are control messages; the same rest and pending.
+    chunks = cut(b"".join(map(frame_of, messages)), points)
+    plain, skim = FastFramer(limit=LIMIT), FastFramer(limit=LIMIT, backlog_frames=backlog, keep_newest=keep)
+    total = 0
+    for c in chunks:
+        want, want_rest = plain.receive_data(c, parser_idle=True)
+        got, rest = skim.receive_data(c, parser_idle=True)
+        if len(want) > max(backlog, keep):
+            old = want[: len(want) - keep]
+            want = [m for m in old if isinstance(m, str) and m[:1] == "{"] + want[len(want) - keep :]
+        assert (got, rest, skim.pending) == (want, want_rest, plain.pending)
+        total += len(got)
+    assert total + skim.superseded == len(messages)
