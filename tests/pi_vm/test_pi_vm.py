@@ -24,9 +24,7 @@ from typing import Iterator
 
 import pytest
 
-from .hwpwm import load_the_pwm_device, unload_the_pwm_device
 from .pi import FREQUENCY_HZ, G, LEFT, LINES, RIGHT, TOLERANCE, Client, Pi, check_duties, check_ready_under_the_shipped_unit, expect_leds
-from .pwm_cpu import HEADER, duty_write_cost, software_against_hardware
 from .scenario import Scenario
 
 pytestmark = [pytest.mark.pi_vm, pytest.mark.timeout(1800)]
@@ -194,18 +192,3 @@ def test_journal_carries_the_documented_fields(pi: Pi) -> None:
     one = addresses[0]
     assert one in pi.vm.ok(f"journalctl -u gravity-led CLIENT_ADDRESS={one} -o cat")
 
-
-# ------------------------------------------------------------------ CPU ----
-
-
-def test_daemon_cpu_with_software_and_hardware_pwm_side_by_side(pi: Pi) -> None:
-    """Requirement 6 of issue 23: a 60 Hz client on both LEDs, the daemon's
-    CPU with software PWM (lgpio) and with hardware PWM (the kernel's
-    pwm-gpio), in one run of this guest: figures, printed (tests/pi_vm/pwm_cpu.py)."""
-    chip = load_the_pwm_device(pi)
-    try:
-        figures = software_against_hardware(pi, chip)
-        cost = duty_write_cost(pi)
-    finally:
-        unload_the_pwm_device(pi)
-    print("\n" + HEADER + "\n" + "\n".join(f.row() for f in figures) + "\n" + cost)
