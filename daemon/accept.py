@@ -19,6 +19,7 @@ import socket
 import ssl
 from typing import Hashable, Protocol
 
+from .certpair import key_candidates
 from .connections import ConnectionLimiter, source_key
 from .errors import StartupError
 from .http_rules import looks_like_tls, plain_http_refusal
@@ -63,17 +64,32 @@ class Counted(Hashable, Protocol):
 
 
 def server_tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
-    """The server's TLS context; a problem with the files is one sentence."""
+    """The server's TLS context; a problem with the files is one sentence.
+
+    A ``make-cert`` killed while it replaced the pair may have left the new
+    certificate with its key still at ``KEY.new`` (daemon/certpair.py): that
+    key is tried second, and the TLS stack decides which one matches."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(certfile, keyfile)
-    except FileNotFoundError as e:
-        raise StartupError(f"TLS file {e.filename or certfile} does not exist") from None
-    except PermissionError as e:
-        raise StartupError(f"TLS file {e.filename} is not readable by this user") from None
-    except ssl.SSLError:
-        raise StartupError(f"{certfile} and {keyfile} are not a matching PEM certificate and key") from None
-    return ctx
+    first: OSError | None = None  # ssl.SSLError is one too
+    for key in key_candidates(keyfile):
+        try:
+            ctx.load_cert_chain(certfile, key)
+        except (OSError, ssl.SSLError) as e:
+            first = first or e
+            continue
+        if key != keyfile:
+            logging.getLogger("gravity_led").warning(
+                "%s is not the key of %s: make-cert was stopped while replacing them; using the new key %s (the next make-cert run puts it in place)",
+                keyfile, certfile, key,
+            )
+        return ctx
+    if isinstance(first, FileNotFoundError):
+        raise StartupError(f"TLS file {first.filename or certfile} does not exist") from None
+    if isinstance(first, PermissionError):
+        raise StartupError(f"TLS file {first.filename} is not readable by this user") from None
+    if isinstance(first, OSError) and not isinstance(first, ssl.SSLError):
+        raise StartupError(f"cannot read TLS file {first.filename or certfile}: {first.strerror}") from None
+    raise StartupError(f"{certfile} and {keyfile} are not a matching PEM certificate and key") from None
 
 
 class Intake:

@@ -7,7 +7,9 @@
   certificate followed by the CA's (the chain the daemon serves, and where it
   finds the CA certificate a phone may download).
 
-Every file is written with daemon/safewrite.py; nothing here prints.
+Each key and its certificate are replaced as one pair (daemon/certpair.py),
+so that a kill at any point leaves the old pair or the new one; nothing here
+prints.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from .ca import create_ca, issue, permits
 from .errors import CertError
-from .safewrite import check_directory, write_files
+from .certpair import replace_pair, settle
+from .safewrite import check_directory
 from .tls import cert_pem, general_name, key_pem
 
 __all__ = ["CA_KEY_NAME", "CA_NAME", "CERT_NAME", "KEY_NAME", "Made", "load_ca", "make_certificates"]
@@ -107,6 +110,8 @@ def make_certificates(
 
     check_directory(directory)
     cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
+    for pair in ((directory / CA_KEY_NAME, directory / CA_NAME), (key_path, cert_path)):
+        settle(*pair)  # a run killed mid-swap: its new pair, or the old one
     existing = [p for p in (cert_path, key_path) if os.path.lexists(p)]
     if existing and not force:
         raise CertError(f"{existing[0]} already exists; add --force to replace it (this Pi's CA signs the new one)")
@@ -115,13 +120,12 @@ def make_certificates(
     if ca is None:
         dns = [h for h in optional if isinstance(general_name(h), x509.DNSName)]
         ca_key, ca_cert = create_ca(names=required + dns, label=label)
-        write_files([(directory / CA_KEY_NAME, key_pem(ca_key), 0o600, ca_owner), (directory / CA_NAME, cert_pem(ca_cert), 0o644, ca_owner)])
+        replace_pair(key_path=directory / CA_KEY_NAME, key_data=key_pem(ca_key), cert_path=directory / CA_NAME, cert_data=cert_pem(ca_cert), owner=ca_owner)
     else:
         ca_key, ca_cert = ca
     hosts = required + [h for h in optional if permits(ca_cert, h)]
     left_out = [h for h in optional if h not in hosts]
     key, cert = issue(ca_key, ca_cert, hosts=hosts, days=days)
-    # Both new files are whole on disk before either replaces an old one.
-    write_files([(key_path, key_pem(key), 0o600, owner), (cert_path, cert_pem(cert, ca_cert), 0o644, owner)])
+    replace_pair(key_path=key_path, key_data=key_pem(key), cert_path=cert_path, cert_data=cert_pem(cert, ca_cert), owner=owner)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return Made(names=[str(n.value) for n in san], left_out=left_out, new_ca=new_ca)

@@ -167,22 +167,32 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
     def announce() -> None:
+        from urllib.parse import urlsplit
+
+        from .certnames import left_out_line, phone_urls, served_names
         from .cli_cert import ca_announcement, make_cert_command
         from .urls import announcement, local_name_url, qr_text, urls_to_open
 
         cfg = daemon.cfg
-        urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
-        lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command(), local_url=local_name_url(cfg.host, daemon.port, tls=cfg.tls))
-        for line in lines + (ca_announcement(urls[0], daemon.routes.downloads) if cfg.tls and urls else []):
-            logging.getLogger("gravity_led").info("%s", line)
         log = logging.getLogger("gravity_led")
+        urls = urls_to_open(cfg.host, daemon.port, tls=cfg.tls)
+        local_url = local_name_url(cfg.host, daemon.port, tls=cfg.tls)
+        names = served_names(cfg.certfile) if cfg.tls and cfg.certfile else None  # read once, at start
+        urls, local_url, left_out = phone_urls(urls, local_url, names)
+        lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command(), local_url=local_url)
+        for line in lines + (ca_announcement(urls[0], daemon.routes.downloads) if cfg.tls and urls else []):
+            log.info("%s", line)
+        if left_out and names:
+            log.warning("%s", left_out_line(left_out, names, make_cert=make_cert_command()))
         if not qr:
             return
         if not cfg.tls:
             log.warning("--qr: no QR code, as a phone cannot use the http:// page")
         elif _is_loopback(cfg.host):
             log.warning("--qr: no QR code, as a phone cannot reach %s; listen on the network (--host 0.0.0.0) for one", cfg.host)
-        elif urls:
+        elif not urls or _is_loopback(urlsplit(urls[0]).hostname or ""):
+            log.warning("--qr: no QR code, as the TLS certificate names no address of this machine that a phone can reach")
+        else:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)
 
     return announce

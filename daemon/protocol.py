@@ -254,11 +254,15 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
     Raises :class:`FrameError` and nothing else, whatever ``data`` holds.
     """
     if type(data) is str:
-        # Fast path for "x y z" with single spaces, as every sender writes it:
-        # printable ASCII without "_" leaves float() exactly our number
-        # grammar, plus nan/inf, which make_vector() rejects as not_finite.
-        if data.isascii() and data.isprintable() and "_" not in data:
-            parts = data.split(" ")
+        if data[:1] == "{":
+            return _parse_control(data)
+        # Fast path for printable ASCII without "_" or ",": there the only
+        # separator is " ", and float() reads exactly our number grammar (plus
+        # nan/inf, which make_vector() rejects as not_finite), so three
+        # float()s decide and no regex runs.  split() stops at a fourth token:
+        # a long bad frame costs no more than a good one (issue 21.3).
+        if data.isascii() and data.isprintable() and "_" not in data and "," not in data:
+            parts = data.split(None, 3)
             if len(parts) == 3:
                 try:
                     x, y, z = float(parts[0]), float(parts[1]), float(parts[2])
@@ -266,12 +270,11 @@ def parse_frame(data: str | bytes | bytearray | memoryview) -> Vector | Subscrib
                     pass
                 else:
                     return make_vector(x, y, z)
+            raise _UnexplainedText(data)
         m = _TEXT_RE.fullmatch(data)
         if m is not None:
             x, y, z = map(float, m.groups())
             return make_vector(x, y, z)
-        if data[:1] == "{":
-            return _parse_control(data)
         raise _UnexplainedText(data)
     if isinstance(data, str):  # a str subclass
         return parse_frame(str(data))

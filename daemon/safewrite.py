@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import CertError
 
-__all__ = ["check_directory", "write_atomic", "write_files"]
+__all__ = ["check_directory", "staged", "sync_directory", "write_atomic"]
 
 
 def check_directory(directory: Path) -> None:
@@ -40,30 +40,20 @@ def check_directory(directory: Path) -> None:
 
 def write_atomic(path: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None = None) -> None:
     """Replace ``path`` with ``data``, created with ``mode`` and ``owner``
-    (uid, gid) before the first byte is written; never follows a link."""
-    write_files([(path, data, mode, owner)])
-
-
-def write_files(files: list[tuple[Path, bytes, int, tuple[int, int] | None]]) -> None:
-    """Write each (path, data, mode, owner) as :func:`write_atomic` does, all
-    of them whole on disk before the first replaces its old file, so that a
-    kill while writing leaves every old file as it was."""
-    done: list[tuple[str, Path]] = []
+    (uid, gid) before the first byte is written; never follows a link.
+    (Two files that must change together: daemon/certpair.py.)"""
+    tmp = staged(path, data, mode=mode, owner=owner)
     try:
-        for path, data, mode, owner in files:
-            done.append((_temporary(path, data, mode, owner), path))
-        for tmp, path in done:
-            os.replace(tmp, path)
+        os.replace(tmp, path)
     except BaseException:
-        for tmp, _ in done:
-            Path(tmp).unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
-    for directory in {path.parent for _, path in done}:
-        _sync_directory(directory)
+    sync_directory(path.parent)
 
 
-def _temporary(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> str:
-    """A new file beside ``path`` holding ``data``: its name."""
+def staged(path: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None = None) -> str:
+    """A new hidden file beside ``path`` holding ``data``, whole on disk: its
+    name, for the caller to rename over ``path`` (it is removed on any error)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # O_EXCL|O_NOFOLLOW, 0600
     try:
         if owner is not None:
@@ -81,7 +71,7 @@ def _temporary(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None
     return tmp
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
     """Make the rename itself durable (a power cut on a Pi's SD card)."""
     try:
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

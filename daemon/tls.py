@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import urls
 from .errors import CertError
-from .safewrite import write_atomic
+from .certpair import replace_pair
 
 __all__ = ["CertError", "MAX_DAYS", "default_hosts", "general_name", "is_bare_name", "make_cert", "server_certificate", "unique"]
 
@@ -154,7 +154,6 @@ def make_cert(*, hosts: list[str], cert_path: str | os.PathLike, key_path: str |
     from cryptography import x509
 
     key, cert = server_certificate(hosts=hosts, days=days)
-    write_atomic(Path(key_path), key_pem(key), mode=0o600)
-    write_atomic(Path(cert_path), cert_pem(cert), mode=0o644)
+    replace_pair(key_path=Path(key_path), key_data=key_pem(key), cert_path=Path(cert_path), cert_data=cert_pem(cert))
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return [str(n.value) for n in san]

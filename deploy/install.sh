@@ -511,12 +511,14 @@ import sys
 from argparse import Namespace
 from gravity_led.daemon.config import load_config
 from gravity_led.daemon.mobileconfig import ca_downloads
+from gravity_led.daemon.certnames import phone_urls, served_names
 from gravity_led.daemon.urls import beside, local_name_url, qr_text, urls_to_open
 cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
-urls = urls_to_open(cfg.host, cfg.port, tls=cfg.tls)
+names = served_names(cfg.certfile) if cfg.tls else None  # only what the certificate names, as the daemon announces
+urls, local_url, _ = phone_urls(urls_to_open(cfg.host, cfg.port, tls=cfg.tls), local_name_url(cfg.host, cfg.port, tls=cfg.tls), names)
 print(("tls+ca" if ca_downloads(cfg.certfile) else "tls") if cfg.tls else "plain", cfg.port)
 if urls:
-    print(beside(urls[0], local_name_url(cfg.host, cfg.port, tls=cfg.tls)))
+    print(beside(urls[0], local_url))
     if cfg.tls:
         print(qr_text(urls[0]))
 PY

@@ -3,7 +3,8 @@ holder floods 125-byte text frames for a while, valid vectors in one run and
 a frame the daemon rejects (``1 1 1 ... 1``, 63 numbers) in another; a
 second client asks for ``/healthz`` every 20 ms meanwhile.  Reported: the
 server's CPU per frame and the health check's p90, valid and rejected side
-by side.  Target: a rejected frame's CPU <= 1.5x a valid one's.  The naive baseline (no checks:
+by side, each the median of alternating runs.  Target: a rejected frame
+costs <= 1.5x a valid one, in CPU and in the health check's p90.  The naive baseline (no checks:
 it reads both as numbers) has only ``/status``, which it answers instead."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import urllib.request
 
 from websockets.asyncio.client import connect
 
-from .common import Result, Row, Server, percentile
+from .common import Result, Row, Server, median, percentile
 
 NUMBER = "9.806650000000000000000000000000000000001"
 VALID = f"0.{NUMBER[2:]} {NUMBER} 0.{NUMBER[2:]}"
@@ -67,24 +68,29 @@ def _wait_read(server: Server, sent: int, timeout: float = 120.0) -> None:
         time.sleep(0.01)
 
 
-def run(seconds: float = 3.0) -> Result:
-    res: dict[tuple[str, str], dict] = {}
-    for kind in ("daemon", "naive"):
-        for name, frame in (("valid", VALID), ("rejected", REJECTED)):
-            with Server(kind, trace=False) as server:
-                res[kind, name] = asyncio.run(_flood(server, frame, seconds))
+def run(seconds: float = 3.0, repeats: int = 3) -> Result:
+    # Valid and rejected runs alternate, each its own server, and each figure
+    # is the median of ``repeats``: on a shared machine one run's p90 can be
+    # another program's doing.
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(repeats):
+        for kind in ("daemon", "naive"):
+            for name, frame in (("valid", VALID), ("rejected", REJECTED)):
+                with Server(kind, trace=False) as server:
+                    runs.setdefault((kind, name), []).append(asyncio.run(_flood(server, frame, seconds)))
+    res = {key: {x: median([r[x] for r in rs]) for x in rs[0]} for key, rs in runs.items()}
     d = lambda k, m, x: res[k, m][x]  # noqa: E731
     ratio = lambda k, x: d(k, "rejected", x) / d(k, "valid", x)  # noqa: E731
     return Result(
         12,
-        f"Rejected vs valid frames: the holder floods 125-byte text frames for {seconds:g} s; /healthz every {PROBE_EVERY_S * 1000:g} ms",
+        f"Rejected vs valid frames: the holder floods 125-byte text frames for {seconds:g} s; /healthz every {PROBE_EVERY_S * 1000:g} ms; medians of {repeats} alternating runs",
         [
             Row("valid: CPU per frame", "us", d("daemon", "valid", "cpu_us_per_frame"), d("naive", "valid", "cpu_us_per_frame")),
             Row("rejected: CPU per frame", "us", d("daemon", "rejected", "cpu_us_per_frame"), d("naive", "rejected", "cpu_us_per_frame")),
             Row("valid: /healthz p90", "ms", d("daemon", "valid", "p90_ms"), d("naive", "valid", "p90_ms")),
             Row("rejected: /healthz p90", "ms", d("daemon", "rejected", "p90_ms"), d("naive", "rejected", "p90_ms")),
             Row("rejected / valid: CPU per frame", "x", ratio("daemon", "cpu_us_per_frame"), ratio("naive", "cpu_us_per_frame"), "<= 1.5"),
-            Row("rejected / valid: /healthz p90", "x", ratio("daemon", "p90_ms"), ratio("naive", "p90_ms")),
+            Row("rejected / valid: /healthz p90", "x", ratio("daemon", "p90_ms"), ratio("naive", "p90_ms"), "<= 1.5"),
         ],
         [
             f"Frames sent: valid {d('daemon', 'valid', 'sent'):,}, rejected {d('daemon', 'rejected', 'sent'):,} (the daemon holds a flood's reads, so the sender is paced by TCP).",

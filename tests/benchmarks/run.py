@@ -28,7 +28,7 @@ BENCHMARKS = {
     "memory": ("bench_memory", {}, {"n": 5000, "connections": 100, "starts": 1}, {"n": 200, "connections": 20, "starts": 1}),
     "soak": ("bench_soak", {}, {"seconds": 10.0}, {"seconds": 0.3}),
     "pwm": ("bench_pwm", {}, {"seconds": 2.0, "repeats": 2}, {"seconds": 0.3, "repeats": 1}),
-    "rejects": ("bench_rejects", {}, {"seconds": 1.5}, {"seconds": 0.3}),
+    "rejects": ("bench_rejects", {}, {"seconds": 1.5, "repeats": 1}, {"seconds": 0.3, "repeats": 1}),
 }
 
 

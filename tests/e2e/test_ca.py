@@ -9,6 +9,7 @@ import os
 import plistlib
 import pwd
 import signal
+import socket
 import ssl
 import stat
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
 from gravity_led.daemon import tls
 from gravity_led.daemon.ca import PRIVATE_NETWORKS
@@ -205,6 +206,72 @@ def test_a_kill_while_writing_leaves_the_old_files_whole(pi_ca, tmp_path, where)
     assert {n: (pi_ca / n).read_bytes() for n in before} == before
     # The next run works (leftover temporary files are hidden and harmless).
     assert make_cert("--out-dir", str(pi_ca), "--force", cwd=tmp_path).returncode == 0
+
+
+KILL_AT_RENAME = """
+import os, signal
+_replace, _renames = os.replace, [0]
+def _replace_or_die(*a, **k):
+    _renames[0] += 1
+    if _renames[0] == {n}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _replace(*a, **k)
+os.replace = _replace_or_die
+"""
+"""Code for :func:`make_cert` that SIGKILLs it just before its ``n``-th rename."""
+
+
+def served_leaf(port: int) -> bytes:
+    """The certificate the daemon served in a full TLS handshake (which the
+    server completes only by signing with that certificate's key)."""
+    ctx = ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as s:
+        return s.getpeercert(binary_form=True)
+
+
+def leaf_der(path: Path) -> bytes:
+    return cert_of(path).public_bytes(Encoding.DER)
+
+
+@pytest.mark.parametrize("renames", range(1, 7))
+def test_a_kill_at_any_step_leaves_a_pair_the_daemon_serves(start_daemon, tmp_path, renames):
+    """make-cert over a self-signed pair makes the CA (renames 1-3: CA key to
+    ca-key.pem.new, ca.pem, ca-key.pem) and then the server pair (4-6);
+    killed (SIGKILL) before each rename, the real daemon then starts with the
+    old pair or the new one and completes a TLS handshake with it, and the
+    next make-cert finishes the job (a whole CA it made is kept)."""
+    out = tmp_path / "tls"
+    out.mkdir()
+    cert, key = out / "cert.pem", out / "key.pem"
+    tls.make_cert(hosts=["localhost", "127.0.0.1"], cert_path=cert, key_path=key)
+    old = leaf_der(cert)
+    r = make_cert("--host", "127.0.0.1", "--out-dir", str(out), "--force", cwd=tmp_path, code=KILL_AT_RENAME.format(n=renames))
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    new_cert_in_place = renames == 6
+    assert (leaf_der(cert) != old) is new_cert_in_place
+    d = start_daemon("--certfile", str(cert), "--keyfile", str(key), scheme="https")
+    assert served_leaf(d.port) == leaf_der(cert)
+    if new_cert_in_place:
+        d.wait_log(f"{key} is not the key of {cert}: make-cert was stopped while replacing them; using the new key {key}.new")
+    d.stop()
+    again = make_cert("--host", "127.0.0.1", "--out-dir", str(out), "--force", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert ("kept ca.pem" in again.stdout) is (renames >= 3), again.stdout
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ca-key.pem", "ca.pem", "cert.pem", "key.pem"]
+    assert served_leaf(start_daemon("--certfile", str(cert), "--keyfile", str(key), scheme="https").port) == leaf_der(cert)
+
+
+def test_the_next_make_cert_puts_a_pending_key_in_place(pi_ca, tmp_path):
+    """Killed between the new certificate and its key's last rename: a plain
+    make-cert (no --force) ends the swap, then refuses to replace the pair."""
+    cert, key = pi_ca / "cert.pem", pi_ca / "key.pem"
+    r = make_cert("--out-dir", str(pi_ca), "--force", cwd=tmp_path, code=KILL_AT_RENAME.format(n=3))
+    assert r.returncode == -signal.SIGKILL
+    pending = (pi_ca / "key.pem.new").read_bytes()
+    assert make_cert("--out-dir", str(pi_ca), cwd=tmp_path).returncode == 1
+    assert key.read_bytes() == pending and not (pi_ca / "key.pem.new").exists()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert cert_of(cert).public_key() == load_pem_private_key(pending, None).public_key()
 
 
 # ---- where make-cert writes on a laptop -----------------------------------------

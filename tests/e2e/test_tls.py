@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
+import socket
 import ssl
 import stat
 import struct
@@ -239,3 +241,63 @@ def test_cli_owner_gets_the_files(tmp_path):
     r = run_make_cert("--out-dir", str(tmp_path / "x"), "--owner", "no-such-user-here", cwd=tmp_path)
     assert r.returncode != 0 and "no user named" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# ---- announced URLs: only those the certificate names ----------------------------------
+
+
+def announced(logs: str) -> list[str]:
+    return re.findall(r"open (https://\S+) on a phone", logs)
+
+
+def verified_healthz(url: str, cafile: Path) -> int:
+    """``GET /healthz`` at ``url`` as a phone's browser checks it: the chain and the host name."""
+    with urllib.request.urlopen(url + "healthz", context=ssl.create_default_context(cafile=str(cafile)), timeout=10) as r:
+        return r.status
+
+
+def test_a_certificate_for_loopback_announces_loopback(start_daemon, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    tls.make_cert(hosts=["127.0.0.1", "localhost"], cert_path=cert, key_path=key)
+    d = start_daemon("--certfile", str(cert), "--keyfile", str(key), scheme="https")
+    d.wait_log("on a phone")
+    assert announced(d.logs()) == [f"https://127.0.0.1:{d.port}/"]
+    assert "not announced" not in d.logs()
+    assert verified_healthz(f"https://127.0.0.1:{d.port}/", cert) == 200
+
+
+ADDRESSES = (
+    "ip link add gl0 type veth peer name gl1 && ip addr add 192.0.2.2/24 dev gl0 && ip addr add 10.9.8.7/24 dev gl1"
+    " && ip -6 addr add 2001:db8::2/64 dev gl0 nodad && ip link set gl0 up && ip link set gl1 up"
+)
+"""A network of the test's own: a public address (192.0.2.2, 2001:db8::2) and a private one (10.9.8.7)."""
+
+
+def test_with_tls_only_the_urls_the_certificate_names_are_announced(start_daemon, tmp_path):
+    """The daemon on every address (``--host ::``) of a private network
+    namespace, with a certificate for 127.0.0.1, localhost and 10.9.8.7 only:
+    those URLs are announced, and each passes a browser's host check; one line
+    names the others (which would fail it) and how to add them."""
+    from tests.support.lan import private_lan, why_no_lan
+
+    if why := why_no_lan():
+        pytest.skip(why)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    tls.make_cert(hosts=["127.0.0.1", "localhost", "10.9.8.7"], cert_path=cert, key_path=key)
+    with private_lan():
+        subprocess.run(["sh", "-c", ADDRESSES], check=True, capture_output=True, timeout=30)
+        d = start_daemon("--host", "::", "--certfile", str(cert), "--keyfile", str(key), "--qr", scheme="https")
+        d.wait_log("not announced:")
+        logs = d.logs()
+        urls = announced(logs)
+        assert urls == [f"https://10.9.8.7:{d.port}/", f"https://127.0.0.1:{d.port}/"], logs
+        for url in urls:
+            assert verified_healthz(url, cert) == 200
+        line = next(l for l in logs.splitlines() if "not announced:" in l)
+        assert "192.0.2.2, 2001:db8::2" in line and "make-cert --force --host 192.0.2.2 --host 2001:db8::2" in line, line
+        with pytest.raises(urllib.error.URLError, match="match|mismatch"):
+            verified_healthz(f"https://192.0.2.2:{d.port}/", cert)
+        name = socket.gethostname().split(".")[0]
+        if name and name != "localhost":
+            assert f"{name}.local" in line and f"{name}.local" not in "".join(urls)
+        assert "▀" in logs or "█" in logs, "the QR code of the first URL (10.9.8.7)"

@@ -264,6 +264,25 @@ def test_fast_path_accepts_exactly_the_grammar(text):
     assert got == _reference(text)
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.floats().map(repr), st.sampled_from(["1", ".5", "+7.", "1e5", "nan", "x", ""])),
+            st.sampled_from([" ", "  ", ",", " , ", "\t", ", ,"]),
+        ),
+        min_size=1,
+        max_size=5,
+    ).map(lambda parts: "".join(a + b for a, b in parts))
+)
+def test_fast_path_agrees_with_the_grammar_whatever_the_separators(text):
+    for t in (text, text.strip(), " " + text):
+        try:
+            got = parse_frame(t)
+        except FrameError:
+            got = "rejected"
+        assert got == _reference(t), t
+
+
 def test_a_rejected_text_frame_is_explained_only_when_asked(monkeypatch):
     # Issue 21.3: explaining (a regex per token) cost five times a good
     # frame's parse; the holder asks only for the replies and log lines
@@ -273,6 +292,16 @@ def test_a_rejected_text_frame_is_explained_only_when_asked(monkeypatch):
     calls = []
     explain = protocol._explain_text
     monkeypatch.setattr(protocol, "_explain_text", lambda text: calls.append(text) or explain(text))
+    class CountingRegex:  # the grammar's regex, counting its uses
+        def __init__(self, regex) -> None:
+            self.regex, self.uses = regex, 0
+
+        def fullmatch(self, text):
+            self.uses += 1
+            return self.regex.fullmatch(text)
+
+    grammar = CountingRegex(protocol._TEXT_RE)
+    monkeypatch.setattr(protocol, "_TEXT_RE", grammar)
     bad = " ".join(["1"] * 63)
     errors = []
     for _ in range(1000):
@@ -281,6 +310,7 @@ def test_a_rejected_text_frame_is_explained_only_when_asked(monkeypatch):
         except FrameError as e:
             errors.append(e)
     assert len(errors) == 1000 and calls == []
+    assert grammar.uses == 0, "a frame of plain spaces is judged by split() and float() alone"
     assert errors[0].code == "wrong_count" and errors[0].message == "expected 3 numbers 'x y z', got 63"
     assert str(errors[0]) == errors[0].message and len(calls) == 1, "worked out once, when asked"
     assert protocol.encode_error(errors[1]) == protocol.encode_error(explain(bad))
