@@ -12,7 +12,10 @@ hrtimer outside the daemon. Per backend, over WINDOW_S:
 - the whole guest: busy share from /proc/stat (all but idle and iowait,
   interrupts included: with NO_HZ the kernel stops counting idle time while
   an interrupt runs on an idle CPU, so pwm-gpio's hrtimer is in it);
-- QEMU's threads on the host: what the emulation of all that costs.
+- QEMU's threads on the host: what the emulation of all that costs. (The
+  guest's clock runs on while the host runs other work instead of QEMU, and
+  the guest charges that time to whatever it was running: on a busy host
+  the guest's figures grow with the host's load, QEMU's do not.)
 
 Figures, not assertions: they are printed (``-s``, with the step's test)
 and kept in docs/performance.md. What is asserted can fail honestly: the client's
@@ -61,14 +64,16 @@ class Figures:
     host_pct: float
     frames: int
     pin_writes: int
+    held: str
+    """The right LED's line with the phone held at 45 degrees, after the window."""
 
     def row(self) -> str:
         return (f"| {self.backend} | {self.daemon_pct:.1f} % | {self.user_pct:.1f} + {self.system_pct:.1f} % | {self.guest_pct:.0f} % | {self.host_pct:.0f} % "
-                f"| {self.frames} / {self.pin_writes} |")
+                f"| {self.frames} / {self.pin_writes} | {self.held} |")
 
 
 HEADER = (f"| 60 Hz client, both LEDs, {WINDOW_S:.0f} s | daemon (CPUUsageNSec) | daemon user + system (/proc/PID/stat) | whole guest busy (/proc/stat) "
-          "| QEMU on the host | frames / LED writes |\n|---|---:|---:|---:|---:|---:|")
+          "| QEMU on the host | frames / LED writes | then held at 45 deg |\n|---|---:|---:|---:|---:|---:|---:|")
 
 
 def sample(pi: Pi, pid: int) -> Sample:
@@ -105,7 +110,8 @@ def measure(pi: Pi, backend: str, chip: int | str, line: int, hz: float) -> Figu
         client.tilt(45)
         expect_leds(pi, math.sin(math.radians(45)), 0.0)
         m = pi.measure(chip, 0.6, line)[str(line)]  # type: ignore[arg-type]
-        assert abs(m["duty"] - math.sin(math.radians(45))) <= 0.1 and 0.8 * hz <= m["hz"] <= 1.2 * hz, f"{backend}: {m}"
+        # that this backend drove the line, at its frequency (the duty checks proper are elsewhere)
+        assert abs(m["duty"] - math.sin(math.radians(45))) <= 0.15 and 0.8 * hz <= m["hz"] <= 1.2 * hz, f"{backend}: {m}"
     dt, guest_dt = t1 - t0, s1.guest_s - s0.guest_s
     tck = int(pi.vm.ok("getconf CLK_TCK"))
     return Figures(
@@ -117,6 +123,7 @@ def measure(pi: Pi, backend: str, chip: int | str, line: int, hz: float) -> Figu
         host_pct=100 * (s1.host_s - s0.host_s) / dt,
         frames=frames,
         pin_writes=writes,
+        held=f"duty {m['duty']:.3f} at {m['hz']:.0f} Hz",
     )
 
 
