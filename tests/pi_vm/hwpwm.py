@@ -116,7 +116,7 @@ def failsafe_after(pi: Pi, chip: str, how: str) -> str:
     return f"after {how}: the failsafe drove GPIO18's PWM low {min(mine) - t_kill:.2f} s after the {'kill' if how == 'sigkill' else 'SIGSTOP'}"
 
 
-def hardware_pwm_on_a_kernel_pwm_device(pi: Pi) -> None:
+def hardware_pwm_on_a_kernel_pwm_device(pi: Pi) -> str:
     """Requirements 2 and 4 on a kernel PWM device, under the shipped unit:
     three tilts each side (duty and frequency), hardware_frequency_hz
     reloaded live, the stale blackout, the failsafe after SIGKILL and after a
@@ -152,6 +152,6 @@ def hardware_pwm_on_a_kernel_pwm_device(pi: Pi) -> None:
         pi.vm.ok("systemctl stop gravity-led.service", timeout=60)
         left = pi.vm.ok("ls /sys/bus/platform/devices/pwm-gpio.0/pwm/pwmchip*/ /sys/bus/platform/devices/pwm-gpio.1/pwm/pwmchip*/")
         assert "pwm0" not in left, left  # released: unexported
-        print("\n".join(seen))
+        return "\n".join(seen)  # printed by the step's test
     finally:
         unload_the_pwm_device(pi)

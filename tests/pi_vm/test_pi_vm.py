@@ -191,4 +191,3 @@ def test_journal_carries_the_documented_fields(pi: Pi) -> None:
     assert pi.vm.ok("journalctl -u gravity-led -F FRAMES_REJECTED").strip()
     one = addresses[0]
     assert one in pi.vm.ok(f"journalctl -u gravity-led CLIENT_ADDRESS={one} -o cat")
-
