@@ -32,19 +32,22 @@ class Outcome:
     seconds: float = 0.0
     cpu_s: float = 0.0
     """The host CPU time the target used meanwhile (``meter``)."""
+    printed: str = ""
+    """What the step returned to print (its figures), shown with its test's output."""
     sections: list[tuple[str, str]] = field(default_factory=list)
     """What to print with a failure (the guest's journal and serial log, taken
     in the thread, before the guest is gone)."""
 
 
 class Scenario(Generic[T]):
-    """``steps`` run on what ``start()`` yields, in a thread, from ``begin()``.
+    """``steps`` run on what ``start()`` yields, in a thread, from ``begin()``;
+    what a step returns (figures) is printed by its test.
 
     ``diagnose(target)`` gives the report sections of a failed step;
     ``cancel()`` stops after the running step (the caller then tears the
     guest down, which ends a step stuck in it)."""
 
-    def __init__(self, name: str, start: Callable[[], AbstractContextManager[T]], steps: list[Callable[[T], None]],
+    def __init__(self, name: str, start: Callable[[], AbstractContextManager[T]], steps: list[Callable[[T], str | None]],
                  diagnose: Callable[[T], list[tuple[str, str]]],
                  fork_after: str | None = None, fork: Callable[[T], T] | None = None,
                  meter: Callable[[T], float] = lambda target: 0.0) -> None:
@@ -94,7 +97,7 @@ class Scenario(Generic[T]):
                         break
                     t0, cpu0 = time.monotonic(), self._meter(target)
                     try:
-                        step(target)
+                        printed = step(target)
                     except BaseException as e:  # noqa: BLE001 (reported by the step's test)
                         try:
                             sections = self._diagnose(target)
@@ -103,7 +106,7 @@ class Scenario(Generic[T]):
                         self._finish(step.__name__, Outcome(error=e, seconds=time.monotonic() - t0, cpu_s=max(0.0, self._meter(target) - cpu0), sections=sections))
                         self._skip_rest(f"{self.name}: an earlier step ({step.__name__}) failed")
                         return
-                    self._finish(step.__name__, Outcome(seconds=time.monotonic() - t0, cpu_s=self._meter(target) - cpu0))
+                    self._finish(step.__name__, Outcome(printed=printed or "", seconds=time.monotonic() - t0, cpu_s=self._meter(target) - cpu0))
                     if step.__name__ == self._fork_after and self._fork is not None:
                         try:
                             self.forked.set_result(self._fork(target))
@@ -128,6 +131,8 @@ def outcome_as_test(scenario: Scenario, step: str, request: pytest.FixtureReques
     for title, text in out.sections:
         request.node.add_report_section("call", title, text)
     print(f"{step}: {out.seconds:.0f} s on the {scenario.name} guest ({out.cpu_s:.0f} CPU-s)")
+    if out.printed:
+        print(out.printed)
     if out.skipped:
         pytest.skip(out.skipped)
     if out.error is not None:

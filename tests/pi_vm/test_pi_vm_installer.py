@@ -3,7 +3,8 @@ on a Raspberry Pi stand-in.
 
 These steps run in order on their own guest, in a thread started with the
 tier's first test (see scenario.py): the plain install on a fresh Pi (a copy
-of the guest then serves test_pi_vm.py, which runs meanwhile), --socket over
+of the guest then serves test_pi_vm.py, which runs meanwhile), the daemon's
+CPU with software and hardware PWM (pwm_cpu.py: figures), --socket over
 it while it runs, an upgrade in place back to the plain install, uninstall,
 --socket where only the kept config is left, and --purge. Each step is
 reported as a test of its own.
@@ -18,6 +19,7 @@ import pytest
 from gravity_led.daemon.dnssd import SERVICE_TYPE, txt_record
 
 from .pi import CHECKOUT, Pi
+from .pwm_cpu import daemon_cpu_with_software_and_hardware_pwm
 from .scenario import Scenario, outcome_as_test
 
 pytestmark = [pytest.mark.pi_vm, pytest.mark.timeout(1800)]
@@ -132,6 +134,7 @@ def purge_leaves_nothing(pi: Pi) -> None:
 
 STEPS = [
     plain_install_on_a_fresh_pi,
+    daemon_cpu_with_software_and_hardware_pwm,  # pwm_cpu.py
     socket_over_a_running_plain_install,
     upgrade_in_place_and_back_to_plain_keeping_the_config,
     uninstall_keeps_only_the_edited_config,

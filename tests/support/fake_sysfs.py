@@ -137,6 +137,19 @@ class FakeSysfs:
                 self._attr_write(chip, path, text)
             self.writes.append((str(path.relative_to(chip.path)), text))
 
+    def open(self, path: Path) -> Path:
+        """An attribute kept open (the kernel checks the permission here, at
+        open): its handle is its path, and every rewrite obeys the rules."""
+        if not self.writable(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return path
+
+    def rewrite(self, handle: Path, text: str) -> None:
+        self.write(handle, text)
+
+    def release(self, handle: Path) -> None:
+        pass
+
     def _chip_write(self, chip: _Chip, name: str, text: str) -> None:
         if name not in ("export", "unexport"):
             raise PermissionError(errno.EACCES, "Permission denied", name)

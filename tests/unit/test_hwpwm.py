@@ -202,3 +202,34 @@ def test_the_fake_refuses_all_but_period_after_an_export(sysfs):
         assert e.value.errno == errno.EINVAL
     sysfs.write(chip / "pwm1/period", "1000000")
     sysfs.write(chip / "pwm1/enable", "0")
+
+
+def test_the_real_writer_rewrites_a_kept_open_file_whole(tmp_path):
+    # duty_cycle stays open between LED writes; each rewrite replaces the
+    # value, a shorter one too (sysfs takes each write whole; a plain file,
+    # as in the e2e tier's tree, must be cut).
+    attr = tmp_path / "duty_cycle"
+    attr.write_text("0\n")
+    w = SysfsWriter()
+    fd = w.open(attr)
+    try:
+        w.rewrite(fd, "1000000")
+        w.rewrite(fd, "25")
+        assert attr.read_text() == "25"
+    finally:
+        w.release(fd)
+
+
+def test_duty_writes_go_through_the_kept_open_file(sysfs, monkeypatch):
+    opened, rewritten = [], []
+    sysfs_open, sysfs_rewrite = sysfs.open, sysfs.rewrite
+    monkeypatch.setattr(sysfs, "open", lambda path: opened.append(path.name) or sysfs_open(path))
+    monkeypatch.setattr(sysfs, "rewrite", lambda handle, text: rewritten.append(text) or sysfs_rewrite(handle, text))
+    chip = pi4(sysfs)
+    ch = PwmChannel(find_channels(sysfs.root)[18], frequency_hz=1000, writer=sysfs)
+    ch.set(duty=0.5)
+    ch.set(duty=0.25)
+    assert opened == ["duty_cycle"] and rewritten == ["500000", "250000"]
+    assert sysfs.channel(chip, 0)["duty_cycle"] == 250000
+    ch.close()
+    assert sysfs.channel(chip, 0) is None, "released and unexported"
