@@ -508,20 +508,36 @@ fi
 phone() {
     "$ROOT$VENV/bin/python" - "$ROOT$CONF" <<'PY'
 import sys
-from argparse import Namespace
-from gravity_led.daemon.config import load_config
-from gravity_led.daemon.mobileconfig import ca_downloads
-from gravity_led.daemon.certnames import phone_urls, served_names
-from gravity_led.daemon.urls import beside, local_name_url, qr_text, urls_to_open
-cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
-names = served_names(cfg.certfile) if cfg.tls else None  # only what the certificate names, as the daemon announces
-urls, local_url, _ = phone_urls(urls_to_open(cfg.host, cfg.port, tls=cfg.tls), local_name_url(cfg.host, cfg.port, tls=cfg.tls), names)
-print(("tls+ca" if ca_downloads(cfg.certfile) else "tls") if cfg.tls else "plain", cfg.port)
-if urls:
-    print(beside(urls[0], local_url))
-    if cfg.tls:
-        print(qr_text(urls[0]))
+try:
+    from argparse import Namespace
+    from gravity_led.daemon.config import load_config
+    from gravity_led.daemon.mobileconfig import deferred_ca_downloads
+    from gravity_led.daemon.certnames import phone_urls, served_names
+    from gravity_led.daemon.urls import beside, local_name_url, qr_text, urls_to_open
+    cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
+    names = served_names(cfg.certfile) if cfg.tls else None  # only what the certificate names, as the daemon announces
+    urls, local_url, _ = phone_urls(urls_to_open(cfg.host, cfg.port, tls=cfg.tls), local_name_url(cfg.host, cfg.port, tls=cfg.tls), names)
+    print(("tls+ca" if deferred_ca_downloads(cfg.certfile)() else "tls") if cfg.tls else "plain", cfg.port)
+    if urls:
+        print(beside(urls[0], local_url))
+        if cfg.tls:
+            print(qr_text(urls[0]))
+except Exception as e:  # one line for phone_answer, never a traceback
+    sys.exit(str(e) or type(e).__name__)
 PY
+}
+# phone's answer; if it fails (an unreadable certificate, say), one line on
+# stderr saying why, rather than advice that assumes there is no certificate.
+phone_answer() {
+    err=$(mktemp)
+    if out=$(phone 2>"$err"); then
+        rm -f "$err"
+        printf '%s\n' "$out"
+        return 0
+    fi
+    printf "install.sh: cannot work out the phone's address: %s\n" "$(tail -n 1 "$err")" >&2
+    rm -f "$err"
+    return 1
 }
 # 7. mDNS: after the config's last change (the port, the certificate) but the one below.
 [ "$PIP_MODE" = none ] || advertise
@@ -530,7 +546,7 @@ if [ "$DRY" -eq 1 ]; then
     exit 0
 fi
 PHONE=
-[ "$PIP_MODE" = none ] || PHONE=$(phone 2>/dev/null) || PHONE=
+[ "$PIP_MODE" = none ] || PHONE=$(phone_answer) || PHONE=unknown
 say ""
 if [ -n "$ROOT" ]; then
     say "gravity-led is installed into $ROOT: the venv in $ROOT$VENV, the settings in $ROOT$CONF, the units in $ROOT$UNIT_DIR."
@@ -550,7 +566,7 @@ if [ "${HOW% *}" = plain ] && [ -z "$ROOT" ] && [ -t 0 ] && [ -t 1 ]; then
             say "==> wrote $CONF_DIR/cert.pem and key.pem, and named them in $CONF"
             if [ "$SOCKET" -eq 1 ]; then systemctl try-restart gravity-led.service; else systemctl restart gravity-led.service; fi
             advertise  # now with tls=1
-            PHONE=$(phone 2>/dev/null) || PHONE=
+            PHONE=$(phone_answer) || PHONE=unknown
             HOW=${PHONE%%
 *} ;;
     esac
@@ -566,6 +582,8 @@ elif [ "${HOW% *}" = tls ]; then
     say "  Open on the phone (the certificate is self-signed: iPhones cannot use it for the"
     say "  WebSocket; 'sudo gravity-led-daemon make-cert --force' makes this Pi's CA instead):"
     printf '%s\n' "$PHONE" | sed -n '2,$s/^/    /p'
+elif [ "$HOW" = unknown ]; then  # phone_answer said why
+    say "  Where to point the phone: the daemon says so when it starts (journalctl -u gravity-led)."
 else
     say "  Phones need HTTPS for the tilt sensor. Make a certificate, then restart:"
     say "      sudo gravity-led-daemon make-cert"

@@ -351,6 +351,27 @@ def test_where_avahi_runs_the_daemon_is_advertised_on_its_port_and_uninstall_wit
 
 
 
+def test_when_the_phone_advice_fails_it_says_why_in_one_line(tmp_path: Path) -> None:
+    """The installer's phone advice comes from the daemon's own code; when
+    that fails (here: a dependency that cannot be imported, as after a broken
+    upgrade), it says why in one line, with no traceback, instead of advice
+    meant for a Pi without a certificate."""
+    root = tmp_path / "root"
+    certs = tmp_path / "certs"
+    made = subprocess.run([sys.executable, "-m", "gravity_led.daemon", "make-cert", "--out-dir", str(certs), "--host", "pi.example"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (root / CONF).parent.mkdir(parents=True)
+    (root / CONF).write_text(f'certfile = "{certs}/cert.pem"\nkeyfile = "{certs}/key.pem"\n')
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "segno.py").write_text("raise ImportError('segno is broken')\n")
+    r = run(*flags(root, "--offline"), PYTHONPATH=f"{broken}:{sysconfig.get_paths()['purelib']}")
+    assert r.stderr.splitlines().count("install.sh: cannot work out the phone's address: segno is broken") == 1, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "Make a certificate" not in r.stdout, "no advice for a Pi without one"
+
+
 def test_with_a_certificate_the_phone_gets_an_address_the_local_name_beside_it_and_tls_1(tmp_path: Path) -> None:
     """The QR code carries an IP address (every phone can use it; Android before 12
     cannot resolve .local), the .local name is printed beside it; mDNS says tls=1."""
