@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .ca import ca_of_chain, permits
 from .errors import CertError
+from .urls import is_loopback_url
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -97,7 +98,12 @@ def phone_urls(urls: list[str], local_url: str | None, names: CertNames | None) 
     the ``.local`` URL if it does, and the hosts left out."""
     kept, left_out = split_covered(urls + ([local_url] if local_url else []), names)
     local = local_url if local_url in kept else None
-    return [u for u in kept if u != local_url], local, left_out
+    urls = [u for u in kept if u != local_url]
+    if local and all(is_loopback_url(u) for u in urls):
+        # The certificate names no address a phone can reach (make-cert
+        # leaves out public ones): the .local name is the phone's way in.
+        return [local, *urls], None, left_out
+    return urls, local, left_out
 
 
 def left_out_line(hosts: list[str], names: CertNames, *, make_cert: str) -> str:

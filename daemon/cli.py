@@ -167,11 +167,9 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     """Log the URLs to open on a phone (and print a QR code) once listening."""
 
     def announce() -> None:
-        from urllib.parse import urlsplit
-
         from .certnames import left_out_line, phone_urls, served_names
         from .cli_cert import ca_announcement, make_cert_command
-        from .urls import announcement, local_name_url, qr_text, urls_to_open
+        from .urls import announcement, is_loopback_url, local_name_url, qr_text, urls_to_open
 
         cfg = daemon.cfg
         log = logging.getLogger("gravity_led")
@@ -190,7 +188,7 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
             log.warning("--qr: no QR code, as a phone cannot use the http:// page")
         elif _is_loopback(cfg.host):
             log.warning("--qr: no QR code, as a phone cannot reach %s; listen on the network (--host 0.0.0.0) for one", cfg.host)
-        elif not urls or _is_loopback(urlsplit(urls[0]).hostname or ""):
+        elif not urls or is_loopback_url(urls[0]):
             log.warning("--qr: no QR code, as the TLS certificate names no address of this machine that a phone can reach")
         else:
             print(qr_text(urls[0]), file=sys.stderr, flush=True)

@@ -11,6 +11,7 @@ import ipaddress
 import socket
 import struct
 from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = ["PHONES_NEED_HTTPS", "announcement", "beside", "local_addresses", "local_name_url", "qr_text", "url_for", "urls_to_open"]
 
@@ -142,6 +143,15 @@ PHONES_NEED_HTTPS = (
 )
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine's loopback (no phone reaches it)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def announcement(urls: list[str], *, tls: bool, make_cert: str = "sudo gravity-led-daemon make-cert", local_url: str | None = None) -> list[str]:
     """The lines the daemon logs at start to say where to open the page.
 
@@ -154,7 +164,7 @@ def announcement(urls: list[str], *, tls: bool, make_cert: str = "sudo gravity-l
     """
     also = f", or {local_url} where .local names resolve" if local_url else ""
     if tls:
-        lines = [f"open {url} on a phone" for url in urls]
+        lines = [f"open {url} in a browser on this machine" if is_loopback_url(url) else f"open {url} on a phone" for url in urls]
     else:
         lines = [f"page at {url} (a computer's browser; not a phone's)" for url in urls]
     if lines:

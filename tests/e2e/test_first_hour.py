@@ -52,7 +52,7 @@ def test_with_tls_the_daemon_offers_the_https_url(start_daemon, tmp_path: Path) 
     made = _daemon_cli("make-cert", "--host", "127.0.0.1", "--out-dir", str(tmp_path))
     assert made.returncode == 0, made.stderr
     d = start_daemon("--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"), scheme="https")
-    d.wait_log(f"open https://127.0.0.1:{d.port}/ on a phone")
+    d.wait_log(f"open https://127.0.0.1:{d.port}/ in a browser on this machine")  # loopback: not a phone's
     assert URLS_PHONES not in d.logs()
 
 

@@ -248,7 +248,7 @@ def test_cli_owner_gets_the_files(tmp_path):
 
 
 def announced(logs: str) -> list[str]:
-    return re.findall(r"open (https://\S+) on a phone", logs)
+    return re.findall(r"open (https://\S+) (?:on a phone|in a browser on this machine)", logs)
 
 
 def verified_healthz(url: str, cafile: Path) -> int:
@@ -261,7 +261,7 @@ def test_a_certificate_for_loopback_announces_loopback(start_daemon, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     tls.make_cert(hosts=["127.0.0.1", "localhost"], cert_path=cert, key_path=key)
     d = start_daemon("--certfile", str(cert), "--keyfile", str(key), scheme="https")
-    d.wait_log("on a phone")
+    d.wait_log("open https://")
     assert announced(d.logs()) == [f"https://127.0.0.1:{d.port}/"]
     assert "not announced" not in d.logs()
     assert verified_healthz(f"https://127.0.0.1:{d.port}/", cert) == 200

@@ -9,6 +9,7 @@ import pytest
 
 from gravity_led.daemon import ca, tls
 from gravity_led.daemon.certnames import left_out_line, phone_urls, served_names, split_covered
+from gravity_led.daemon.urls import announcement
 
 URLS = ["https://192.168.1.7:5678/", "https://192.0.2.2:5678/", "https://[fd00::7]:5678/", "https://127.0.0.1:5678/", "https://pi.local:5678/"]
 
@@ -70,3 +71,17 @@ def test_the_local_name_is_kept_beside_only_if_named(tmp_path, pi_ca):
     assert phone_urls(URLS[:2], "https://pi.local:5678/", names) == (["https://192.168.1.7:5678/"], "https://pi.local:5678/", ["192.0.2.2"])
     assert phone_urls(URLS[:1], "https://other.local:5678/", names) == (["https://192.168.1.7:5678/"], None, ["other.local"])
     assert phone_urls(URLS[:1], None, None) == (URLS[:1], None, [])
+
+
+def test_with_only_loopback_covered_the_local_name_is_the_phones_way_in(tmp_path, pi_ca):
+    # make-cert leaves out a public address (this VM's 192.0.2.2): no address
+    # a phone can reach is in the certificate, so the .local name leads, and
+    # loopback is offered to this machine's browser, never to a phone.
+    names = served_names(chain(tmp_path, ["pi.local", "127.0.0.1", "localhost"], pi_ca))
+    urls = ["https://192.0.2.2:5678/", "https://127.0.0.1:5678/"]
+    phone, local, left_out = phone_urls(urls, "https://pi.local:5678/", names)
+    assert (phone, local, left_out) == (["https://pi.local:5678/", "https://127.0.0.1:5678/"], None, ["192.0.2.2"])
+    assert announcement(phone, tls=True, local_url=local) == [
+        "open https://pi.local:5678/ on a phone",
+        "open https://127.0.0.1:5678/ in a browser on this machine",
+    ]

@@ -70,7 +70,7 @@ def test_the_local_name_comes_beside_the_first_address_never_instead():
     assert announcement(urls, tls=True, local_url=local) == [
         "open https://192.168.1.7:5678/ on a phone, or https://raspberrypi.local:5678/ where .local names resolve",
         "open https://10.0.0.2:5678/ on a phone",
-        "open https://127.0.0.1:5678/ on a phone",
+        "open https://127.0.0.1:5678/ in a browser on this machine",
     ]
     plain = announcement(["http://192.168.1.7:5678/"], tls=False, local_url="http://raspberrypi.local:5678/")
     assert plain[0] == "page at http://192.168.1.7:5678/ (a computer's browser; not a phone's), or http://raspberrypi.local:5678/ where .local names resolve"
