@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
@@ -148,13 +147,6 @@ def _stop_at_end_of(fd: int) -> None:
     threading.Thread(target=watch, name="stop-with-stdin", daemon=True).start()
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def _warn_open_secrets(cfg: Config) -> None:
     """One line per secret file that others may read, as ssh does for its keys."""
     for what, path in (("token file", cfg.token_file), ("TLS key", cfg.keyfile)):
@@ -169,7 +161,7 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
     def announce() -> None:
         from .certnames import left_out_line, phone_urls, served_names
         from .cli_cert import ca_announcement, make_cert_command
-        from .urls import announcement, is_loopback_url, local_name_url, qr_text, urls_to_open
+        from .urls import announcement, is_loopback, is_loopback_url, local_name_url, qr_text, urls_to_open
 
         cfg = daemon.cfg
         log = logging.getLogger("gravity_led")
@@ -186,7 +178,7 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
             return
         if not cfg.tls:
             log.warning("--qr: no QR code, as a phone cannot use the http:// page")
-        elif _is_loopback(cfg.host):
+        elif is_loopback(cfg.host):
             log.warning("--qr: no QR code, as a phone cannot reach %s; listen on the network (--host 0.0.0.0) for one", cfg.host)
         elif not urls or is_loopback_url(urls[0]):
             log.warning("--qr: no QR code, as the TLS certificate names no address of this machine that a phone can reach")

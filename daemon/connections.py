@@ -187,15 +187,17 @@ class ConnectionLimiter:
         return source is not None and conn in self._pending.get(source, ())
 
     def _unpend(self, source: str, conn: Hashable) -> None:
-        pend = self._pending.get(source)
-        if pend is not None and conn in pend:
-            del pend[conn]
-            if not pend:
-                del self._pending[source]
+        _discard(self._pending, source, conn)
 
     def _unclose(self, source: str, conn: Hashable) -> None:
-        closing = self._closing.get(source)
-        if closing is not None and conn in closing:
-            del closing[conn]
-            if not closing:
-                del self._closing[source]
+        _discard(self._closing, source, conn)
+
+
+def _discard(table: dict[str, dict[Hashable, None]], source: str, conn: Hashable) -> None:
+    """Forget ``conn`` in ``source``'s entry of ``table``, and the entry once empty
+    (the tables stay bounded by the connections alive)."""
+    entry = table.get(source)
+    if entry is not None and conn in entry:
+        del entry[conn]
+        if not entry:
+            del table[source]

@@ -143,13 +143,18 @@ PHONES_NEED_HTTPS = (
 )
 
 
-def is_loopback_url(url: str) -> bool:
-    """Whether ``url`` names this machine's loopback (no phone reaches it)."""
-    host = urlsplit(url).hostname or ""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, bracketed or not, or a name) is this
+    machine's loopback: no phone reaches it."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine's loopback."""
+    return is_loopback(urlsplit(url).hostname or "")
 
 
 def announcement(urls: list[str], *, tls: bool, make_cert: str = "sudo gravity-led-daemon make-cert", local_url: str | None = None) -> list[str]:
