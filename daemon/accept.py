@@ -19,7 +19,6 @@ import socket
 import ssl
 from typing import Hashable, Protocol
 
-from .certpair import key_candidates
 from .connections import ConnectionLimiter, source_key
 from .errors import StartupError
 from .http_rules import looks_like_tls, plain_http_refusal
@@ -69,6 +68,8 @@ def server_tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
     A ``make-cert`` killed while it replaced the pair may have left the new
     certificate with its key still at ``KEY.new`` (daemon/certpair.py): that
     key is tried second, and the TLS stack decides which one matches."""
+    from .certpair import key_candidates  # here: a start without TLS need not load it
+
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     first: OSError | None = None  # ssl.SSLError is one too
     for key in key_candidates(keyfile):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .ca import ca_of_chain, permits
 from .errors import CertError
 from .urls import is_loopback_url
 
@@ -62,6 +61,8 @@ def served_names(certfile: str | Path) -> CertNames | None:
     None if it cannot be read as one (then nothing is filtered: the TLS stack
     has the last word on the file)."""
     from cryptography import x509
+
+    from .ca import ca_of_chain
 
     try:
         pem = Path(certfile).read_bytes()
@@ -127,6 +128,8 @@ def left_out_line(hosts: list[str], names: CertNames, *, make_cert: str) -> str:
 
 
 def _permits(ca: Certificate, host: str) -> bool:
+    from .ca import permits  # here: start-up without TLS need not load the CA code
+
     try:
         return permits(ca, host)
     except CertError:  # not a name a certificate can hold

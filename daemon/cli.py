@@ -160,7 +160,7 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
 
     def announce() -> None:
         from .certnames import left_out_line, phone_urls, served_names
-        from .cli_cert import ca_announcement, make_cert_command
+        from .installed import make_cert_command
         from .urls import announcement, is_loopback, is_loopback_url, local_name_url, qr_text, urls_to_open
 
         cfg = daemon.cfg
@@ -170,7 +170,11 @@ def _announcer(daemon: Daemon, *, qr: bool) -> Callable[[], None]:
         names = served_names(cfg.certfile) if cfg.tls and cfg.certfile else None  # read once, at start
         urls, local_url, left_out = phone_urls(urls, local_url, names)
         lines = announcement(urls, tls=cfg.tls, make_cert=make_cert_command(), local_url=local_url)
-        for line in lines + (ca_announcement(urls[0], daemon.routes.downloads()) if cfg.tls and urls else []):
+        if cfg.tls and urls:
+            from .cli_cert import ca_announcement
+
+            lines += ca_announcement(urls[0], daemon.routes.downloads())
+        for line in lines:
             log.info("%s", line)
         if left_out and names:
             log.warning("%s", left_out_line(left_out, names, make_cert=make_cert_command()))

@@ -10,44 +10,22 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import socket
 import sys
 from pathlib import Path
 
 from .certfiles import CA_KEY_NAME, CA_NAME, CERT_NAME, KEY_NAME, make_certificates
 from .errors import CertError
+from .installed import DEFAULT_DIR, SERVICE_USER, make_cert_command, service_installed
 from .mobileconfig import CA_PATH, PROFILE_PATH
 from .protocol import DEFAULT_PORT
 from .tls import MAX_DAYS, default_hosts, is_bare_name, unique
 from .usage import UsageParser
 from .wording import count
 
-__all__ = ["DEFAULT_DIR", "SERVICE_USER", "main", "make_cert_command", "service_installed"]
+__all__ = ["main"]
 
 PROG = "gravity-led-daemon make-cert"
-DEFAULT_DIR = Path("/etc/gravity-led")
-SERVICE_USER = "gravity-led"
-
-
-
-def service_installed() -> bool:
-    """deploy/install.sh ran here (it writes the service's configuration)."""
-    return (DEFAULT_DIR / "daemon.toml").exists()
-
-
-def make_cert_command() -> str:
-    """The make-cert command that works on this machine, for hints: sudo on
-    an installed Pi; on a laptop, the program as it runs (a venv is not on sudo's PATH)."""
-    if service_installed():
-        return "sudo gravity-led-daemon make-cert"
-    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("gravity-led-daemon")
-    if argv0.name == "__main__.py" or argv0.suffix == ".py":
-        return f"{shlex.quote(sys.executable)} -m gravity_led.daemon make-cert"
-    found = shutil.which(argv0.name)
-    if found and os.path.realpath(found) == os.path.realpath(argv0):
-        return f"{argv0.name} make-cert"
-    return f"{shlex.quote(str(argv0.resolve()) if argv0.parent != Path('.') else str(argv0))} make-cert"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,7 +20,6 @@ from typing import Any, Mapping as MappingT
 
 from .errors import ConfigError
 from .files import UnreadableFile, read_small_file
-from .hwpwm import parse_overrides
 from .leds import FACTORY_NAMES, PWM_MODES
 from .mapping import AXES, CURVES, Mapping, MappingError
 from .protocol import DEFAULT_PORT, MAX_FRAME_BYTES
@@ -68,7 +67,7 @@ class Config:
     right_pin: str = _opt("GPIO18", "pin of the right LED (BCM number, GPIO18 or BOARD12 form)", metavar="PIN", group="leds")
     left_pin: str = _opt("GPIO22", "pin of the left LED", metavar="PIN", group="leds")
     frequency_hz: float = _opt(100.0, "software PWM frequency (the article's 50 Hz flickers)", metavar="HZ", group="leds")
-    pwm: str = _opt("auto", "PWM backend: hardware (the kernel's PWM channel; fails at start on a pin without one), software (gpiozero's pin library), or auto (hardware on pins that have a channel, software elsewhere)", choices=PWM_MODES, group="leds")
+    pwm: str = _opt("auto", "PWM backend: hardware (the kernel's PWM channel; fails at start on a pin without one), software (gpiozero's pin library), or auto (hardware on pins that have a channel, software elsewhere and on mock pins)", choices=PWM_MODES, group="leds")
     hardware_frequency_hz: float = _opt(1000.0, "hardware PWM frequency (costs no CPU; 1 kHz does not flicker, not even on camera)", metavar="HZ", group="leds")
     pwm_channels: tuple[str, ...] = _opt((), "hardware PWM channels named by hand, GPIO=DEVICE:CHANNEL comma-separated (DEVICE: the chip's device as in /sys/class/pwm/pwmchipN/device, or pwmchipN), for boards whose device tree does not say", metavar="MAP", group="leds")
     update_hz: float = _opt(250.0, "most LED updates per second, on average (up to four back to back, for a phone's jitter); newer frames replace older ones in between (a duty cannot show before the next PWM period anyway)", metavar="HZ", group="leds")
@@ -175,7 +174,10 @@ def _validate(cfg: Config) -> Config:
     for origin in cfg.allowed_origins:
         if not _is_origin(origin):
             raise ConfigError(f"allowed_origins: {origin!r} is not a web origin such as https://app.example or http://host:8080")
-    parse_overrides(cfg.pwm_channels)  # ConfigError: one sentence
+    if cfg.pwm_channels:
+        from .hwpwm import parse_overrides  # here: a start without overrides need not load the PWM backend
+
+        parse_overrides(cfg.pwm_channels)  # ConfigError: one sentence
     if (cfg.certfile is None) != (cfg.keyfile is None):
         raise ConfigError("certfile and keyfile must be given together")
     try:

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, HardwareError
+from .leds import SYSFS_ROOT_ENV
 
 __all__ = ["ChannelSpec", "PwmChannel", "SysfsWriter", "find_channels", "overlay_advice", "parse_overrides"]
 
-SYSFS_ROOT_ENV = "GRAVITY_LED_SYSFS_ROOT"
-"""Tests and benchmarks only: a directory standing in for ``/`` (its ``sys/class/pwm``)."""
 EXPORT_WAIT_S = 5.0
 """How long ``pwmN`` may take to appear and udev to hand it to group gpio
 (milliseconds on a Pi; seconds on a loaded emulated one)."""

@@ -13,7 +13,6 @@ import os
 import warnings
 from typing import Any
 
-from .benchpins import bench_pin_class
 from .errors import HardwareError
 from .mapping import OFF, Duties
 
@@ -25,8 +24,9 @@ PWM_MODES = ("auto", "hardware", "software")
 """``pwm``: the kernel's PWM channel where a pin has one, always, or never."""
 
 
-MOCK_HISTORY = 256
-"""Pin states a mock pin remembers (gpiozero's own keeps them all)."""
+SYSFS_ROOT_ENV = "GRAVITY_LED_SYSFS_ROOT"
+"""Tests and benchmarks only: a directory standing in for ``/`` (its
+``sys/class/pwm``) for the hardware PWM backend (daemon/hwpwm.py)."""
 
 
 def _make_factory(name: str | None, write_delay_s: float) -> Any:
@@ -37,22 +37,9 @@ def _make_factory(name: str | None, write_delay_s: float) -> Any:
         # gpiozero's own variable names a factory: load it the same careful way.
         name = os.environ["GPIOZERO_PIN_FACTORY"].strip().lower()
     if name == "mock":
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
+        from .mockpins import mock_factory
 
-        class BoundedMockPWMPin(MockPWMPin):
-            """gpiozero's mock pin keeps every state it ever had (for tests
-            that assert sequences): 500 writes a second would grow a demo left
-            running by megabytes a minute.  Keep the last few hundred."""
-
-            def _change_state(self, value: float) -> bool:
-                changed = super()._change_state(value)
-                if len(self.states) > MOCK_HISTORY * 2:
-                    del self.states[:-MOCK_HISTORY]
-                return changed
-
-        # The benchmarks' options (slow writes, a write trace): daemon/benchpins.py.
-        pin_class = bench_pin_class(BoundedMockPWMPin, write_delay_s=write_delay_s)
-        return MockFactory(pin_class=pin_class)
+        return mock_factory(write_delay_s=write_delay_s)
 
     if name is None:
         with warnings.catch_warnings():
@@ -134,6 +121,11 @@ class LedPair:
         from gpiozero import PWMLED
         from gpiozero.exc import GPIOPinInUse, GPIOZeroError
 
+        if pwm == "auto" and pin_factory == "mock" and sysfs_root is None and not os.environ.get(SYSFS_ROOT_ENV):
+            # Mock pins are no hardware: a dry run on a Pi must not drive its
+            # real PWM outputs (and a laptop need not look for them).  Tests
+            # hand mock pins a fake sysfs tree, and then "auto" looks there.
+            pwm = "software"
         self._factory = base = _make_factory(pin_factory, write_delay_s)
         self.factory_name = pin_factory or type(self._factory).__name__.removesuffix("Factory").lower()
         self._right = self._left = None

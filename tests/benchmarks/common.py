@@ -27,7 +27,7 @@ from tests.support.harness import ROOT, Process, clean_env, daemon_cmd, free_por
 
 NAIVE = Path(__file__).resolve().parent / "naive_server.py"
 KINDS = ("daemon", "naive")
-TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"  # daemon/benchpins.py WRITE_TRACE_ENV
+TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"  # daemon/mockpins.py WRITE_TRACE_ENV
 RIGHT_PIN = "GPIO18"
 
 

@@ -12,7 +12,7 @@ frames, so CPU runs know when the last one was applied).
     python tests/benchmarks/naive_server.py --port P [--write-delay-us US]
 
 With ``GRAVITY_LED_MOCK_WRITE_TRACE=PATH`` every PWM write is timestamped,
-exactly as for the daemon (the same mock pin classes from daemon/leds.py).
+exactly as for the daemon (the same mock pin classes, daemon/mockpins.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from websockets.asyncio.server import serve  # noqa: E402
 from websockets.datastructures import Headers  # noqa: E402
 from websockets.http11 import Response  # noqa: E402
 
-from gravity_led.daemon.leds import _make_factory  # noqa: E402  (the daemon's mock pins, for equal pin costs)
+from gravity_led.daemon.mockpins import mock_factory  # noqa: E402  (the daemon's mock pins, for equal pin costs; no other daemon code)
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--write-delay-us", type=float, default=0.0)
     args = ap.parse_args()
 
-    factory = _make_factory("mock", args.write_delay_us / 1e6)
+    factory = mock_factory(write_delay_s=args.write_delay_us / 1e6)
     right = PWMLED(18, pin_factory=factory)  # CHR
     left = PWMLED(22, pin_factory=factory)  # CHL
     frames = 0

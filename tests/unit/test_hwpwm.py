@@ -110,6 +110,26 @@ def test_software_leaves_the_pwm_hardware_alone(sysfs):
     assert sysfs.writes == []
 
 
+
+def test_mock_pins_leave_the_real_pwm_hardware_alone_unless_given_a_tree(sysfs, monkeypatch):
+    """A dry run with mock pins on a Pi must not drive its real PWM outputs:
+    "auto" looks at no sysfs but one a test hands over."""
+    import gravity_led.daemon.hwpwm as hwpwm
+
+    pi4(sysfs)
+    looked = []
+    real_find = hwpwm.find_channels
+    monkeypatch.setattr(hwpwm, "find_channels", lambda root, *a: looked.append(root) or real_find(root, *a))
+    monkeypatch.delenv("GRAVITY_LED_SYSFS_ROOT", raising=False)
+    with LedPair(right_pin="GPIO18", left_pin="GPIO19", pin_factory="mock", pwm="auto") as pair:
+        assert pair.hardware == {} and pair.frequencies_hz == (100.0, 100.0)
+    assert looked == []
+    monkeypatch.setenv("GRAVITY_LED_SYSFS_ROOT", str(sysfs.root))
+    with LedPair(right_pin="GPIO18", left_pin="GPIO19", pin_factory="mock", pwm="auto", sysfs_writer=sysfs) as pair:
+        assert list(pair.hardware) == ["GPIO18", "GPIO19"]
+    assert looked == [sysfs.root]
+
+
 def test_frequency_changes_live_in_an_order_the_kernel_accepts(sysfs):
     chip = pi4(sysfs)
     with leds(sysfs) as pair:

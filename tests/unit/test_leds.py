@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gravity_led.daemon.leds import MOCK_HISTORY, LedPair
+from gravity_led.daemon.leds import LedPair
+from gravity_led.daemon.mockpins import MOCK_HISTORY
 from gravity_led.daemon.mapping import Duties
 
 

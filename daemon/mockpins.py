@@ -1,5 +1,6 @@
-"""Mock pins for the benchmarks (tests/benchmarks): slow writes and a write
-trace, each only when asked for, so the normal path has no such code at all.
+"""The daemon's mock pins (``--pin-factory mock``): gpiozero's, with a
+bounded history, and for the benchmarks (tests/benchmarks) slow writes and a
+write trace, each only when asked for, so the normal path has no such code.
 
 * ``mock_write_delay_us`` (``--mock-write-delay-us``): each PWM write costs
   this much CPU, like pigpio's socket or a Pi Zero.
@@ -7,15 +8,21 @@ trace, each only when asked for, so the normal path has no such code at all.
   per PWM write to FILE (CLOCK_MONOTONIC is system-wide, so another process
   can compare them with its own send times).
 
-Both apply to mock pins only (daemon/leds.py builds them).
+The naive baseline (tests/benchmarks/naive_server.py) drives the same pins;
+this module imports nothing of the daemon's, so the baseline pays for no
+daemon code.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
-__all__ = ["WRITE_TRACE_ENV", "bench_pin_class"]
+__all__ = ["MOCK_HISTORY", "WRITE_TRACE_ENV", "bench_pin_class", "mock_factory"]
+
+MOCK_HISTORY = 256
+"""Pin states a mock pin remembers (gpiozero's own keeps them all)."""
 
 WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
 """Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
@@ -56,3 +63,21 @@ def bench_pin_class(base: type, *, write_delay_s: float) -> type:
     if trace:
         pin_class = _traced(pin_class, trace)
     return pin_class
+
+
+def mock_factory(*, write_delay_s: float = 0.0) -> Any:
+    """gpiozero's MockFactory on our pins (gpiozero is imported here, on first use)."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    class BoundedMockPWMPin(MockPWMPin):
+        """gpiozero's mock pin keeps every state it ever had (for tests
+        that assert sequences): 500 writes a second would grow a demo left
+        running by megabytes a minute.  Keep the last few hundred."""
+
+        def _change_state(self, value: float) -> bool:
+            changed = super()._change_state(value)
+            if len(self.states) > MOCK_HISTORY * 2:
+                del self.states[:-MOCK_HISTORY]
+            return changed
+
+    return MockFactory(pin_class=bench_pin_class(BoundedMockPWMPin, write_delay_s=write_delay_s))
