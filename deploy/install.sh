@@ -506,7 +506,8 @@ fi
 # by this Pi's CA, which phones download from the daemon), "tls" (self-signed)
 # or "plain", and the port, then the URL, then (with tls) its QR code.
 phone() {
-    "$ROOT$VENV/bin/python" - "$ROOT$CONF" <<'PY'
+    "$ROOT$VENV/bin/python" - "$ROOT$CONF" "$ROOT" <<'PY'
+import os
 import sys
 try:
     from argparse import Namespace
@@ -514,10 +515,20 @@ try:
     from gravity_led.daemon.mobileconfig import deferred_ca_downloads
     from gravity_led.daemon.certnames import phone_urls, served_names
     from gravity_led.daemon.urls import beside, local_name_url, qr_text, urls_to_open
-    cfg, _ = load_config(Namespace(config=sys.argv[1]), {})
-    names = served_names(cfg.certfile) if cfg.tls else None  # only what the certificate names, as the daemon announces
+    conf, root = sys.argv[1], sys.argv[2]
+    cfg, _ = load_config(Namespace(config=conf), {})
+
+    def here(path):  # the config's paths are the booted system's: with --root, below it if there
+        inside = root + path if root and os.path.isabs(path) else path
+        return inside if os.path.exists(inside) else path
+
+    if cfg.tls:  # a daemon without its certificate does not start: no address to give
+        missing = [f"{what} {path}" for what, path in (("certfile", cfg.certfile), ("keyfile", cfg.keyfile)) if not os.path.exists(here(path))]
+        if missing:
+            sys.exit(f"{' and '.join(missing)}, named in {conf}, {'does' if len(missing) == 1 else 'do'} not exist ('sudo gravity-led-daemon make-cert' makes them)")
+    names = served_names(here(cfg.certfile)) if cfg.tls else None  # only what the certificate names, as the daemon announces
     urls, local_url, _ = phone_urls(urls_to_open(cfg.host, cfg.port, tls=cfg.tls), local_name_url(cfg.host, cfg.port, tls=cfg.tls), names)
-    print(("tls+ca" if deferred_ca_downloads(cfg.certfile)() else "tls") if cfg.tls else "plain", cfg.port)
+    print(("tls+ca" if deferred_ca_downloads(here(cfg.certfile))() else "tls") if cfg.tls else "plain", cfg.port)
     if urls:
         print(beside(urls[0], local_url))
         if cfg.tls:

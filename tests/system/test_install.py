@@ -372,6 +372,28 @@ def test_when_the_phone_advice_fails_it_says_why_in_one_line(tmp_path: Path) -> 
     assert "Make a certificate" not in r.stdout, "no advice for a Pi without one"
 
 
+def test_a_certificate_the_config_names_but_that_is_missing_gets_no_address(tmp_path: Path) -> None:
+    """The daemon does not start without its certificate: the installer says
+    which file is missing and how to make it, and offers no URL or QR code."""
+    root = tmp_path / "root"
+    (root / CONF).parent.mkdir(parents=True)
+    (root / CONF).write_text('certfile = "/etc/gravity-led/cert.pem"\nkeyfile = "/etc/gravity-led/key.pem"\n')
+    r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    said = [line for line in r.stderr.splitlines() if line.startswith("install.sh: cannot work out the phone's address")]
+    assert said == [
+        "install.sh: cannot work out the phone's address: certfile /etc/gravity-led/cert.pem and keyfile /etc/gravity-led/key.pem, "
+        f"named in {root / CONF}, do not exist ('sudo gravity-led-daemon make-cert' makes them)"
+    ], r.stderr
+    assert "https://" not in r.stdout and "Traceback" not in r.stderr + r.stdout
+    # the same files under --root: found there, and the address is given
+    made = subprocess.run([sys.executable, "-m", "gravity_led.daemon", "make-cert", "--out-dir", str(root / "etc/gravity-led")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    r = run(*flags(root, "--offline"), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    assert "cannot work out" not in r.stderr, r.stderr
+    assert "trust this Pi's certificate authority once" in r.stdout and ":5678/ca.mobileconfig" in r.stdout
+
+
 def test_with_a_certificate_the_phone_gets_an_address_the_local_name_beside_it_and_tls_1(tmp_path: Path) -> None:
     """The QR code carries an IP address (every phone can use it; Android before 12
     cannot resolve .local), the .local name is printed beside it; mDNS says tls=1."""
