@@ -22,7 +22,7 @@ from pathlib import Path
 from .ca import create_ca, issue, permits
 from .errors import CertError
 from .certpair import replace_pair, settle
-from .safewrite import check_directory
+from .safewrite import check_directory, folder_lock
 from .tls import cert_pem, general_name, key_pem
 
 __all__ = ["CA_KEY_NAME", "CA_NAME", "CERT_NAME", "KEY_NAME", "Made", "load_ca", "make_certificates"]
@@ -109,23 +109,24 @@ def make_certificates(
     from cryptography import x509
 
     check_directory(directory)
-    cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
-    for pair in ((directory / CA_KEY_NAME, directory / CA_NAME), (key_path, cert_path)):
-        settle(*pair)  # a run killed mid-swap: its new pair, or the old one
-    existing = [p for p in (cert_path, key_path) if os.path.lexists(p)]
-    if existing and not force:
-        raise CertError(f"{existing[0]} already exists; add --force to replace it (this Pi's CA signs the new one)")
-    ca = load_ca(directory, owner=ca_owner[0] if ca_owner else None)
-    new_ca = ca is None
-    if ca is None:
-        dns = [h for h in optional if isinstance(general_name(h), x509.DNSName)]
-        ca_key, ca_cert = create_ca(names=required + dns, label=label)
-        replace_pair(key_path=directory / CA_KEY_NAME, key_data=key_pem(ca_key), cert_path=directory / CA_NAME, cert_data=cert_pem(ca_cert), owner=ca_owner)
-    else:
-        ca_key, ca_cert = ca
-    hosts = required + [h for h in optional if permits(ca_cert, h)]
-    left_out = [h for h in optional if h not in hosts]
-    key, cert = issue(ca_key, ca_cert, hosts=hosts, days=days)
-    replace_pair(key_path=key_path, key_data=key_pem(key), cert_path=cert_path, cert_data=cert_pem(cert, ca_cert), owner=owner)
+    with folder_lock(directory, what="make-cert"):
+        cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
+        for pair in ((directory / CA_KEY_NAME, directory / CA_NAME), (key_path, cert_path)):
+            settle(*pair)  # a run killed mid-swap: its new pair, or the old one
+        existing = [p for p in (cert_path, key_path) if os.path.lexists(p)]
+        if existing and not force:
+            raise CertError(f"{existing[0]} already exists; add --force to replace it (this Pi's CA signs the new one)")
+        ca = load_ca(directory, owner=ca_owner[0] if ca_owner else None)
+        new_ca = ca is None
+        if ca is None:
+            dns = [h for h in optional if isinstance(general_name(h), x509.DNSName)]
+            ca_key, ca_cert = create_ca(names=required + dns, label=label)
+            replace_pair(key_path=directory / CA_KEY_NAME, key_data=key_pem(ca_key), cert_path=directory / CA_NAME, cert_data=cert_pem(ca_cert), owner=ca_owner)
+        else:
+            ca_key, ca_cert = ca
+        hosts = required + [h for h in optional if permits(ca_cert, h)]
+        left_out = [h for h in optional if h not in hosts]
+        key, cert = issue(ca_key, ca_cert, hosts=hosts, days=days)
+        replace_pair(key_path=key_path, key_data=key_pem(key), cert_path=cert_path, cert_data=cert_pem(cert, ca_cert), owner=owner)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return Made(names=[str(n.value) for n in san], left_out=left_out, new_ca=new_ca)

@@ -27,7 +27,7 @@ import os
 import stat
 from pathlib import Path
 
-from .safewrite import staged, sync_directory
+from .safewrite import discard_staged, staged, sync_directory
 
 __all__ = ["PENDING_SUFFIX", "key_candidates", "pending_key", "replace_pair", "settle"]
 
@@ -84,7 +84,10 @@ def key_candidates(key_path: str | None) -> list[str | None]:
 def settle(key_path: Path, cert_path: Path) -> bool:
     """End a swap a kill interrupted: a pending key that is the certificate's
     key takes its place (True); one that is not (killed before step 2) is
-    removed.  Run by ``make-cert`` before it reads or replaces the pair."""
+    removed, and so are staged files the kill left.  Run by ``make-cert``
+    (under its folder lock) before it reads or replaces the pair."""
+    for path in (key_path, cert_path):
+        discard_staged(path)
     pending = pending_key(key_path)
     if not os.path.lexists(pending):
         return False

@@ -7,19 +7,27 @@ private key.  Here every file is written into a fresh temporary file made
 with ``O_CREAT|O_EXCL|O_NOFOLLOW`` (``tempfile.mkstemp``) in the target folder,
 given its owner and mode on the open descriptor, flushed to disk, and then
 renamed over the target (``os.replace``, which replaces a symlink instead of
-following it).  A kill at any point leaves the old file whole.
+following it).  A kill at any point leaves the old file whole, and at worst
+a hidden temporary beside it, which the next run in that folder removes
+(:func:`discard_staged`, under :func:`folder_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import CertError
 
-__all__ = ["check_directory", "staged", "sync_directory", "write_atomic"]
+__all__ = ["check_directory", "discard_staged", "folder_lock", "staged", "sync_directory", "write_atomic"]
+
+_STAGED_SUFFIX = ".tmp"
 
 
 def check_directory(directory: Path) -> None:
@@ -54,7 +62,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int, owner: tuple[int, int] |
 def staged(path: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None = None) -> str:
     """A new hidden file beside ``path`` holding ``data``, whole on disk: its
     name, for the caller to rename over ``path`` (it is removed on any error)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # O_EXCL|O_NOFOLLOW, 0600
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_STAGED_SUFFIX, dir=path.parent)  # O_EXCL|O_NOFOLLOW, 0600
     try:
         if owner is not None:
             os.fchown(fd, *owner)
@@ -83,3 +91,47 @@ def sync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+@contextlib.contextmanager
+def folder_lock(directory: Path, *, what: str) -> Iterator[None]:
+    """Hold ``directory`` for one writer at a time (``flock`` on the folder
+    itself, released however the holder ends); a second one is refused in
+    one sentence instead of interleaving its renames with the first's."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CertError(f"cannot use directory {directory}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CertError(f"another {what} is writing into {directory}; try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def discard_staged(path: Path) -> list[Path]:
+    """Remove the temporaries :func:`staged` made for ``path`` that a kill
+    left behind (hidden, private, and never read); call under
+    :func:`folder_lock`, so that none is another run's file in flight."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}" + re.escape(_STAGED_SUFFIX))
+    gone = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return gone
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        tmp = path.parent / name
+        try:
+            if stat.S_ISREG(os.lstat(tmp).st_mode):  # never a link or anything else
+                tmp.unlink()
+                gone.append(tmp)
+        except OSError:
+            pass
+    if gone:
+        sync_directory(path.parent)
+    return gone

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import plistlib
 import stat
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -15,7 +16,7 @@ from gravity_led.daemon import ca, tls
 from gravity_led.daemon.errors import CertError
 from gravity_led.daemon.files import secret_fix
 from gravity_led.daemon.mobileconfig import profile
-from gravity_led.daemon.safewrite import check_directory, write_atomic
+from gravity_led.daemon.safewrite import check_directory, discard_staged, folder_lock, staged, write_atomic
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,26 @@ def test_write_atomic_replaces_a_link_instead_of_following_it(tmp_path):
     st = (tmp_path / "key.pem").lstat()
     assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pem", "victim"], "no temporary file left"
+
+
+def test_staged_files_a_kill_left_are_discarded_and_nothing_else(tmp_path):
+    key = tmp_path / "key.pem"
+    left = Path(staged(key, b"secret", mode=0o600))  # as a kill before its rename leaves it
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / ".key.pem.abcd1234.tmp").symlink_to(victim)  # a link by that name: not followed, kept
+    keep = [".key.pem.new", ".key.pem.toolong12.tmp", ".cert.pem.abcd1234.tmp", "key.pem.abcd1234.tmp"]
+    for name in keep:
+        (tmp_path / name).write_text("not ours")
+    assert discard_staged(key) == [left]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, ".key.pem.abcd1234.tmp", "victim"])
+    assert victim.read_text() == "precious"
+
+
+def test_one_writer_at_a_time_holds_a_folder(tmp_path):
+    with folder_lock(tmp_path, what="make-cert"):
+        with pytest.raises(CertError, match=f"^another make-cert is writing into {tmp_path}; try again when it has finished$"):
+            with folder_lock(tmp_path, what="make-cert"):
+                pass
+    with folder_lock(tmp_path, what="make-cert"):  # released when the holder ended
+        pass
