@@ -25,7 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from gravity_led.daemon.protocol import Vector
 
 from . import EXIT_USAGE, ClientError
-from .formats import ANDROID_GRAVITY, BadInputReport, PhyphoxReader, read_sensorserver
+from .badinput import BadInputReport
+from .formats import ANDROID_GRAVITY, PhyphoxReader, read_sensorserver
 from .pacing import Pacer
 from .receivers import read_each
 

@@ -19,7 +19,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from gravity_led.daemon.protocol import FrameError, Vector
 
 from . import EXIT_USAGE, ClientError
-from .formats import BadInputReport, Reading, SensorLoggerReader, read_datagram, sensor_names
+from .badinput import BadInputReport
+from .formats import Reading, SensorLoggerReader, read_datagram, sensor_names
 
 __all__ = ["MAX_POST_BYTES", "parse_listen", "read_each", "sensorlogger_source", "udp_source"]
 

@@ -9,8 +9,8 @@ import pytest
 from tests.support.harness import cancel_outcome
 from hypothesis import given, settings, strategies as st
 
+from gravity_led.client.badinput import BadInputReport
 from gravity_led.client.formats import (
-    BadInputReport,
     PhyphoxReader,
     Reading,
     detect_format,
