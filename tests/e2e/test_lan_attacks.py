@@ -381,7 +381,7 @@ def test_the_telemetry_cap_holds_whatever_the_client_sends(daemon):
             t.join()
     span = times[-1] - times[0]
     print(f"\n{sent[0]} subscribes in 2 s: {len(times)} state messages over {span:.2f} s")
-    assert sent[0] > 1000
+    assert sent[0] > 10 * MAX_TELEMETRY_HZ * 2  # ten times what the cap lets through (about 1 800 on a quiet machine)
     assert len(times) <= MAX_TELEMETRY_HZ * span + 2
     assert len(times) >= 20  # and re-subscribing does not starve it either
 
