@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, HardwareError
-from .leds import SYSFS_ROOT_ENV
+from .mockpins import SYSFS_ROOT_ENV
 
 __all__ = ["ChannelSpec", "PwmChannel", "SysfsWriter", "find_channels", "overlay_advice", "parse_overrides"]
 

@@ -24,10 +24,6 @@ PWM_MODES = ("auto", "hardware", "software")
 """``pwm``: the kernel's PWM channel where a pin has one, always, or never."""
 
 
-SYSFS_ROOT_ENV = "GRAVITY_LED_SYSFS_ROOT"
-"""Tests and benchmarks only: a directory standing in for ``/`` (its
-``sys/class/pwm``) for the hardware PWM backend (daemon/hwpwm.py)."""
-
 
 def _make_factory(name: str | None, write_delay_s: float) -> Any:
     from gpiozero import Device
@@ -121,11 +117,14 @@ class LedPair:
         from gpiozero import PWMLED
         from gpiozero.exc import GPIOPinInUse, GPIOZeroError
 
-        if pwm == "auto" and pin_factory == "mock" and sysfs_root is None and not os.environ.get(SYSFS_ROOT_ENV):
-            # Mock pins are no hardware: a dry run on a Pi must not drive its
-            # real PWM outputs (and a laptop need not look for them).  Tests
-            # hand mock pins a fake sysfs tree, and then "auto" looks there.
-            pwm = "software"
+        if pwm == "auto" and pin_factory == "mock" and sysfs_root is None:
+            from .mockpins import SYSFS_ROOT_ENV
+
+            if not os.environ.get(SYSFS_ROOT_ENV):
+                # Mock pins are no hardware: a dry run on a Pi must not drive
+                # its real PWM outputs (and a laptop need not look for them).
+                # Tests hand mock pins a fake sysfs tree; "auto" looks there.
+                pwm = "software"
         self._factory = base = _make_factory(pin_factory, write_delay_s)
         self.factory_name = pin_factory or type(self._factory).__name__.removesuffix("Factory").lower()
         self._right = self._left = None

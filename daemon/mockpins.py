@@ -1,6 +1,8 @@
-"""The daemon's mock pins (``--pin-factory mock``): gpiozero's, with a
-bounded history, and for the benchmarks (tests/benchmarks) slow writes and a
-write trace, each only when asked for, so the normal path has no such code.
+"""What stands in for the hardware: the daemon's mock pins (``--pin-factory
+mock``): gpiozero's, with a bounded history, and for the benchmarks
+(tests/benchmarks) slow writes and a write trace, each only when asked for,
+so the normal path has no such code; and the sysfs tree that tests hand the
+hardware PWM backend in place of the kernel's.
 
 * ``mock_write_delay_us`` (``--mock-write-delay-us``): each PWM write costs
   this much CPU, like pigpio's socket or a Pi Zero.
@@ -19,11 +21,15 @@ import os
 import time
 from typing import Any
 
-__all__ = ["MOCK_HISTORY", "WRITE_TRACE_ENV", "bench_pin_class", "mock_factory"]
+__all__ = ["MOCK_HISTORY", "SYSFS_ROOT_ENV", "WRITE_TRACE_ENV", "bench_pin_class", "mock_factory"]
 
 MOCK_HISTORY = 256
 """Pin states a mock pin remembers (gpiozero's own keeps them all)."""
 
+SYSFS_ROOT_ENV = "GRAVITY_LED_SYSFS_ROOT"
+"""Tests and benchmarks only: a directory standing in for ``/`` (its
+``sys/class/pwm``) for the hardware PWM backend (daemon/hwpwm.py); with mock
+pins, the only place ``pwm = auto`` looks for PWM channels."""
 WRITE_TRACE_ENV = "GRAVITY_LED_MOCK_WRITE_TRACE"
 """Benchmarks only: with mock pins, append ``monotonic_ns pin value`` per PWM write to this file."""
 
