@@ -123,8 +123,8 @@ def compile_package() -> None:
     benchmarks.  Without this, a shell with ``PYTHONDONTWRITEBYTECODE=1``
     makes every start compile the daemon's ~40 modules from source (a third
     of its start-up under ``--pi-zero``), a cost no installed daemon pays;
-    the naive baseline pays it only for the few it imports
-    (daemon/leds.py and what that imports)."""
+    the naive baseline pays it only for the one it imports
+    (daemon/mockpins.py)."""
     for folder in ("daemon", "client"):
         compileall.compile_dir(str(ROOT / folder), quiet=1)
 
