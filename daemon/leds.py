@@ -24,7 +24,6 @@ PWM_MODES = ("auto", "hardware", "software")
 """``pwm``: the kernel's PWM channel where a pin has one, always, or never."""
 
 
-
 def _make_factory(name: str | None, write_delay_s: float) -> Any:
     from gpiozero import Device
     from gpiozero.exc import BadPinFactory
@@ -117,7 +116,9 @@ class LedPair:
         from gpiozero import PWMLED
         from gpiozero.exc import GPIOPinInUse, GPIOZeroError
 
-        if pwm == "auto" and pin_factory == "mock" and sysfs_root is None:
+        self._factory = base = _make_factory(pin_factory, write_delay_s)
+        self.factory_name = pin_factory or type(self._factory).__name__.removesuffix("Factory").lower()
+        if pwm == "auto" and self.factory_name == "mock" and sysfs_root is None:
             from .mockpins import SYSFS_ROOT_ENV
 
             if not os.environ.get(SYSFS_ROOT_ENV):
@@ -125,8 +126,6 @@ class LedPair:
                 # its real PWM outputs (and a laptop need not look for them).
                 # Tests hand mock pins a fake sysfs tree; "auto" looks there.
                 pwm = "software"
-        self._factory = base = _make_factory(pin_factory, write_delay_s)
-        self.factory_name = pin_factory or type(self._factory).__name__.removesuffix("Factory").lower()
         self._right = self._left = None
         try:
             self._factory, self.hardware = _with_hardware_pwm(

@@ -253,3 +253,13 @@ def test_duty_writes_go_through_the_kept_open_file(sysfs, monkeypatch):
     assert sysfs.channel(chip, 0)["duty_cycle"] == 250000
     ch.close()
     assert sysfs.channel(chip, 0) is None, "released and unexported"
+
+
+def test_mock_pins_chosen_through_gpiozeros_variable_leave_the_real_pwm_alone_too(monkeypatch):
+    import gravity_led.daemon.hwpwm as hwpwm
+
+    monkeypatch.setattr(hwpwm, "find_channels", lambda *a: pytest.fail("looked for PWM channels"))
+    monkeypatch.delenv("GRAVITY_LED_SYSFS_ROOT", raising=False)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    with LedPair(right_pin="GPIO18", left_pin="GPIO19", pwm="auto") as pair:
+        assert pair.factory_name == "mock" and pair.hardware == {}
